@@ -1,1 +1,156 @@
+//! anpi persistence: one schema on SQLite (embedded default) and PostgreSQL, through sqlx's
+//! `Any` driver with runtime queries. Tenant-owned data is reachable only through a
+//! [`TenantScope`], which this crate hands out only to authenticated contexts.
 
+mod accounts;
+mod crypto;
+mod directory;
+mod incidents;
+mod outbox;
+mod responses;
+mod scope;
+mod tenants;
+
+pub use accounts::{Account, AuthContext, Principal, SessionPolicy};
+pub use crypto::{hash_password, random_token, verify_password};
+pub use directory::{Department, Group, PersonRow, Site};
+pub use incidents::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
+pub use outbox::{Claimed, OutboxKind};
+pub use responses::AnswerContext;
+pub use scope::TenantScope;
+pub use tenants::{Tenant, TenantSummary};
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("engine", &self.engine).finish_non_exhaustive()
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Connects to `sqlite://…` or `postgres://…`. SQLite gets WAL and a single writer connection.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Engine::Postgres
+        } else {
+            return Err(StoreError::Invalid("database URL must start with sqlite: or postgres:".into()));
+        };
+        let opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let pool = match engine {
+            Engine::Sqlite => {
+                opts.max_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Engine::Postgres => opts.max_connections(16).connect(url).await?,
+        };
+        Ok(Store { pool, engine })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Applies pending migrations. Refuses to run against a database migrated by a newer
+    /// version (a migration recorded there but unknown here).
+    pub async fn migrate(&self) -> Result<()> {
+        let m = match self.engine {
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        m.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// `FOR UPDATE SKIP LOCKED` where the engine has it (SQLite has a single writer).
+    fn skip_locked(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "",
+            Engine::Postgres => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// The instance's answer-link signing key, created on first use.
+    async fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        let fresh = crypto::random_bytes::<32>().to_vec();
+        sqlx::query("INSERT INTO instance_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(fresh)
+            .execute(&self.pool)
+            .await?;
+        let v: Vec<u8> = sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(v)
+    }
+}
+
+/// `$first, $first+1, …` placeholders for a multi-row VALUES list.
+fn values_placeholders(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let ps: Vec<String> = (0..cols).map(|c| format!("${}", r * cols + c + 1)).collect();
+            format!("({})", ps.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `$start, $start+1, …` for an IN list.
+fn in_list(start: usize, n: usize) -> String {
+    (0..n).map(|i| format!("${}", start + i)).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests;

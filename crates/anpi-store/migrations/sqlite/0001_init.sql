@@ -56,7 +56,7 @@ CREATE TABLE people (
   position_id BIGINT REFERENCES positions(id),
   site_id BIGINT REFERENCES sites(id),
   language TEXT NOT NULL DEFAULT 'ja',
-  disabled BOOLEAN NOT NULL DEFAULT FALSE,
+  disabled BIGINT NOT NULL DEFAULT 0,
   created_at BIGINT NOT NULL,
   updated_at BIGINT NOT NULL,
   UNIQUE (tenant_id, employee_no)
@@ -75,7 +75,7 @@ CREATE TABLE accounts (
   name TEXT NOT NULL,
   role TEXT NOT NULL,
   password_hash TEXT NOT NULL DEFAULT '',
-  disabled BOOLEAN NOT NULL DEFAULT FALSE,
+  disabled BIGINT NOT NULL DEFAULT 0,
   created_at BIGINT NOT NULL,
   UNIQUE (tenant_id, email)
 );
@@ -95,7 +95,7 @@ CREATE TABLE password_resets (
   tenant_id BIGINT NOT NULL REFERENCES tenants(id),
   account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
   expires_at BIGINT NOT NULL,
-  used BOOLEAN NOT NULL DEFAULT FALSE
+  used BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE TABLE csv_imports (
@@ -113,7 +113,7 @@ CREATE TABLE incidents (
   message TEXT NOT NULL,
   survey TEXT NOT NULL,
   target TEXT NOT NULL,
-  drill BOOLEAN NOT NULL DEFAULT FALSE,
+  drill BIGINT NOT NULL DEFAULT 0,
   started_by BIGINT,
   started_at BIGINT NOT NULL,
   closed_at BIGINT,

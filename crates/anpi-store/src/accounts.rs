@@ -1,0 +1,343 @@
+//! Console accounts, operator accounts, sessions and password resets.
+
+use crate::crypto::{hash_password, random_token, token_hash, verify_password};
+use crate::{Result, Store, StoreError, TenantScope};
+use anpi_core::{password, Millis, Role};
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: i64,
+    email: String,
+    name: String,
+    role: String,
+    disabled: i64,
+}
+
+impl AccountRow {
+    fn into_account(self) -> Account {
+        Account { id: self.id, email: self.email, name: self.name, role: Role::parse(&self.role).unwrap_or(Role::Member), disabled: self.disabled != 0 }
+    }
+}
+
+/// Who a session belongs to.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Account { scope: TenantScope, account: Account, tenant_code: String },
+    Operator { id: i64, email: String },
+}
+
+/// An authenticated session.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    pub principal: Principal,
+    pub csrf: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    pub idle_ms: i64,
+    pub absolute_ms: i64,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy { idle_ms: 30 * 60_000, absolute_ms: 12 * 3_600_000 }
+    }
+}
+
+const RESET_TTL_MS: i64 = 24 * 3_600_000;
+
+impl Store {
+    pub async fn create_operator(&self, email: &str, pw: &str, now: Millis) -> Result<i64> {
+        password::check(pw).map_err(|p| StoreError::Invalid(p.message(anpi_core::Lang::En)))?;
+        let email = email.trim().to_lowercase();
+        if !anpi_core::directory::valid_email(&email) {
+            return Err(StoreError::Invalid("invalid email".into()));
+        }
+        let hash = hash_password(pw);
+        let id = sqlx::query_scalar(
+            "INSERT INTO operators (email, password_hash, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash RETURNING id",
+        )
+        .bind(&email)
+        .bind(hash)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn operator_login(&self, email: &str, pw: &str) -> Result<Option<i64>> {
+        let row: Option<(i64, String)> = sqlx::query_as("SELECT id, password_hash FROM operators WHERE email = $1")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        let stored = row.as_ref().map(|r| r.1.as_str()).unwrap_or("");
+        Ok(if verify_password(pw, stored) { row.map(|r| r.0) } else { None })
+    }
+
+    /// Creates a tenant account. Without a password it cannot sign in until it sets one
+    /// through a reset link.
+    pub async fn create_account(&self, scope: &TenantScope, email: &str, name: &str, role: Role, pw: Option<&str>, now: Millis) -> Result<i64> {
+        let email = email.trim().to_lowercase();
+        if !anpi_core::directory::valid_email(&email) {
+            return Err(StoreError::Invalid("メールアドレスが正しくありません (invalid email)".into()));
+        }
+        if name.trim().is_empty() {
+            return Err(StoreError::Invalid("氏名がありません (name is required)".into()));
+        }
+        let hash = match pw {
+            Some(p) => {
+                password::check(p).map_err(|e| StoreError::Invalid(e.message(anpi_core::Lang::Ja)))?;
+                hash_password(p)
+            }
+            None => String::new(),
+        };
+        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE tenant_id = $1 AND email = $2")
+            .bind(scope.tenant_id())
+            .bind(&email)
+            .fetch_optional(&self.pool)
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict("このメールアドレスは登録済みです (email already registered)".into()));
+        }
+        Ok(sqlx::query_scalar(
+            "INSERT INTO accounts (tenant_id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(scope.tenant_id())
+        .bind(email)
+        .bind(name.trim())
+        .bind(role.as_str())
+        .bind(hash)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn accounts(&self, scope: &TenantScope) -> Result<Vec<Account>> {
+        let rows: Vec<AccountRow> = sqlx::query_as("SELECT id, email, name, role, disabled FROM accounts WHERE tenant_id = $1 ORDER BY id")
+            .bind(scope.tenant_id())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(AccountRow::into_account).collect())
+    }
+
+    /// Disables or enables an account; disabling ends its sessions at once.
+    pub async fn set_account_disabled(&self, scope: &TenantScope, id: i64, disabled: bool) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE accounts SET disabled = $1 WHERE tenant_id = $2 AND id = $3")
+            .bind(disabled as i64)
+            .bind(scope.tenant_id())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if disabled {
+            sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND principal_id = $1 AND tenant_id = $2")
+                .bind(id)
+                .bind(scope.tenant_id())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Password sign-in for a tenant account. Unknown tenant, unknown email, wrong password
+    /// and disabled account are indistinguishable to the caller.
+    pub async fn account_login(&self, tenant_code: &str, email: &str, pw: &str) -> Result<Option<(TenantScope, i64)>> {
+        let row: Option<(i64, i64, String, i64)> = sqlx::query_as(
+            "SELECT a.tenant_id, a.id, a.password_hash, a.disabled FROM accounts a JOIN tenants t ON t.id = a.tenant_id \
+             WHERE t.code = $1 AND a.email = $2",
+        )
+        .bind(tenant_code.trim().to_lowercase())
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        let stored = row.as_ref().map(|r| r.2.as_str()).unwrap_or("");
+        let ok = verify_password(pw, stored);
+        Ok(match row {
+            Some((tenant, id, _, 0)) if ok => Some((TenantScope::new(tenant), id)),
+            _ => None,
+        })
+    }
+
+    /// Starts a session; returns the cookie token (only its hash is stored).
+    pub async fn create_session(&self, principal: &str, principal_id: i64, scope: Option<&TenantScope>, now: Millis) -> Result<String> {
+        let token = random_token();
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, principal, principal_id, tenant_id, csrf, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(token_hash(&token))
+        .bind(principal)
+        .bind(principal_id)
+        .bind(scope.map(|s| s.tenant_id()))
+        .bind(random_token())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// Looks a session up, enforcing idle and absolute timeouts and account state.
+    pub async fn session(&self, token: &str, now: Millis, policy: SessionPolicy) -> Result<Option<AuthContext>> {
+        let hash = token_hash(token);
+        let row: Option<(String, i64, Option<i64>, String, i64, i64)> = sqlx::query_as(
+            "SELECT principal, principal_id, tenant_id, csrf, created_at, last_seen_at FROM sessions WHERE token_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((kind, pid, tenant, csrf, created, seen)) = row else { return Ok(None) };
+        if now - seen > policy.idle_ms || now - created > policy.absolute_ms {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&hash).execute(&self.pool).await?;
+            return Ok(None);
+        }
+        let principal = match (kind.as_str(), tenant) {
+            ("operator", _) => {
+                let email: Option<String> = sqlx::query_scalar("SELECT email FROM operators WHERE id = $1").bind(pid).fetch_optional(&self.pool).await?;
+                match email {
+                    Some(email) => Principal::Operator { id: pid, email },
+                    None => return Ok(None),
+                }
+            }
+            ("account", Some(tenant)) => {
+                let row: Option<AccountRow> = sqlx::query_as("SELECT id, email, name, role, disabled FROM accounts WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant)
+                    .bind(pid)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let code: String = sqlx::query_scalar("SELECT code FROM tenants WHERE id = $1").bind(tenant).fetch_one(&self.pool).await?;
+                match row.map(AccountRow::into_account) {
+                    Some(a) if !a.disabled => Principal::Account { scope: TenantScope::new(tenant), account: a, tenant_code: code },
+                    _ => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
+        };
+        if now - seen > 60_000 {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2").bind(now).bind(&hash).execute(&self.pool).await?;
+        }
+        Ok(Some(AuthContext { principal, csrf }))
+    }
+
+    pub async fn end_session(&self, token: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash(token)).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn change_password(&self, scope: &TenantScope, account_id: i64, old: &str, new: &str) -> Result<()> {
+        let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM accounts WHERE tenant_id = $1 AND id = $2")
+            .bind(scope.tenant_id())
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        if !verify_password(old, stored.as_deref().unwrap_or("")) {
+            return Err(StoreError::Invalid("現在のパスワードが違います (current password is wrong)".into()));
+        }
+        self.set_password(scope.tenant_id(), account_id, new, None).await
+    }
+
+    async fn set_password(&self, tenant_id: i64, account_id: i64, new: &str, reset_hash: Option<&str>) -> Result<()> {
+        password::check(new).map_err(|p| StoreError::Invalid(p.message(anpi_core::Lang::Ja)))?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE accounts SET password_hash = $1 WHERE tenant_id = $2 AND id = $3")
+            .bind(hash_password(new))
+            .bind(tenant_id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        // A new password ends every other session of the account.
+        sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND principal_id = $1 AND tenant_id = $2")
+            .bind(account_id)
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(h) = reset_hash {
+            sqlx::query("UPDATE password_resets SET used = 1 WHERE token_hash = $1").bind(h).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates a reset link token for an account and queues the mail (composed by the
+    /// caller), in one transaction. Unknown accounts do nothing, silently.
+    pub async fn request_password_reset(
+        &self,
+        tenant_code: &str,
+        email: &str,
+        now: Millis,
+        compose: impl FnOnce(&str, &str) -> (String, String),
+    ) -> Result<bool> {
+        let row: Option<(i64, i64, String, i64)> = sqlx::query_as(
+            "SELECT a.tenant_id, a.id, a.email, a.disabled FROM accounts a JOIN tenants t ON t.id = a.tenant_id WHERE t.code = $1 AND a.email = $2",
+        )
+        .bind(tenant_code.trim().to_lowercase())
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((tenant, id, email, 0)) = row else { return Ok(false) };
+        self.queue_reset(tenant, id, &email, now, compose).await?;
+        Ok(true)
+    }
+
+    /// Sends a first-password link to a new account (operator or admin created it).
+    pub async fn invite_account(&self, scope: &TenantScope, account_id: i64, now: Millis, compose: impl FnOnce(&str, &str) -> (String, String)) -> Result<()> {
+        let email: String = sqlx::query_scalar("SELECT email FROM accounts WHERE tenant_id = $1 AND id = $2")
+            .bind(scope.tenant_id())
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.queue_reset(scope.tenant_id(), account_id, &email, now, compose).await
+    }
+
+    async fn queue_reset(&self, tenant: i64, account: i64, email: &str, now: Millis, compose: impl FnOnce(&str, &str) -> (String, String)) -> Result<()> {
+        let token = random_token();
+        let hash = token_hash(&token);
+        let (subject, body) = compose(&token, email);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO password_resets (token_hash, tenant_id, account_id, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(&hash)
+            .bind(tenant)
+            .bind(account)
+            .bind(now + RESET_TTL_MS)
+            .execute(&mut *tx)
+            .await?;
+        crate::outbox::enqueue_system(&mut tx, tenant, &format!("reset:{hash}"), email, &subject, &body, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether a reset token is valid now (for showing the form).
+    pub async fn reset_token_valid(&self, token: &str, now: Millis) -> Result<bool> {
+        Ok(self.reset_target(token, now).await?.is_some())
+    }
+
+    async fn reset_target(&self, token: &str, now: Millis) -> Result<Option<(i64, i64)>> {
+        Ok(sqlx::query_as("SELECT tenant_id, account_id FROM password_resets WHERE token_hash = $1 AND used = 0 AND expires_at > $2")
+            .bind(token_hash(token))
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn reset_password(&self, token: &str, new: &str, now: Millis) -> Result<()> {
+        let Some((tenant, account)) = self.reset_target(token, now).await? else {
+            return Err(StoreError::Invalid("このリンクは無効か期限切れです (this link is invalid or expired)".into()));
+        };
+        self.set_password(tenant, account, new, Some(&token_hash(token))).await
+    }
+}

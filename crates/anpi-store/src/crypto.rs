@@ -1,0 +1,105 @@
+//! Password hashing, random tokens, keyed hashes.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b
+}
+
+/// 256 random bits, URL-safe.
+pub fn random_token() -> String {
+    b64(&random_bytes::<32>())
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn unb64(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+/// Tokens are stored only as their SHA-256.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Argon2id with the crate's defaults (m=19 MiB, t=2, p=1: the OWASP recommendation).
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
+}
+
+/// Verifies; an empty or malformed stored hash never verifies. Always does the Argon2 work,
+/// so a missing account costs as much time as a wrong password.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash_password("anpi-dummy-password"));
+    let (target, real) = match PasswordHash::new(stored) {
+        Ok(_) => (stored, true),
+        Err(_) => (dummy.as_str(), false),
+    };
+    let Ok(parsed) = PasswordHash::new(target) else { return false };
+    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && real
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn mac(key: &[u8], label: &str, id: i64) -> [u8; 32] {
+    let Ok(mut m) = HmacSha256::new_from_slice(key) else { return [0; 32] };
+    m.update(label.as_bytes());
+    m.update(&id.to_be_bytes());
+    m.finalize().into_bytes().into()
+}
+
+/// A signed reference to `id`: base64url(id ‖ HMAC(key, label ‖ id)[..16]).
+pub fn sign_id(key: &[u8], label: &str, id: i64) -> String {
+    let mut buf = id.to_be_bytes().to_vec();
+    buf.extend_from_slice(&mac(key, label, id)[..16]);
+    b64(&buf)
+}
+
+pub fn verify_signed_id(key: &[u8], label: &str, token: &str) -> Option<i64> {
+    use subtle::ConstantTimeEq;
+    if token.len() > 64 {
+        return None;
+    }
+    let raw = unb64(token)?;
+    if raw.len() != 24 {
+        return None;
+    }
+    let id = i64::from_be_bytes(raw[..8].try_into().ok()?);
+    let expect = mac(key, label, id);
+    bool::from(expect[..16].ct_eq(&raw[8..])).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn signed_ids() {
+        let t = sign_id(b"k1", "answer", 42);
+        assert_eq!(verify_signed_id(b"k1", "answer", &t), Some(42));
+        assert_eq!(verify_signed_id(b"k2", "answer", &t), None);
+        assert_eq!(verify_signed_id(b"k1", "other", &t), None);
+        let mut bad = t.clone();
+        bad.replace_range(0..1, if t.starts_with('A') { "B" } else { "A" });
+        assert_eq!(verify_signed_id(b"k1", "answer", &bad), None);
+        assert_eq!(verify_signed_id(b"k1", "answer", "!!"), None);
+    }
+    #[test]
+    fn passwords() {
+        let h = hash_password("correct horse");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("correct horse", ""));
+    }
+}

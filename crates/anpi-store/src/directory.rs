@@ -1,0 +1,387 @@
+//! The tenant directory: people, departments (a tree), positions, sites, contact groups.
+
+use crate::{Result, Store, StoreError, TenantScope};
+use anpi_core::directory::PersonInput;
+use anpi_core::{AreaCode, Lang, Millis};
+use sqlx::any::Any;
+use sqlx::Transaction;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone)]
+pub struct Department {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    /// `本社/総務部`
+    pub path: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Site {
+    pub id: i64,
+    pub name: String,
+    pub area_code: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A person as listed in the console.
+#[derive(Debug, Clone)]
+pub struct PersonRow {
+    pub id: i64,
+    pub disabled: bool,
+    pub department_id: Option<i64>,
+    pub site_id: Option<i64>,
+    pub group_ids: Vec<i64>,
+    pub input: PersonInput,
+}
+
+#[derive(sqlx::FromRow)]
+struct PersonDb {
+    id: i64,
+    employee_no: String,
+    name: String,
+    furigana: String,
+    emails: String,
+    phone: String,
+    home_area: String,
+    department_id: Option<i64>,
+    position: Option<String>,
+    site_id: Option<i64>,
+    language: String,
+    disabled: i64,
+}
+
+const PERSON_COLUMNS: &str = "p.id, p.employee_no, p.name, p.furigana, p.emails, p.phone, p.home_area, p.department_id, \
+     pos.name AS position, p.site_id, p.language, p.disabled";
+
+/// Builds `id → path` for a department list.
+pub(crate) fn department_paths(rows: &[(i64, Option<i64>, String)]) -> HashMap<i64, String> {
+    let by_id: HashMap<i64, (Option<i64>, &str)> = rows.iter().map(|(id, p, n)| (*id, (*p, n.as_str()))).collect();
+    let mut out = HashMap::new();
+    for (id, _, _) in rows {
+        let mut parts = Vec::new();
+        let mut cur = Some(*id);
+        let mut guard = 0;
+        while let Some(c) = cur {
+            let Some((parent, name)) = by_id.get(&c) else { break };
+            parts.push(*name);
+            cur = *parent;
+            guard += 1;
+            if guard > 64 {
+                break;
+            }
+        }
+        parts.reverse();
+        out.insert(*id, parts.join("/"));
+    }
+    out
+}
+
+impl Store {
+    pub async fn departments(&self, scope: &TenantScope) -> Result<Vec<Department>> {
+        let rows: Vec<(i64, Option<i64>, String)> = sqlx::query_as("SELECT id, parent_id, name FROM departments WHERE tenant_id = $1")
+            .bind(scope.tenant_id())
+            .fetch_all(&self.pool)
+            .await?;
+        let paths = department_paths(&rows);
+        let mut out: Vec<Department> = rows
+            .into_iter()
+            .map(|(id, parent_id, name)| Department { id, parent_id, name, path: paths.get(&id).cloned().unwrap_or_default() })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    pub async fn sites(&self, scope: &TenantScope) -> Result<Vec<Site>> {
+        Ok(sqlx::query_as("SELECT id, name, area_code FROM sites WHERE tenant_id = $1 ORDER BY name")
+            .bind(scope.tenant_id())
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn groups(&self, scope: &TenantScope) -> Result<Vec<Group>> {
+        Ok(sqlx::query_as("SELECT id, name FROM contact_groups WHERE tenant_id = $1 ORDER BY name")
+            .bind(scope.tenant_id())
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn create_site(&self, scope: &TenantScope, name: &str, area: &AreaCode) -> Result<i64> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Invalid("事業所名がありません (site name is required)".into()));
+        }
+        let mut tx = self.pool.begin().await?;
+        if lookup(&mut tx, "sites", scope, name).await?.is_some() {
+            return Err(StoreError::Conflict("同じ名前の事業所があります (site exists)".into()));
+        }
+        let id = sqlx::query_scalar("INSERT INTO sites (tenant_id, name, area_code) VALUES ($1, $2, $3) RETURNING id")
+            .bind(scope.tenant_id())
+            .bind(name)
+            .bind(area.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn create_department(&self, scope: &TenantScope, path: &str) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id = ensure_department(&mut tx, scope, path).await?.ok_or_else(|| StoreError::Invalid("部署名がありません (name is required)".into()))?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn create_group(&self, scope: &TenantScope, name: &str) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id = ensure_named(&mut tx, "contact_groups", scope, name).await?.ok_or_else(|| StoreError::Invalid("グループ名がありません (name is required)".into()))?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn people(&self, scope: &TenantScope) -> Result<Vec<PersonRow>> {
+        let rows: Vec<PersonDb> = sqlx::query_as(&format!(
+            "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN positions pos ON pos.id = p.position_id WHERE p.tenant_id = $1 ORDER BY p.employee_no"
+        ))
+        .bind(scope.tenant_id())
+        .fetch_all(&self.pool)
+        .await?;
+        self.people_rows(scope, rows).await
+    }
+
+    pub async fn person(&self, scope: &TenantScope, id: i64) -> Result<PersonRow> {
+        let row: Option<PersonDb> = sqlx::query_as(&format!(
+            "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN positions pos ON pos.id = p.position_id WHERE p.tenant_id = $1 AND p.id = $2"
+        ))
+        .bind(scope.tenant_id())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let row = row.ok_or(StoreError::NotFound)?;
+        self.people_rows(scope, vec![row]).await?.pop().ok_or(StoreError::NotFound)
+    }
+
+    async fn people_rows(&self, scope: &TenantScope, rows: Vec<PersonDb>) -> Result<Vec<PersonRow>> {
+        let depts: HashMap<i64, String> = self.departments(scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
+        let sites: HashMap<i64, String> = self.sites(scope).await?.into_iter().map(|s| (s.id, s.name)).collect();
+        let groups: HashMap<i64, String> = self.groups(scope).await?.into_iter().map(|g| (g.id, g.name)).collect();
+        let members: Vec<(i64, i64)> = sqlx::query_as("SELECT person_id, group_id FROM group_members WHERE tenant_id = $1")
+            .bind(scope.tenant_id())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut by_person: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (p, g) in members {
+            by_person.entry(p).or_default().push(g);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let group_ids = by_person.remove(&r.id).unwrap_or_default();
+                PersonRow {
+                    id: r.id,
+                    disabled: r.disabled != 0,
+                    department_id: r.department_id,
+                    site_id: r.site_id,
+                    input: PersonInput {
+                        employee_no: r.employee_no,
+                        name: r.name,
+                        furigana: r.furigana,
+                        emails: r.emails.split('\n').filter(|e| !e.is_empty()).map(String::from).collect(),
+                        phone: r.phone,
+                        department: r.department_id.and_then(|d| depts.get(&d).cloned()).unwrap_or_default(),
+                        position: r.position.unwrap_or_default(),
+                        site: r.site_id.and_then(|s| sites.get(&s).cloned()).unwrap_or_default(),
+                        home_area: AreaCode::parse(&r.home_area).ok(),
+                        language: Lang::parse(&r.language).unwrap_or_default(),
+                        groups: group_ids.iter().filter_map(|g| groups.get(g).cloned()).collect(),
+                    },
+                    group_ids,
+                }
+            })
+            .collect())
+    }
+
+    /// Adds a person, or updates the one with the same employee number when `id` is `None`
+    /// and `upsert` is set. With `id`, updates that person.
+    pub async fn save_person(&self, scope: &TenantScope, id: Option<i64>, p: &PersonInput, now: Millis) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id = save_person_tx(&mut tx, scope, id, p, false, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Imports rows all-or-nothing: upsert by employee number.
+    pub async fn import_people(&self, scope: &TenantScope, rows: &[PersonInput], now: Millis) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        for p in rows {
+            save_person_tx(&mut tx, scope, None, p, true, now).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    pub async fn set_person_disabled(&self, scope: &TenantScope, id: i64, disabled: bool, now: Millis) -> Result<()> {
+        let n = sqlx::query("UPDATE people SET disabled = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
+            .bind(disabled as i64)
+            .bind(now)
+            .bind(scope.tenant_id())
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Deletes a person from the directory. Past incidents keep their recipient snapshot.
+    pub async fn delete_person(&self, scope: &TenantScope, id: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM group_members WHERE tenant_id = $1 AND person_id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?;
+        let n = sqlx::query("DELETE FROM people WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?.rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn lookup(tx: &mut Transaction<'static, Any>, table: &str, scope: &TenantScope, name: &str) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE tenant_id = $1 AND name = $2"))
+        .bind(scope.tenant_id())
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// Finds or creates a position or group by name.
+async fn ensure_named(tx: &mut Transaction<'static, Any>, table: &str, scope: &TenantScope, name: &str) -> Result<Option<i64>> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if let Some(id) = lookup(tx, table, scope, name).await? {
+        return Ok(Some(id));
+    }
+    Ok(Some(
+        sqlx::query_scalar(&format!("INSERT INTO {table} (tenant_id, name) VALUES ($1, $2) RETURNING id"))
+            .bind(scope.tenant_id())
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await?,
+    ))
+}
+
+/// Finds or creates each level of a department path.
+async fn ensure_department(tx: &mut Transaction<'static, Any>, scope: &TenantScope, path: &str) -> Result<Option<i64>> {
+    let mut parent: Option<i64> = None;
+    for part in path.split('/').map(str::trim).filter(|p| !p.is_empty()) {
+        let found: Option<i64> = match parent {
+            Some(pid) => sqlx::query_scalar("SELECT id FROM departments WHERE parent_id = $1 AND tenant_id = $2 AND name = $3").bind(pid),
+            None => sqlx::query_scalar("SELECT id FROM departments WHERE tenant_id = $1 AND name = $2 AND parent_id IS NULL"),
+        }
+        .bind(scope.tenant_id())
+        .bind(part)
+        .fetch_optional(&mut **tx)
+        .await?;
+        parent = Some(match found {
+            Some(id) => id,
+            None => sqlx::query_scalar("INSERT INTO departments (tenant_id, parent_id, name) VALUES ($1, $2, $3) RETURNING id")
+                .bind(scope.tenant_id())
+                .bind(parent)
+                .bind(part)
+                .fetch_one(&mut **tx)
+                .await?,
+        });
+    }
+    Ok(parent)
+}
+
+async fn save_person_tx(tx: &mut Transaction<'static, Any>, scope: &TenantScope, id: Option<i64>, p: &PersonInput, upsert: bool, now: Millis) -> Result<i64> {
+    let t = scope.tenant_id();
+    let department = ensure_department(tx, scope, &p.department).await?;
+    let position = ensure_named(tx, "positions", scope, &p.position).await?;
+    let site = match p.site.trim() {
+        "" => None,
+        name => Some(lookup(tx, "sites", scope, name).await?.ok_or_else(|| StoreError::Invalid(format!("事業所が登録されていません (unknown site): {name}")))?),
+    };
+    let same_no: Option<i64> = sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1 AND employee_no = $2")
+        .bind(t)
+        .bind(&p.employee_no)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let existing = match (id, same_no) {
+        (Some(id), Some(other)) if other != id => return Err(StoreError::Conflict(format!("社員番号 {} は使用中です (employee number in use)", p.employee_no))),
+        (Some(id), _) => Some(id),
+        (None, Some(other)) if upsert => Some(other),
+        (None, Some(_)) => return Err(StoreError::Conflict(format!("社員番号 {} は使用中です (employee number in use)", p.employee_no))),
+        (None, None) => None,
+    };
+    let emails = p.emails.join("\n");
+    let home = p.home_area.as_ref().map(|a| a.as_str()).unwrap_or("");
+    let person_id = match existing {
+        Some(pid) => {
+            let n = sqlx::query(
+                "UPDATE people SET employee_no = $1, name = $2, furigana = $3, emails = $4, phone = $5, home_area = $6, department_id = $7, \
+                 position_id = $8, site_id = $9, language = $10, updated_at = $11 WHERE tenant_id = $12 AND id = $13",
+            )
+            .bind(&p.employee_no)
+            .bind(&p.name)
+            .bind(&p.furigana)
+            .bind(&emails)
+            .bind(&p.phone)
+            .bind(home)
+            .bind(department)
+            .bind(position)
+            .bind(site)
+            .bind(p.language.code())
+            .bind(now)
+            .bind(t)
+            .bind(pid)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            pid
+        }
+        None => sqlx::query_scalar(
+            "INSERT INTO people (tenant_id, employee_no, name, furigana, emails, phone, home_area, department_id, position_id, site_id, language, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
+        )
+        .bind(t)
+        .bind(&p.employee_no)
+        .bind(&p.name)
+        .bind(&p.furigana)
+        .bind(&emails)
+        .bind(&p.phone)
+        .bind(home)
+        .bind(department)
+        .bind(position)
+        .bind(site)
+        .bind(p.language.code())
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?,
+    };
+    sqlx::query("DELETE FROM group_members WHERE tenant_id = $1 AND person_id = $2").bind(t).bind(person_id).execute(&mut **tx).await?;
+    for g in &p.groups {
+        if let Some(gid) = ensure_named(tx, "contact_groups", scope, g).await? {
+            sqlx::query("INSERT INTO group_members (tenant_id, group_id, person_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(t)
+                .bind(gid)
+                .bind(person_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(person_id)
+}

@@ -1,0 +1,368 @@
+//! Incidents: start (with recipients and outbox rows in one transaction), list, dashboard,
+//! re-send, reminders, close.
+
+use crate::outbox::OutboxKind;
+use crate::{values_placeholders, Result, Store, StoreError, TenantScope};
+use anpi_core::survey::{Answers, Survey};
+use anpi_core::target::{PersonFacts, Target};
+use anpi_core::{AreaCode, Millis};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub title: String,
+    pub message: String,
+    pub survey: Survey,
+    pub target: Target,
+    pub drill: bool,
+    pub reminder_interval_min: i64,
+    pub reminder_count: i64,
+    pub started_by: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncidentSummary {
+    pub id: i64,
+    pub title: String,
+    pub drill: bool,
+    pub started_at: i64,
+    pub closed_at: Option<i64>,
+    pub recipients: i64,
+    pub answered: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncidentDetail {
+    pub id: i64,
+    pub title: String,
+    pub message: String,
+    pub survey: Survey,
+    pub target: Target,
+    pub drill: bool,
+    pub started_at: i64,
+    pub closed_at: Option<i64>,
+    pub reminder_interval_min: i64,
+    pub reminder_count: i64,
+    pub reminders_sent: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct IncidentSummaryDb {
+    id: i64,
+    title: String,
+    drill: i64,
+    started_at: i64,
+    closed_at: Option<i64>,
+    recipients: i64,
+    answered: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct IncidentDb {
+    id: i64,
+    title: String,
+    message: String,
+    survey: String,
+    target: String,
+    drill: i64,
+    started_at: i64,
+    closed_at: Option<i64>,
+    reminder_interval_min: i64,
+    reminder_count: i64,
+    reminders_sent: i64,
+}
+
+/// One recipient on the dashboard.
+#[derive(Debug, Clone)]
+pub struct DashboardRow {
+    pub recipient_id: i64,
+    pub person_id: i64,
+    pub name: String,
+    pub department_id: Option<i64>,
+    pub site_id: Option<i64>,
+    pub group_ids: Vec<i64>,
+    pub answers: Option<Answers>,
+    pub answered_at: Option<i64>,
+    /// Outcome of the latest message: pending, sent or failed.
+    pub delivery: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct DashboardDb {
+    id: i64,
+    person_id: i64,
+    name: String,
+    department_id: Option<i64>,
+    site_id: Option<i64>,
+    answers: Option<String>,
+    answered_at: Option<i64>,
+    delivery: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TargetDb {
+    id: i64,
+    name: String,
+    department_id: Option<i64>,
+    site_id: Option<i64>,
+    home_area: String,
+    site_area: Option<String>,
+    language: String,
+}
+
+const BATCH: usize = 500;
+
+impl Store {
+    /// Starts an incident: picks the recipients and queues one message each, all in one
+    /// transaction, so a crash leaves either nothing or everything queued.
+    pub async fn start_incident(&self, scope: &TenantScope, new: &NewIncident, now: Millis) -> Result<(i64, usize)> {
+        if new.title.trim().is_empty() {
+            return Err(StoreError::Invalid("件名がありません (title is required)".into()));
+        }
+        if new.target.is_empty() {
+            return Err(StoreError::Invalid("配信対象を選んでください (choose a target)".into()));
+        }
+        let t = scope.tenant_id();
+        let people: Vec<TargetDb> = sqlx::query_as(
+            "SELECT p.id, p.name, p.department_id, p.site_id, p.home_area, s.area_code AS site_area, p.language \
+             FROM people p LEFT JOIN sites s ON s.id = p.site_id WHERE p.tenant_id = $1 AND p.disabled = 0 ORDER BY p.id",
+        )
+        .bind(t)
+        .fetch_all(&self.pool)
+        .await?;
+        let parents: HashMap<i64, Option<i64>> = sqlx::query_as::<_, (i64, Option<i64>)>("SELECT id, parent_id FROM departments WHERE tenant_id = $1")
+            .bind(t)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .collect();
+        let mut groups: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (p, g) in sqlx::query_as::<_, (i64, i64)>("SELECT person_id, group_id FROM group_members WHERE tenant_id = $1").bind(t).fetch_all(&self.pool).await? {
+            groups.entry(p).or_default().push(g);
+        }
+        let chosen: Vec<&TargetDb> = people
+            .iter()
+            .filter(|p| {
+                let mut depts = Vec::new();
+                let mut cur = p.department_id;
+                while let Some(d) = cur {
+                    if depts.contains(&d) || depts.len() > 64 {
+                        break;
+                    }
+                    depts.push(d);
+                    cur = parents.get(&d).copied().flatten();
+                }
+                let home = AreaCode::parse(&p.home_area).ok();
+                let site_area = p.site_area.as_deref().and_then(|a| AreaCode::parse(a).ok());
+                new.target.matches(&PersonFacts {
+                    departments: &depts,
+                    site: p.site_id,
+                    site_area: site_area.as_ref(),
+                    home_area: home.as_ref(),
+                    groups: groups.get(&p.id).map(Vec::as_slice).unwrap_or(&[]),
+                })
+            })
+            .collect();
+        if chosen.is_empty() {
+            return Err(StoreError::Invalid("配信対象に該当する人がいません (nobody matches the target)".into()));
+        }
+        let survey = serde_json::to_string(&new.survey).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let target = serde_json::to_string(&new.target).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        let incident: i64 = sqlx::query_scalar(
+            "INSERT INTO incidents (tenant_id, title, message, survey, target, drill, started_by, started_at, reminder_interval_min, reminder_count) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(t)
+        .bind(new.title.trim())
+        .bind(new.message.trim())
+        .bind(survey)
+        .bind(target)
+        .bind(new.drill as i64)
+        .bind(new.started_by)
+        .bind(now)
+        .bind(new.reminder_interval_min.max(0))
+        .bind(new.reminder_count.clamp(0, 10))
+        .fetch_one(&mut *tx)
+        .await?;
+        for chunk in chosen.chunks(BATCH) {
+            let sql = format!(
+                "INSERT INTO recipients (tenant_id, incident_id, person_id, name, department_id, site_id, language) VALUES {} RETURNING id",
+                values_placeholders(chunk.len(), 7)
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            for p in chunk {
+                q = q.bind(t).bind(incident).bind(p.id).bind(p.name.clone()).bind(p.department_id).bind(p.site_id).bind(p.language.clone());
+            }
+            let ids: Vec<i64> = q.fetch_all(&mut *tx).await?;
+            crate::outbox::enqueue_survey(&mut tx, t, incident, &ids, OutboxKind::Survey, 0, now).await?;
+        }
+        tx.commit().await?;
+        Ok((incident, chosen.len()))
+    }
+
+    pub async fn incidents(&self, scope: &TenantScope) -> Result<Vec<IncidentSummary>> {
+        let rows: Vec<IncidentSummaryDb> = sqlx::query_as(
+            "SELECT i.id, i.title, i.drill, i.started_at, i.closed_at, \
+               (SELECT COUNT(*) FROM recipients r WHERE r.incident_id = i.id) AS recipients, \
+               (SELECT COUNT(*) FROM recipients r WHERE r.incident_id = i.id AND r.answered_at IS NOT NULL) AS answered \
+             FROM incidents i WHERE i.tenant_id = $1 ORDER BY i.started_at DESC, i.id DESC LIMIT 200",
+        )
+        .bind(scope.tenant_id())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| IncidentSummary {
+                id: r.id,
+                title: r.title,
+                drill: r.drill != 0,
+                started_at: r.started_at,
+                closed_at: r.closed_at,
+                recipients: r.recipients,
+                answered: r.answered,
+            })
+            .collect())
+    }
+
+    pub async fn incident(&self, scope: &TenantScope, id: i64) -> Result<IncidentDetail> {
+        let r: IncidentDb = sqlx::query_as(
+            "SELECT id, title, message, survey, target, drill, started_at, closed_at, reminder_interval_min, reminder_count, reminders_sent \
+             FROM incidents WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(scope.tenant_id())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(IncidentDetail {
+            id: r.id,
+            title: r.title,
+            message: r.message,
+            survey: serde_json::from_str(&r.survey).unwrap_or_else(|_| Survey::default_safety()),
+            target: serde_json::from_str(&r.target).unwrap_or_default(),
+            drill: r.drill != 0,
+            started_at: r.started_at,
+            closed_at: r.closed_at,
+            reminder_interval_min: r.reminder_interval_min,
+            reminder_count: r.reminder_count,
+            reminders_sent: r.reminders_sent,
+        })
+    }
+
+    pub async fn dashboard(&self, scope: &TenantScope, incident: i64) -> Result<Vec<DashboardRow>> {
+        let rows: Vec<DashboardDb> = sqlx::query_as(
+            "SELECT r.id, r.person_id, r.name, r.department_id, r.site_id, r.answers, r.answered_at, \
+               (SELECT o.status FROM outbox o WHERE o.recipient_id = r.id ORDER BY o.id DESC LIMIT 1) AS delivery \
+             FROM recipients r WHERE r.tenant_id = $1 AND r.incident_id = $2 ORDER BY r.id",
+        )
+        .bind(scope.tenant_id())
+        .bind(incident)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut groups: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (p, g) in sqlx::query_as::<_, (i64, i64)>("SELECT person_id, group_id FROM group_members WHERE tenant_id = $1")
+            .bind(scope.tenant_id())
+            .fetch_all(&self.pool)
+            .await?
+        {
+            groups.entry(p).or_default().push(g);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|r| DashboardRow {
+                recipient_id: r.id,
+                person_id: r.person_id,
+                name: r.name,
+                department_id: r.department_id,
+                site_id: r.site_id,
+                group_ids: groups.get(&r.person_id).cloned().unwrap_or_default(),
+                answers: r.answers.and_then(|a| serde_json::from_str(&a).ok()),
+                answered_at: r.answered_at,
+                delivery: r.delivery.unwrap_or_else(|| "none".into()),
+            })
+            .collect())
+    }
+
+    /// Queues one more message to everyone who has not answered. Returns how many.
+    pub async fn resend_unanswered(&self, scope: &TenantScope, incident: i64, now: Millis) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let closed: Option<Option<i64>> = sqlx::query_scalar("SELECT closed_at FROM incidents WHERE tenant_id = $1 AND id = $2")
+            .bind(scope.tenant_id())
+            .bind(incident)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match closed {
+            None => return Err(StoreError::NotFound),
+            Some(Some(_)) => return Err(StoreError::Invalid("終了した配信です (incident is closed)".into())),
+            Some(None) => {}
+        }
+        let n: i64 = sqlx::query_scalar("UPDATE incidents SET resends = resends + 1 WHERE tenant_id = $1 AND id = $2 RETURNING resends")
+            .bind(scope.tenant_id())
+            .bind(incident)
+            .fetch_one(&mut *tx)
+            .await?;
+        let count = queue_unanswered(&mut tx, scope.tenant_id(), incident, OutboxKind::Resend, n, now).await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    pub async fn close_incident(&self, scope: &TenantScope, incident: i64, now: Millis) -> Result<()> {
+        let n = sqlx::query("UPDATE incidents SET closed_at = $1 WHERE tenant_id = $2 AND id = $3 AND closed_at IS NULL")
+            .bind(now)
+            .bind(scope.tenant_id())
+            .bind(incident)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        // Messages not yet sent for a closed incident are dropped.
+        sqlx::query("UPDATE outbox SET status = 'cancelled' WHERE tenant_id = $1 AND incident_id = $2 AND status = 'pending'")
+            .bind(scope.tenant_id())
+            .bind(incident)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Queues due automatic reminders across tenants (a system job). Returns messages queued.
+    pub async fn queue_due_reminders(&self, now: Millis) -> Result<usize> {
+        let due: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT tenant_id, id, reminders_sent FROM incidents WHERE closed_at IS NULL AND reminder_interval_min > 0 \
+             AND reminders_sent < reminder_count AND started_at + (reminders_sent + 1) * reminder_interval_min * 60000 <= $1",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut total = 0;
+        for (tenant, incident, sent) in due {
+            let mut tx = self.pool.begin().await?;
+            // Only one node wins the increment; the others see 0 rows and skip.
+            let won = sqlx::query("UPDATE incidents SET reminders_sent = reminders_sent + 1 WHERE id = $1 AND reminders_sent = $2")
+                .bind(incident)
+                .bind(sent)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if won == 1 {
+                total += queue_unanswered(&mut tx, tenant, incident, OutboxKind::Reminder, sent + 1, now).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(total)
+    }
+}
+
+async fn queue_unanswered(tx: &mut sqlx::Transaction<'static, sqlx::Any>, tenant: i64, incident: i64, kind: OutboxKind, round: i64, now: Millis) -> Result<usize> {
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM recipients WHERE tenant_id = $1 AND incident_id = $2 AND answered_at IS NULL ORDER BY id")
+        .bind(tenant)
+        .bind(incident)
+        .fetch_all(&mut **tx)
+        .await?;
+    for chunk in ids.chunks(BATCH) {
+        crate::outbox::enqueue_survey(tx, tenant, incident, chunk, kind, round, now).await?;
+    }
+    Ok(ids.len())
+}

@@ -1,0 +1,221 @@
+//! The durable outbox. Rows are written in the same transaction as what caused them;
+//! workers claim them with a lease, send, and record the outcome. A crash mid-send lets
+//! the lease expire and the row is sent again with the same idempotency key (Message-ID).
+
+use crate::{in_list, values_placeholders, Result, Store};
+use anpi_core::Millis;
+use sqlx::any::Any;
+use sqlx::Transaction;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// The first safety message of an incident.
+    Survey,
+    /// An automatic reminder.
+    Reminder,
+    /// A re-send asked for on the dashboard.
+    Resend,
+    /// A pre-composed system mail (password links).
+    System,
+}
+
+impl OutboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Survey => "survey",
+            OutboxKind::Reminder => "reminder",
+            OutboxKind::Resend => "resend",
+            OutboxKind::System => "system",
+        }
+    }
+    fn parse(s: &str) -> OutboxKind {
+        match s {
+            "survey" => OutboxKind::Survey,
+            "reminder" => OutboxKind::Reminder,
+            "resend" => OutboxKind::Resend,
+            _ => OutboxKind::System,
+        }
+    }
+}
+
+/// A claimed message, with what is needed to compose it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub kind: OutboxKind,
+    pub idempotency_key: String,
+    pub attempts: i64,
+    pub to: Vec<String>,
+    /// For system mail: the stored subject and body.
+    pub subject: String,
+    pub body: String,
+    /// For survey kinds.
+    pub survey: Option<SurveyMail>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SurveyMail {
+    pub recipient_id: i64,
+    pub answer_token: String,
+    pub name: String,
+    pub language: String,
+    pub tenant_name: String,
+    pub title: String,
+    pub message: String,
+    pub drill: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimDb {
+    id: i64,
+    tenant_id: i64,
+    kind: String,
+    idempotency_key: String,
+    attempts: i64,
+    to_addrs: String,
+    subject: String,
+    body: String,
+    recipient_id: Option<i64>,
+    name: Option<String>,
+    language: Option<String>,
+    emails: Option<String>,
+    tenant_name: String,
+    title: Option<String>,
+    message: Option<String>,
+    drill: Option<i64>,
+}
+
+pub(crate) async fn enqueue_survey(tx: &mut Transaction<'static, Any>, tenant: i64, incident: i64, recipients: &[i64], kind: OutboxKind, round: i64, now: Millis) -> Result<()> {
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO outbox (tenant_id, idempotency_key, kind, incident_id, recipient_id, to_addrs, subject, body, next_attempt_at, created_at) VALUES {} \
+         ON CONFLICT (idempotency_key) DO NOTHING",
+        values_placeholders(recipients.len(), 10)
+    );
+    let mut q = sqlx::query(&sql);
+    for r in recipients {
+        let key = match kind {
+            OutboxKind::Survey => format!("survey:{r}"),
+            k => format!("{}:{r}:{round}", k.as_str()),
+        };
+        q = q.bind(tenant).bind(key).bind(kind.as_str()).bind(incident).bind(*r).bind("").bind("").bind("").bind(now).bind(now);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+pub(crate) async fn enqueue_system(tx: &mut Transaction<'static, Any>, tenant: i64, key: &str, to: &str, subject: &str, body: &str, now: Millis) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (tenant_id, idempotency_key, kind, to_addrs, subject, body, next_attempt_at, created_at) VALUES ($1, $2, 'system', $3, $4, $5, $6, $6) \
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(key)
+    .bind(to)
+    .bind(subject)
+    .bind(body)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Claims up to `limit` due messages for `lease_ms`.
+    pub async fn claim_outbox(&self, now: Millis, limit: i64, lease_ms: i64) -> Result<Vec<Claimed>> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
+             (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY id LIMIT $3 {}) RETURNING id",
+            self.skip_locked()
+        );
+        let ids: Vec<i64> = sqlx::query_scalar(&sql).bind(now + lease_ms).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok(vec![]);
+        }
+        let sql = format!(
+            "SELECT o.id, o.tenant_id, o.kind, o.idempotency_key, o.attempts, o.to_addrs, o.subject, o.body, o.recipient_id, \
+               r.name, r.language, p.emails, t.name AS tenant_name, i.title, i.message, i.drill \
+             FROM outbox o JOIN tenants t ON t.id = o.tenant_id \
+               LEFT JOIN recipients r ON r.id = o.recipient_id AND r.tenant_id = o.tenant_id \
+               LEFT JOIN people p ON p.id = r.person_id AND p.tenant_id = o.tenant_id \
+               LEFT JOIN incidents i ON i.id = o.incident_id AND i.tenant_id = o.tenant_id \
+             WHERE o.id IN ({}) ORDER BY o.id",
+            in_list(1, ids.len())
+        );
+        let mut q = sqlx::query_as::<_, ClaimDb>(&sql);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let key = self.answer_key().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let kind = OutboxKind::parse(&r.kind);
+                let survey = match (kind, r.recipient_id) {
+                    (OutboxKind::System, _) | (_, None) => None,
+                    (_, Some(rid)) => Some(SurveyMail {
+                        recipient_id: rid,
+                        answer_token: crate::crypto::sign_id(&key, "answer", rid),
+                        name: r.name.unwrap_or_default(),
+                        language: r.language.unwrap_or_default(),
+                        tenant_name: r.tenant_name.clone(),
+                        title: r.title.unwrap_or_default(),
+                        message: r.message.unwrap_or_default(),
+                        drill: r.drill.unwrap_or(0) != 0,
+                    }),
+                };
+                let to = match &survey {
+                    Some(_) => r.emails.unwrap_or_default(),
+                    None => r.to_addrs,
+                };
+                Claimed {
+                    id: r.id,
+                    tenant_id: r.tenant_id,
+                    kind,
+                    idempotency_key: r.idempotency_key,
+                    attempts: r.attempts,
+                    to: to.split('\n').filter(|s| !s.is_empty()).map(String::from).collect(),
+                    subject: r.subject,
+                    body: r.body,
+                    survey,
+                }
+            })
+            .collect())
+    }
+
+    /// Records a successful send; the stored body (it may hold a link) is dropped.
+    pub async fn outbox_sent(&self, id: i64, now: Millis) -> Result<()> {
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, body = '', last_error = '' WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a failure: retry at `retry_at`, or give up when `None`.
+    pub async fn outbox_failed(&self, id: i64, error: &str, retry_at: Option<Millis>) -> Result<()> {
+        let error: String = error.chars().take(500).collect();
+        match retry_at {
+            Some(at) => sqlx::query("UPDATE outbox SET next_attempt_at = $1, lease_until = 0, last_error = $2 WHERE id = $3").bind(at),
+            None => sqlx::query("UPDATE outbox SET status = 'failed', body = '', last_error = $1 WHERE id = $2"),
+        }
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Counts by status, for health and benchmarks.
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status").fetch_all(&self.pool).await?)
+    }
+}

@@ -1,0 +1,70 @@
+//! Tenants (organisations). Created by operators.
+
+use crate::{Result, Store, StoreError, TenantScope};
+use anpi_core::Millis;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Tenant {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub time_zone: String,
+    pub created_at: i64,
+}
+
+/// What an operator sees of a tenant: no personal data, only counts.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantSummary {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub people: i64,
+    pub accounts: i64,
+    pub created_at: i64,
+}
+
+pub fn valid_code(code: &str) -> bool {
+    (2..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl Store {
+    pub async fn create_tenant(&self, code: &str, name: &str, now: Millis) -> Result<TenantScope> {
+        if !valid_code(code) {
+            return Err(StoreError::Invalid("tenant code: 2–32 of a-z, 0-9, -".into()));
+        }
+        if name.trim().is_empty() {
+            return Err(StoreError::Invalid("tenant name is required".into()));
+        }
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(code).fetch_optional(&self.pool).await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict(format!("tenant code {code} is taken")));
+        }
+        let id: i64 = sqlx::query_scalar("INSERT INTO tenants (code, name, created_at) VALUES ($1, $2, $3) RETURNING id")
+            .bind(code)
+            .bind(name.trim())
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(TenantScope::new(id))
+    }
+
+    pub async fn tenant(&self, scope: &TenantScope) -> Result<Tenant> {
+        sqlx::query_as("SELECT id, code, name, time_zone, created_at FROM tenants WHERE id = $1")
+            .bind(scope.tenant_id())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn tenant_summaries(&self) -> Result<Vec<TenantSummary>> {
+        Ok(sqlx::query_as(
+            "SELECT t.id, t.code, t.name, \
+               (SELECT COUNT(*) FROM people p WHERE p.tenant_id = t.id) AS people, \
+               (SELECT COUNT(*) FROM accounts a WHERE a.tenant_id = t.id) AS accounts, \
+               t.created_at \
+             FROM tenants t ORDER BY t.id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,137 @@
+//! Store tests on both engines: SQLite always, PostgreSQL when ANPI_TEST_DATABASE_URL is set.
+
+use crate::{Engine, NewIncident, Store};
+use anpi_core::directory::PersonFields;
+use anpi_core::survey::{Answers, Survey};
+use anpi_core::target::Target;
+use anpi_core::{AreaCode, Role};
+
+async fn stores() -> Vec<(Store, Option<tempdir::TempDir>)> {
+    let mut out = Vec::new();
+    let dir = tempdir::TempDir::new();
+    let s = Store::connect(&format!("sqlite://{}/t.sqlite?mode=rwc", dir.0.display())).await.unwrap();
+    s.migrate().await.unwrap();
+    out.push((s, Some(dir)));
+    match std::env::var("ANPI_TEST_DATABASE_URL") {
+        Ok(admin) => {
+            let name = format!("anpi_store_{}", crate::crypto::random_token().to_lowercase().replace(['-', '_'], "")[..12].to_string());
+            let admin_store = Store::connect(&admin).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin_store.pool).await.unwrap();
+            let url = match admin.rsplit_once('/') {
+                Some((base, _)) => format!("{base}/{name}"),
+                None => panic!("bad ANPI_TEST_DATABASE_URL"),
+            };
+            let s = Store::connect(&url).await.unwrap();
+            s.migrate().await.unwrap();
+            assert_eq!(s.engine(), Engine::Postgres);
+            out.push((s, None));
+        }
+        Err(_) if std::env::var_os("CI").is_some() => panic!("CI must test PostgreSQL: set ANPI_TEST_DATABASE_URL"),
+        Err(_) => eprintln!("ANPI_TEST_DATABASE_URL unset: store tests run on SQLite only"),
+    }
+    out
+}
+
+mod tempdir {
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new() -> TempDir {
+            let p = std::env::temp_dir().join(format!("anpi-store-{}", crate::crypto::random_token()));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn person(no: &str, dept: &str, site: &str, email: &str) -> anpi_core::directory::PersonInput {
+    PersonFields { employee_no: no.into(), name: format!("人{no}"), emails: email.into(), department: dept.into(), site: site.into(), ..Default::default() }
+        .validate()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn whole_loop_on_every_engine() {
+    for (s, _guard) in stores().await {
+        let now = 1_700_000_000_000;
+        let a = s.create_tenant("acme", "ACME", now).await.unwrap();
+        let b = s.create_tenant("beta", "Beta", now).await.unwrap();
+        assert!(s.create_tenant("acme", "again", now).await.is_err());
+        s.create_site(&a, "東京本社", &AreaCode::parse("13101").unwrap()).await.unwrap();
+        s.save_person(&a, None, &person("1", "本社/総務部", "東京本社", "one@example.jp"), now).await.unwrap();
+        s.save_person(&a, None, &person("2", "本社/営業部", "", "two@example.jp;two@b.example.jp"), now).await.unwrap();
+        s.save_person(&b, None, &person("1", "営業", "", "b1@example.jp"), now).await.unwrap();
+        assert!(s.save_person(&a, None, &person("1", "", "", ""), now).await.is_err(), "duplicate employee number");
+        assert!(s.save_person(&a, None, &person("9", "", "大阪", ""), now).await.is_err(), "unknown site");
+        let people = s.people(&a).await.unwrap();
+        assert_eq!(people.len(), 2);
+        assert_eq!(people[1].input.emails.len(), 2);
+        let depts = s.departments(&a).await.unwrap();
+        assert_eq!(depts.iter().map(|d| d.path.as_str()).collect::<Vec<_>>(), ["本社", "本社/営業部", "本社/総務部"]);
+        let honsha = depts[0].id;
+
+        // Import is all-or-nothing.
+        let bad = vec![person("3", "", "", ""), person("4", "", "存在しない", "")];
+        assert!(s.import_people(&a, &bad, now).await.is_err());
+        assert_eq!(s.people(&a).await.unwrap().len(), 2);
+
+        let acc = s.create_account(&a, "Admin@Example.jp", "管理者", Role::Admin, Some("long enough pass"), now).await.unwrap();
+        assert_eq!(s.account_login("acme", "admin@example.jp", "long enough pass").await.unwrap().map(|x| x.1), Some(acc));
+        assert!(s.account_login("beta", "admin@example.jp", "long enough pass").await.unwrap().is_none());
+        assert!(s.account_login("acme", "admin@example.jp", "wrong").await.unwrap().is_none());
+
+        let new = NewIncident {
+            title: "地震".into(),
+            message: "安否を回答してください".into(),
+            survey: Survey::default_safety(),
+            target: Target { departments: vec![honsha], ..Default::default() },
+            drill: true,
+            reminder_interval_min: 10,
+            reminder_count: 2,
+            started_by: Some(acc),
+        };
+        let (inc, n) = s.start_incident(&a, &new, now).await.unwrap();
+        assert_eq!(n, 2);
+        assert!(s.incident(&b, inc).await.is_err(), "other tenant cannot see it");
+        let claimed = s.claim_outbox(now, 100, 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        assert!(s.claim_outbox(now, 100, 60_000).await.unwrap().is_empty(), "leased rows are not claimed twice");
+        assert_eq!(s.claim_outbox(now + 61_000, 100, 60_000).await.unwrap().len(), 2, "expired lease is claimed again");
+        let mail = claimed[0].survey.clone().unwrap();
+        assert!(mail.drill);
+        s.outbox_sent(claimed[0].id, now).await.unwrap();
+        s.outbox_sent(claimed[1].id, now).await.unwrap();
+
+        let ctx = s.answer_context(&mail.answer_token).await.unwrap().unwrap();
+        assert_eq!(ctx.scope, a);
+        assert!(s.answer_context("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await.unwrap().is_none());
+        let mut ans = Answers::new();
+        ans.insert("q1".into(), "c1".into());
+        assert!(s.save_answer(&b, ctx.recipient_id, &ans, now).await.is_err(), "foreign scope cannot answer");
+        assert_eq!(s.save_answer(&a, ctx.recipient_id, &ans, now + 1).await.unwrap(), inc);
+        let dash = s.dashboard(&a, inc).await.unwrap();
+        assert_eq!(dash.iter().filter(|r| r.answered_at.is_some()).count(), 1);
+        assert!(dash.iter().all(|r| r.delivery == "sent"));
+        assert!(s.dashboard(&b, inc).await.unwrap().is_empty());
+
+        // Reminders: one unanswered person, due after 10 minutes, counted once.
+        assert_eq!(s.queue_due_reminders(now + 5 * 60_000).await.unwrap(), 0);
+        assert_eq!(s.queue_due_reminders(now + 10 * 60_000).await.unwrap(), 1);
+        assert_eq!(s.queue_due_reminders(now + 11 * 60_000).await.unwrap(), 0);
+        assert_eq!(s.resend_unanswered(&a, inc, now).await.unwrap(), 1);
+        assert!(s.resend_unanswered(&b, inc, now).await.is_err());
+        let list = s.incidents(&a).await.unwrap();
+        assert_eq!((list[0].recipients, list[0].answered), (2, 1));
+        s.close_incident(&a, inc, now).await.unwrap();
+        assert!(s.save_answer(&a, ctx.recipient_id, &ans, now).await.is_err(), "closed incidents take no answers");
+        let counts = s.outbox_counts().await.unwrap();
+        assert!(counts.iter().any(|(st, n)| st == "cancelled" && *n == 2), "{counts:?}");
+
+        let summaries = s.tenant_summaries().await.unwrap();
+        assert_eq!(summaries[0].people, 2);
+    }
+}
