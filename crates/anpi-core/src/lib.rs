@@ -2,6 +2,7 @@
 //! import parsing. Pure: no I/O, no clock (time is always a parameter).
 
 pub mod area;
+pub mod clock;
 pub mod csv_import;
 pub mod directory;
 pub mod password;
@@ -10,6 +11,7 @@ pub mod survey;
 pub mod target;
 
 pub use area::AreaCode;
+pub use clock::{Clock, SystemClock};
 pub use policy::{Permission, Role};
 
 /// Milliseconds since the Unix epoch, UTC. All stored times use this.

@@ -385,3 +385,30 @@ async fn save_person_tx(tx: &mut Transaction<'static, Any>, scope: &TenantScope,
     }
     Ok(person_id)
 }
+
+impl Store {
+    /// Keeps an uploaded CSV (decoded) between preview and confirmation.
+    pub async fn stage_import(&self, scope: &TenantScope, account: i64, content: &str, now: Millis) -> Result<i64> {
+        // Old staged uploads are not kept beyond a day.
+        sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND created_at < $2").bind(scope.tenant_id()).bind(now - 86_400_000).execute(&self.pool).await?;
+        Ok(sqlx::query_scalar("INSERT INTO csv_imports (tenant_id, account_id, content, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(scope.tenant_id())
+            .bind(account)
+            .bind(content)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Takes a staged upload (it can be confirmed once).
+    pub async fn take_staged_import(&self, scope: &TenantScope, id: i64) -> Result<String> {
+        let content: String = sqlx::query_scalar("SELECT content FROM csv_imports WHERE tenant_id = $1 AND id = $2")
+            .bind(scope.tenant_id())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&self.pool).await?;
+        Ok(content)
+    }
+}

@@ -1,0 +1,40 @@
+//! What a message says. Japanese first; English for people whose language is English.
+
+use anpi_core::Lang;
+use anpi_store::{Claimed, OutboxKind};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composed {
+    pub subject: String,
+    pub body: String,
+}
+
+/// Composes a claimed message. `base_url` has no trailing slash.
+pub fn compose(m: &Claimed, base_url: &str) -> Composed {
+    let Some(s) = &m.survey else {
+        return Composed { subject: m.subject.clone(), body: m.body.clone() };
+    };
+    let lang = Lang::parse(&s.language).unwrap_or_default();
+    let drill = if s.drill { lang.pick("【訓練】", "[DRILL] ") } else { "" };
+    let again = match m.kind {
+        OutboxKind::Reminder | OutboxKind::Resend => lang.pick("【再送】", "[Reminder] "),
+        _ => "",
+    };
+    let link = format!("{base_url}/a/{}", s.answer_token);
+    let subject = format!("{drill}{again}{}", s.title);
+    let body = match lang {
+        Lang::Ja => format!(
+            "{name} 様\n\n{drill}{message}\n\n下のリンクから安否を回答してください（ログイン不要、回答は後から変更できます）。\n{link}\n\n{tenant} 安否確認システム anpi\n",
+            name = s.name,
+            message = s.message,
+            tenant = s.tenant_name,
+        ),
+        Lang::En => format!(
+            "Dear {name},\n\n{drill}{message}\n\nPlease tell us you are safe using the link below (no sign-in needed; you can change your answer later).\n{link}\n\n{tenant} safety confirmation (anpi)\n",
+            name = s.name,
+            message = s.message,
+            tenant = s.tenant_name,
+        ),
+    };
+    Composed { subject, body }
+}

@@ -1,0 +1,57 @@
+//! Errors become short, generic pages; details go to the log only.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+#[derive(Debug)]
+pub enum WebError {
+    NotFound,
+    Forbidden,
+    /// A message safe to show (validation problems in the user's input).
+    BadRequest(String),
+    Internal(String),
+}
+
+impl From<anpi_store::StoreError> for WebError {
+    fn from(e: anpi_store::StoreError) -> Self {
+        use anpi_store::StoreError::*;
+        match e {
+            NotFound => WebError::NotFound,
+            Invalid(m) | Conflict(m) => WebError::BadRequest(m),
+            other => WebError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<askama::Error> for WebError {
+    fn from(e: askama::Error) -> Self {
+        WebError::Internal(format!("template: {e}"))
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            WebError::NotFound => (StatusCode::NOT_FOUND, "ページが見つかりません / Not found".to_string()),
+            WebError::Forbidden => (StatusCode::FORBIDDEN, "この操作の権限がありません / You are not allowed to do this".to_string()),
+            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            WebError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "エラーが発生しました。しばらくしてからもう一度お試しください / Something went wrong, please try again".to_string())
+            }
+        };
+        let body = format!(
+            "<!doctype html><html lang=ja><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>anpi</title>\
+             <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em\"><h1>{}</h1><p class=error>{}</p><p><a href=\"javascript:history.back()\">←</a> <a href=\"/\">anpi</a></p></body></html>",
+            status.as_u16(),
+            escape(&msg)
+        );
+        (status, Html(body)).into_response()
+    }
+}
+
+pub type WebResult<T> = Result<T, WebError>;

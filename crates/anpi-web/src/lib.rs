@@ -1,0 +1,72 @@
+//! anpi HTTP: the answer page, the tenant console, the operator console (its own listener).
+//! Pages are server-rendered and work without JavaScript.
+
+mod error;
+mod i18n;
+mod pages;
+mod session;
+
+pub use error::WebError;
+pub use i18n::Tr;
+
+use anpi_core::Clock;
+use anpi_notify::MailCatcher;
+use anpi_store::{SessionPolicy, Store};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::Router;
+use std::sync::Arc;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Upload and form bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    /// Public URL of the tenant listener, no trailing slash (used in mail links).
+    pub base_url: String,
+    pub sessions: SessionPolicy,
+    /// Answer events (tenant, incident) for live dashboards on this node.
+    pub events: tokio::sync::broadcast::Sender<(i64, i64)>,
+    /// Wakes the outbox worker when new rows are queued.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Set in demo mode: the page listing caught mail.
+    pub catcher: Option<MailCatcher>,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, base_url: &str) -> AppState {
+        AppState {
+            store,
+            clock,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            sessions: SessionPolicy::default(),
+            events: tokio::sync::broadcast::channel(1024).0,
+            wake: Arc::new(tokio::sync::Notify::new()),
+            catcher: None,
+        }
+    }
+}
+
+fn security_headers(router: Router) -> Router {
+    let h = |name: &'static str, v: &'static str| SetResponseHeaderLayer::if_not_present(header::HeaderName::from_static(name), HeaderValue::from_static(v));
+    router
+        .layer(h("x-content-type-options", "nosniff"))
+        .layer(h("x-frame-options", "DENY"))
+        .layer(h("referrer-policy", "no-referrer"))
+        .layer(h("content-security-policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"))
+        .layer(h("cache-control", "no-store"))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+/// The tenant listener: answer pages and the tenant console.
+pub fn tenant_router(state: AppState) -> Router {
+    security_headers(pages::tenant_routes().with_state(state))
+}
+
+/// The operator listener: tenants and their first admins, no personal data.
+pub fn operator_router(state: AppState) -> Router {
+    security_headers(pages::operator::routes().with_state(state))
+}

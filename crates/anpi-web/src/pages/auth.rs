@@ -1,0 +1,199 @@
+//! Sign-in, sign-out, password change and password reset by mail link.
+
+use super::{render, Flash, Layout};
+use crate::error::{WebError, WebResult};
+use crate::i18n::Tr;
+use crate::session::{clear_cookie, session_cookie, Console, TENANT_COOKIE};
+use crate::AppState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    l: Layout,
+    tenant: String,
+    email: String,
+    error: bool,
+}
+
+#[derive(Deserialize, Default)]
+pub struct LangQuery {
+    pub lang: Option<String>,
+}
+
+pub async fn login_page(headers: HeaderMap, Query(q): Query<LangQuery>) -> WebResult<Response> {
+    let t = Tr::from_request(&headers, q.lang.as_deref());
+    let mut resp = render(&LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), tenant: String::new(), email: String::new(), error: false })?;
+    if let Some(l) = q.lang.as_deref().and_then(anpi_core::Lang::parse) {
+        if let Ok(v) = format!("anpi_lang={}; Path=/; SameSite=Lax; Max-Age=31536000", l.code()).parse() {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn login(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
+    let t = Tr::from_request(&headers, None);
+    match st.store.account_login(&f.tenant, &f.email, &f.password).await? {
+        Some((scope, id)) => {
+            let token = st.store.create_session("account", id, Some(&scope), st.clock.now()).await?;
+            tracing::info!(tenant = scope.tenant_id(), account = id, "sign-in");
+            Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to("/")).into_response())
+        }
+        None => {
+            tracing::info!(tenant = %f.tenant, "failed sign-in");
+            let page = LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), tenant: f.tenant, email: f.email, error: true };
+            Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+pub async fn logout(State(st): State<AppState>, c: Console, headers: HeaderMap, Form(f): Form<CsrfForm>) -> WebResult<Response> {
+    c.check_csrf(&f.csrf)?;
+    if let Some(token) = crate::session::cookie(&headers, TENANT_COOKIE) {
+        st.store.end_session(&token).await?;
+    }
+    Ok(([(header::SET_COOKIE, clear_cookie(TENANT_COOKIE))], Redirect::to("/login")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    l: Layout,
+    csrf: String,
+    error: Option<String>,
+    min: usize,
+}
+
+pub async fn password_page(c: Console, Query(flash): Query<Flash>) -> WebResult<Response> {
+    render(&PasswordPage {
+        l: Layout::console(&c, c.t.p("パスワード変更", "Change password")).with_flash(flash.message(c.t)),
+        csrf: c.csrf.clone(),
+        error: None,
+        min: anpi_core::password::MIN_LEN,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ChangePasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+}
+
+pub async fn change_password(State(st): State<AppState>, c: Console, Form(f): Form<ChangePasswordForm>) -> WebResult<Response> {
+    c.check_csrf(&f.csrf)?;
+    match st.store.change_password(&c.scope, c.account.id, &f.current, &f.new).await {
+        Ok(()) => {
+            // Every session ended with the change; start a fresh one for this browser.
+            let token = st.store.create_session("account", c.account.id, Some(&c.scope), st.clock.now()).await?;
+            Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to("/password?done=password")).into_response())
+        }
+        Err(anpi_store::StoreError::Invalid(m)) => {
+            let page = PasswordPage { l: Layout::console(&c, c.t.p("パスワード変更", "Change password")), csrf: c.csrf.clone(), error: Some(m), min: anpi_core::password::MIN_LEN };
+            Ok((StatusCode::BAD_REQUEST, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "reset_request.html")]
+struct ResetRequestPage {
+    l: Layout,
+    sent: bool,
+}
+
+pub async fn reset_request_page(headers: HeaderMap, Query(q): Query<LangQuery>) -> WebResult<Response> {
+    let t = Tr::from_request(&headers, q.lang.as_deref());
+    render(&ResetRequestPage { l: Layout::public(t, t.p("パスワードの再設定", "Reset password")), sent: false })
+}
+
+#[derive(Deserialize)]
+pub struct ResetRequestForm {
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// Mail for a password link (reset or first password).
+pub fn reset_mail(base_url: &str, token: &str) -> (String, String) {
+    let link = format!("{base_url}/password/reset/{token}");
+    (
+        "anpi パスワード設定のご案内 / Set your anpi password".to_string(),
+        format!(
+            "下のリンクからパスワードを設定してください（24時間有効）。\nSet your password with the link below (valid for 24 hours).\n\n{link}\n\n心当たりがない場合はこのメールを破棄してください。\nIf you did not ask for this, ignore this mail.\n"
+        ),
+    )
+}
+
+pub async fn reset_request(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<ResetRequestForm>) -> WebResult<Response> {
+    let t = Tr::from_request(&headers, None);
+    let base = st.base_url.clone();
+    // The answer is the same whether or not the account exists.
+    let queued = st.store.request_password_reset(&f.tenant, &f.email, st.clock.now(), |token, _| reset_mail(&base, token)).await?;
+    if queued {
+        st.wake.notify_one();
+    }
+    render(&ResetRequestPage { l: Layout::public(t, t.p("パスワードの再設定", "Reset password")), sent: true })
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetPage {
+    l: Layout,
+    valid: bool,
+    error: Option<String>,
+    min: usize,
+}
+
+pub async fn reset_page(State(st): State<AppState>, headers: HeaderMap, Path(token): Path<String>) -> WebResult<Response> {
+    let t = Tr::from_request(&headers, None);
+    let valid = st.store.reset_token_valid(&token, st.clock.now()).await?;
+    let page = ResetPage { l: Layout::public(t, t.p("パスワードの設定", "Set password")), valid, error: None, min: anpi_core::password::MIN_LEN };
+    Ok(((if valid { StatusCode::OK } else { StatusCode::NOT_FOUND }), render(&page)?).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    new: String,
+}
+
+pub async fn reset(State(st): State<AppState>, headers: HeaderMap, Path(token): Path<String>, Form(f): Form<ResetForm>) -> WebResult<Response> {
+    let t = Tr::from_request(&headers, None);
+    match st.store.reset_password(&token, &f.new, st.clock.now()).await {
+        Ok(()) => Ok(Redirect::to("/login").into_response()),
+        Err(anpi_store::StoreError::Invalid(m)) => {
+            let valid = st.store.reset_token_valid(&token, st.clock.now()).await?;
+            let page = ResetPage { l: Layout::public(t, t.p("パスワードの設定", "Set password")), valid, error: Some(m), min: anpi_core::password::MIN_LEN };
+            Ok((StatusCode::BAD_REQUEST, render(&page)?).into_response())
+        }
+        Err(e) => Err(WebError::from(e)),
+    }
+}

@@ -1,0 +1,370 @@
+//! Incidents: the list, starting one, the live dashboard, re-send, close, CSV export.
+
+use super::{render, Flash, Layout};
+use crate::error::WebResult;
+use crate::i18n::Tr;
+use crate::session::Console;
+use crate::AppState;
+use anpi_core::clock::format_local;
+use anpi_core::survey::Survey;
+use anpi_core::target::Target;
+use anpi_core::{AreaCode, Permission};
+use anpi_store::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use futures_util::stream::{Stream, StreamExt};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+const ZONE: &str = "Asia/Tokyo";
+
+#[derive(Template)]
+#[template(path = "incidents.html")]
+struct ListPage {
+    l: Layout,
+    can_start: bool,
+    member: bool,
+    incidents: Vec<(IncidentSummary, String)>,
+}
+
+pub async fn list(State(st): State<AppState>, c: Console, Query(flash): Query<Flash>) -> WebResult<Response> {
+    let l = Layout::console(&c, c.t.p("配信一覧", "Incidents")).with_flash(flash.message(c.t));
+    if !c.can(Permission::ViewIncidents) {
+        return render(&ListPage { l, can_start: false, member: true, incidents: vec![] });
+    }
+    let incidents = st.store.incidents(&c.scope).await?.into_iter().map(|i| {
+        let at = format_local(i.started_at, ZONE);
+        (i, at)
+    });
+    render(&ListPage { l, can_start: c.can(Permission::StartIncident), member: false, incidents: incidents.collect() })
+}
+
+#[derive(Template)]
+#[template(path = "incident_new.html")]
+struct NewPage {
+    l: Layout,
+    csrf: String,
+    survey_text: String,
+    departments: Vec<(i64, String)>,
+    sites: Vec<(i64, String)>,
+    groups: Vec<(i64, String)>,
+    error: Option<String>,
+}
+
+async fn new_page_with(st: &AppState, c: &Console, survey_text: String, error: Option<String>) -> WebResult<Response> {
+    let departments = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
+    let sites = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, format!("{} ({})", s.name, s.area_code))).collect();
+    let groups = st.store.groups(&c.scope).await?.into_iter().map(|g| (g.id, g.name)).collect();
+    let page = NewPage { l: Layout::console(c, c.t.p("新規配信", "Start an incident")), csrf: c.csrf.clone(), survey_text, departments, sites, groups, error: error.clone() };
+    let status = if error.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
+    Ok((status, render(&page)?).into_response())
+}
+
+pub async fn new_page(State(st): State<AppState>, c: Console) -> WebResult<Response> {
+    c.require(Permission::StartIncident)?;
+    new_page_with(&st, &c, Survey::default_safety().to_editor_text(), None).await
+}
+
+/// Parses the start form (repeated fields for departments, sites and groups).
+fn parse_start(fields: &[(String, String)], by: i64) -> Result<NewIncident, String> {
+    let one = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let ids = |k: &str| -> Result<Vec<i64>, String> { fields.iter().filter(|(n, _)| n == k).map(|(_, v)| v.parse::<i64>().map_err(|_| format!("bad {k}"))).collect() };
+    let num = |k: &str| -> Result<i64, String> {
+        match one(k).as_str() {
+            "" => Ok(0),
+            v => v.parse::<i64>().ok().filter(|n| (0..=10_000).contains(n)).ok_or_else(|| format!("{k}: 0–10000")),
+        }
+    };
+    let areas = one("areas")
+        .split([',', ' ', '、', '\n'])
+        .filter(|s| !s.trim().is_empty())
+        .map(AreaCode::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let title = one("title");
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err("件名を200文字以内で入力してください (title: 1–200 characters)".into());
+    }
+    let message = one("message");
+    if message.chars().count() > 5000 {
+        return Err("本文は5000文字以内です (message: at most 5000 characters)".into());
+    }
+    Ok(NewIncident {
+        title,
+        message,
+        survey: Survey::parse_editor_text(&one("survey"))?,
+        target: Target { all: one("all") == "1", departments: ids("department")?, sites: ids("site")?, groups: ids("group")?, areas },
+        drill: one("drill") == "1",
+        reminder_interval_min: num("reminder_interval")?,
+        reminder_count: num("reminder_count")?.min(10),
+        started_by: Some(by),
+    })
+}
+
+pub async fn start(State(st): State<AppState>, c: Console, Form(fields): Form<Vec<(String, String)>>) -> WebResult<Response> {
+    c.require(Permission::StartIncident)?;
+    let csrf = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or("");
+    c.check_csrf(csrf)?;
+    let survey_text = fields.iter().find(|(k, _)| k == "survey").map(|(_, v)| v.clone()).unwrap_or_default();
+    let new = match parse_start(&fields, c.account.id) {
+        Ok(n) => n,
+        Err(e) => return new_page_with(&st, &c, survey_text, Some(e)).await,
+    };
+    match st.store.start_incident(&c.scope, &new, st.clock.now()).await {
+        Ok((id, n)) => {
+            tracing::info!(tenant = c.scope.tenant_id(), incident = id, recipients = n, drill = new.drill, "incident started");
+            st.wake.notify_one();
+            Ok(Redirect::to(&format!("/incidents/{id}?done=started")).into_response())
+        }
+        Err(anpi_store::StoreError::Invalid(e)) => new_page_with(&st, &c, survey_text, Some(e)).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Counts for one row of a breakdown table.
+pub struct Tally {
+    pub label: String,
+    pub total: usize,
+    pub answered: usize,
+    /// Counts of the primary question's choices, in choice order.
+    pub choices: Vec<usize>,
+}
+
+impl Tally {
+    fn new(label: String, n: usize) -> Tally {
+        Tally { label, total: 0, answered: 0, choices: vec![0; n] }
+    }
+    pub fn percent(&self) -> usize {
+        (self.answered * 100).checked_div(self.total).unwrap_or(0)
+    }
+}
+
+pub struct Board {
+    pub overall: Tally,
+    /// Per choice question: its label, and (choice label, count).
+    pub questions: Vec<(String, Vec<(String, usize)>)>,
+    pub primary_choices: Vec<String>,
+    /// (heading, rows): by department, by site, by group.
+    pub breakdowns: Vec<(String, Vec<Tally>)>,
+    pub unanswered: Vec<(String, String, String)>,
+    pub unanswered_more: usize,
+}
+
+const UNANSWERED_SHOWN: usize = 300;
+
+fn board(t: Tr, inc: &IncidentDetail, rows: &[DashboardRow], depts: &HashMap<i64, String>, sites: &HashMap<i64, String>, groups: &HashMap<i64, String>) -> Board {
+    let primary = inc.survey.questions.iter().find(|q| !q.choices.is_empty());
+    let n = primary.map(|q| q.choices.len()).unwrap_or(0);
+    let none = t.p("（なし）", "(none)").to_string();
+    let mut overall = Tally::new(String::new(), n);
+    let mut by_d: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut by_s: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut by_g: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut question_counts: Vec<Vec<usize>> = inc.survey.questions.iter().map(|q| vec![0; q.choices.len()]).collect();
+    let mut unanswered = Vec::new();
+    for r in rows {
+        let choice = primary.and_then(|q| {
+            let a = r.answers.as_ref()?.get(&q.id)?;
+            q.choices.iter().position(|c| &c.id == a)
+        });
+        let dept = r.department_id.and_then(|d| depts.get(&d).cloned()).unwrap_or_else(|| none.clone());
+        let site = r.site_id.and_then(|s| sites.get(&s).cloned()).unwrap_or_else(|| none.clone());
+        let mut targets: Vec<&mut Tally> = vec![&mut overall];
+        targets.push(by_d.entry(dept.clone()).or_insert_with(|| Tally::new(dept.clone(), n)));
+        targets.push(by_s.entry(site.clone()).or_insert_with(|| Tally::new(site.clone(), n)));
+        for tally in targets {
+            tally.total += 1;
+            if r.answered_at.is_some() {
+                tally.answered += 1;
+            }
+            if let Some(i) = choice {
+                tally.choices[i] += 1;
+            }
+        }
+        for g in &r.group_ids {
+            if let Some(name) = groups.get(g) {
+                let tally = by_g.entry(name.clone()).or_insert_with(|| Tally::new(name.clone(), n));
+                tally.total += 1;
+                if r.answered_at.is_some() {
+                    tally.answered += 1;
+                }
+                if let Some(i) = choice {
+                    tally.choices[i] += 1;
+                }
+            }
+        }
+        if let Some(a) = &r.answers {
+            for (qi, q) in inc.survey.questions.iter().enumerate() {
+                if let Some(ci) = a.get(&q.id).and_then(|v| q.choices.iter().position(|c| &c.id == v)) {
+                    question_counts[qi][ci] += 1;
+                }
+            }
+        }
+        if r.answered_at.is_none() {
+            unanswered.push((r.name.clone(), dept, delivery_label(t, &r.delivery).to_string()));
+        }
+    }
+    let unanswered_more = unanswered.len().saturating_sub(UNANSWERED_SHOWN);
+    unanswered.truncate(UNANSWERED_SHOWN);
+    Board {
+        overall,
+        questions: inc
+            .survey
+            .questions
+            .iter()
+            .zip(question_counts)
+            .filter(|(q, _)| !q.choices.is_empty())
+            .map(|(q, counts)| (q.label(t.0).to_string(), q.choices.iter().map(|c| c.label(t.0).to_string()).zip(counts).collect()))
+            .collect(),
+        primary_choices: primary.map(|q| q.choices.iter().map(|c| c.label(t.0).to_string()).collect()).unwrap_or_default(),
+        breakdowns: vec![
+            (t.p("部署別", "By department").to_string(), by_d.into_values().collect()),
+            (t.p("事業所別", "By site").to_string(), by_s.into_values().collect()),
+            (t.p("グループ別", "By group").to_string(), by_g.into_values().collect()),
+        ],
+        unanswered,
+        unanswered_more,
+    }
+}
+
+fn delivery_label(t: Tr, d: &str) -> &'static str {
+    match d {
+        "sent" => t.p("送信済み", "sent"),
+        "pending" => t.p("送信待ち", "queued"),
+        "failed" => t.p("送信失敗", "failed"),
+        "cancelled" => t.p("取消", "cancelled"),
+        _ => t.p("宛先なし", "no message"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    l: Layout,
+    csrf: String,
+    inc: IncidentDetail,
+    started: String,
+    closed: Option<String>,
+    b: Board,
+    can_manage: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard_live.html")]
+struct DashboardFragment {
+    l: Layout,
+    b: Board,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct DashQuery {
+    done: Option<String>,
+    fragment: Option<String>,
+}
+
+pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Query(q): Query<DashQuery>) -> WebResult<Response> {
+    c.require(Permission::ViewIncidents)?;
+    let inc = st.store.incident(&c.scope, id).await?;
+    let rows = st.store.dashboard(&c.scope, id).await?;
+    let depts = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
+    let sites = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let groups = st.store.groups(&c.scope).await?.into_iter().map(|g| (g.id, g.name)).collect();
+    let b = board(c.t, &inc, &rows, &depts, &sites, &groups);
+    let l = Layout::console(&c, &inc.title).with_flash(Flash { done: q.done }.message(c.t));
+    if q.fragment.is_some() {
+        return render(&DashboardFragment { l, b });
+    }
+    render(&DashboardPage {
+        l,
+        csrf: c.csrf.clone(),
+        started: format_local(inc.started_at, ZONE),
+        closed: inc.closed_at.map(|t| format_local(t, ZONE)),
+        inc,
+        b,
+        can_manage: c.can(Permission::ManageIncident),
+    })
+}
+
+/// Server-sent events: `answer` whenever an answer to this incident arrives on this node,
+/// and every 15 s in case it arrived on another node.
+pub async fn events(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>> {
+    c.require(Permission::ViewIncidents)?;
+    st.store.incident(&c.scope, id).await?;
+    let tenant = c.scope.tenant_id();
+    let answers = tokio_stream::wrappers::BroadcastStream::new(st.events.subscribe())
+        .filter_map(move |e| async move { matches!(e, Ok((t, i)) if t == tenant && i == id).then_some(()) });
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(Duration::from_secs(15))).map(|_| ());
+    let stream = futures_util::stream::select(answers, ticks).map(|_| Ok(Event::default().event("answer").data("1")));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn resend(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfOnly>) -> WebResult<Response> {
+    c.require(Permission::ManageIncident)?;
+    c.check_csrf(&f.csrf)?;
+    let n = st.store.resend_unanswered(&c.scope, id, st.clock.now()).await?;
+    tracing::info!(tenant = c.scope.tenant_id(), incident = id, recipients = n, "re-send");
+    st.wake.notify_one();
+    Ok(Redirect::to(&format!("/incidents/{id}?done=resent")).into_response())
+}
+
+pub async fn close(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfOnly>) -> WebResult<Response> {
+    c.require(Permission::ManageIncident)?;
+    c.check_csrf(&f.csrf)?;
+    st.store.close_incident(&c.scope, id, st.clock.now()).await?;
+    Ok(Redirect::to(&format!("/incidents/{id}?done=closed")).into_response())
+}
+
+pub async fn answers_csv(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<Response> {
+    c.require(Permission::ViewIncidents)?;
+    let inc = st.store.incident(&c.scope, id).await?;
+    let rows = st.store.dashboard(&c.scope, id).await?;
+    let depts: HashMap<i64, String> = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
+    let sites: HashMap<i64, String> = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let mut out = String::from("\u{FEFF}");
+    let mut header: Vec<String> = ["氏名", "部署", "事業所", "回答日時", "配信状況"].iter().map(|s| s.to_string()).collect();
+    header.extend(inc.survey.questions.iter().map(|q| q.label_ja.clone()));
+    out.push_str(&csv_line(&header));
+    for r in &rows {
+        let mut line = vec![
+            r.name.clone(),
+            r.department_id.and_then(|d| depts.get(&d).cloned()).unwrap_or_default(),
+            r.site_id.and_then(|s| sites.get(&s).cloned()).unwrap_or_default(),
+            r.answered_at.map(|t| format_local(t, ZONE)).unwrap_or_default(),
+            r.delivery.clone(),
+        ];
+        for q in &inc.survey.questions {
+            let v = r.answers.as_ref().and_then(|a| a.get(&q.id)).map(|v| q.choice_label(v, anpi_core::Lang::Ja).map(String::from).unwrap_or_else(|| v.clone()));
+            line.push(v.unwrap_or_default());
+        }
+        out.push_str(&csv_line(&line));
+    }
+    let name = format!("attachment; filename=\"incident-{id}-answers.csv\"");
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, name)], out).into_response())
+}
+
+/// One CSV line; fields quoted when needed, and cells that a spreadsheet would run as a
+/// formula are prefixed with `'`.
+pub fn csv_line(fields: &[String]) -> String {
+    let cells: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            let f = if f.starts_with(['=', '+', '-', '@']) { format!("'{f}") } else { f.clone() };
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f
+            }
+        })
+        .collect();
+    format!("{}\r\n", cells.join(","))
+}
+

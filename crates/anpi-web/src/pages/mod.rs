@@ -1,0 +1,143 @@
+//! Page handlers, one module per area of the console.
+
+mod accounts;
+mod answer;
+mod auth;
+mod incidents;
+mod mail;
+pub mod operator;
+mod org;
+mod people;
+
+use crate::i18n::Tr;
+use crate::session::Console;
+use crate::AppState;
+use anpi_core::Permission;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+
+/// What the base template needs.
+pub struct Layout {
+    pub t: Tr,
+    pub title: String,
+    pub nav: Option<Nav>,
+    pub flash: Option<String>,
+}
+
+pub struct Nav {
+    pub user: String,
+    pub tenant: String,
+    pub role: String,
+    pub csrf: String,
+    pub incidents: bool,
+    pub people: bool,
+    pub org: bool,
+    pub accounts: bool,
+}
+
+impl Layout {
+    pub fn public(t: Tr, title: &str) -> Layout {
+        Layout { t, title: title.to_string(), nav: None, flash: None }
+    }
+    pub fn console(c: &Console, title: &str) -> Layout {
+        Layout {
+            t: c.t,
+            title: title.to_string(),
+            nav: Some(Nav {
+                user: c.account.name.clone(),
+                tenant: c.tenant_code.clone(),
+                role: c.t.p(c.role().label_ja(), c.role().as_str()).to_string(),
+                csrf: c.csrf.clone(),
+                incidents: c.can(Permission::ViewIncidents),
+                people: c.can(Permission::ViewDirectory),
+                org: c.can(Permission::ManageDirectory),
+                accounts: c.can(Permission::ManageAccounts),
+            }),
+            flash: None,
+        }
+    }
+    pub fn with_flash(mut self, flash: Option<String>) -> Layout {
+        self.flash = flash;
+        self
+    }
+}
+
+/// Renders a template into an HTML response.
+pub fn render<T: askama::Template>(t: &T) -> crate::error::WebResult<axum::response::Response> {
+    Ok(axum::response::Html(t.render()?).into_response())
+}
+
+/// `?done=…` messages shown after a redirect.
+#[derive(serde::Deserialize, Default)]
+pub struct Flash {
+    pub done: Option<String>,
+}
+
+impl Flash {
+    pub fn message(&self, t: Tr) -> Option<String> {
+        let m = match self.done.as_deref()? {
+            "saved" => t.p("保存しました。", "Saved."),
+            "deleted" => t.p("削除しました。", "Deleted."),
+            "imported" => t.p("取り込みました。", "Imported."),
+            "resent" => t.p("未回答者に再送しました。", "Sent again to everyone who has not answered."),
+            "closed" => t.p("配信を終了しました。", "The incident is closed."),
+            "started" => t.p("配信を開始しました。", "The incident has started; messages are being sent."),
+            "password" => t.p("パスワードを変更しました。", "Your password has been changed."),
+            "invited" => t.p("アカウントを作成し、パスワード設定メールを送りました。", "Account created; a link to set the password was mailed."),
+            _ => return None,
+        };
+        Some(m.to_string())
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/app.css"))
+}
+
+async fn live_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/live.js"))
+}
+
+pub fn tenant_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/static/app.css", get(css))
+        .route("/static/live.js", get(live_js))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/password", get(auth::password_page).post(auth::change_password))
+        .route("/password/reset", get(auth::reset_request_page).post(auth::reset_request))
+        .route("/password/reset/{token}", get(auth::reset_page).post(auth::reset))
+        .route("/a/{token}", get(answer::page).post(answer::submit))
+        .route("/", get(incidents::list))
+        .route("/incidents/new", get(incidents::new_page))
+        .route("/incidents", post(incidents::start))
+        .route("/incidents/{id}", get(incidents::dashboard))
+        .route("/incidents/{id}/events", get(incidents::events))
+        .route("/incidents/{id}/answers.csv", get(incidents::answers_csv))
+        .route("/incidents/{id}/resend", post(incidents::resend))
+        .route("/incidents/{id}/close", post(incidents::close))
+        .route("/people", get(people::list).post(people::create))
+        .route("/people/new", get(people::new_page))
+        .route("/people/export.csv", get(people::export))
+        .route("/people/import", get(people::import_page).post(people::import_preview))
+        .route("/people/import/{id}", post(people::import_confirm))
+        .route("/people/{id}", get(people::edit_page).post(people::update))
+        .route("/people/{id}/disable", post(people::disable))
+        .route("/people/{id}/enable", post(people::enable))
+        .route("/people/{id}/delete", post(people::delete))
+        .route("/org", get(org::page))
+        .route("/org/departments", post(org::add_department))
+        .route("/org/sites", post(org::add_site))
+        .route("/org/groups", post(org::add_group))
+        .route("/accounts", get(accounts::list).post(accounts::create))
+        .route("/accounts/{id}/disable", post(accounts::disable))
+        .route("/accounts/{id}/enable", post(accounts::enable))
+        .route("/mail", get(mail::page))
+}

@@ -1,0 +1,137 @@
+//! The operator console, served on its own listener. Operators create tenants and their
+//! first admin; they see counts, never a tenant's personal data.
+
+use super::{render, Layout};
+use crate::error::WebResult;
+use crate::i18n::Tr;
+use crate::session::{clear_cookie, cookie, session_cookie, Operator, OPERATOR_COOKIE};
+use crate::AppState;
+use anpi_core::clock::format_local;
+use anpi_core::Role;
+use anpi_store::TenantSummary;
+use askama::Template;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/static/app.css", get(super::css))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/", get(home))
+        .route("/tenants", post(create_tenant))
+}
+
+#[derive(Template)]
+#[template(path = "operator_login.html")]
+struct LoginPage {
+    l: Layout,
+    error: bool,
+}
+
+async fn login_page(headers: HeaderMap) -> WebResult<Response> {
+    let t = Tr::from_request(&headers, None);
+    render(&LoginPage { l: Layout::public(t, "Operator sign in"), error: false })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn login(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
+    match st.store.operator_login(&f.email, &f.password).await? {
+        Some(id) => {
+            let token = st.store.create_session("operator", id, None, st.clock.now()).await?;
+            tracing::info!(operator = id, "operator sign-in");
+            Ok(([(header::SET_COOKIE, session_cookie(OPERATOR_COOKIE, &token))], Redirect::to("/")).into_response())
+        }
+        None => {
+            tracing::info!("failed operator sign-in");
+            let t = Tr::from_request(&headers, None);
+            Ok((StatusCode::UNAUTHORIZED, render(&LoginPage { l: Layout::public(t, "Operator sign in"), error: true })?).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(State(st): State<AppState>, op: Operator, headers: HeaderMap, Form(f): Form<CsrfForm>) -> WebResult<Response> {
+    op.check_csrf(&f.csrf)?;
+    if let Some(token) = cookie(&headers, OPERATOR_COOKIE) {
+        st.store.end_session(&token).await?;
+    }
+    Ok(([(header::SET_COOKIE, clear_cookie(OPERATOR_COOKIE))], Redirect::to("/login")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "operator_home.html")]
+struct HomePage {
+    l: Layout,
+    email: String,
+    csrf: String,
+    tenants: Vec<(TenantSummary, String)>,
+    error: Option<String>,
+    created: Option<String>,
+}
+
+async fn home_page(st: &AppState, op: &Operator, t: Tr, error: Option<String>, created: Option<String>) -> WebResult<Response> {
+    let tenants = st.store.tenant_summaries().await?.into_iter().map(|s| {
+        let at = format_local(s.created_at, "Asia/Tokyo");
+        (s, at)
+    });
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let page = HomePage { l: Layout::public(t, t.p("テナント", "Tenants")), email: op.email.clone(), csrf: op.csrf.clone(), tenants: tenants.collect(), error, created };
+    Ok((status, render(&page)?).into_response())
+}
+
+async fn home(State(st): State<AppState>, op: Operator, headers: HeaderMap) -> WebResult<Response> {
+    home_page(&st, &op, Tr::from_request(&headers, None), None, None).await
+}
+
+#[derive(Deserialize)]
+struct NewTenant {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    admin_name: String,
+    #[serde(default)]
+    admin_email: String,
+}
+
+/// Creates a tenant and its first admin, who receives a link to set a password.
+async fn create_tenant(State(st): State<AppState>, op: Operator, headers: HeaderMap, Form(f): Form<NewTenant>) -> WebResult<Response> {
+    op.check_csrf(&f.csrf)?;
+    let t = Tr::from_request(&headers, None);
+    let now = st.clock.now();
+    if !anpi_core::directory::valid_email(f.admin_email.trim()) || f.admin_name.trim().is_empty() {
+        return home_page(&st, &op, t, Some("管理者の氏名とメールアドレスを入力してください (admin name and email are required)".into()), None).await;
+    }
+    let scope = match st.store.create_tenant(f.code.trim(), &f.name, now).await {
+        Ok(s) => s,
+        Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => return home_page(&st, &op, t, Some(e), None).await,
+        Err(e) => return Err(e.into()),
+    };
+    let admin = st.store.create_account(&scope, &f.admin_email, &f.admin_name, Role::Admin, None, now).await?;
+    let base = st.base_url.clone();
+    st.store.invite_account(&scope, admin, now, |token, _| super::auth::reset_mail(&base, token)).await?;
+    st.wake.notify_one();
+    tracing::info!(operator = op.id, tenant = scope.tenant_id(), "tenant created");
+    home_page(&st, &op, t, None, Some(f.code.trim().to_string())).await
+}

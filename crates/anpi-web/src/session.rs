@@ -1,0 +1,132 @@
+//! Session cookies, the authenticated-request extractors and CSRF checks.
+
+use crate::error::WebError;
+use crate::i18n::Tr;
+use crate::AppState;
+use anpi_core::{Permission, Role};
+use anpi_store::{Account, Principal, TenantScope};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+
+pub const TENANT_COOKIE: &str = "__Host-anpi";
+pub const OPERATOR_COOKIE: &str = "__Host-anpi-op";
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A `__Host-` session cookie: Secure, HttpOnly, SameSite=Lax, whole site, session-only.
+pub fn session_cookie(name: &str, value: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax")).unwrap_or(HeaderValue::from_static(""))
+}
+
+pub fn clear_cookie(name: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("{name}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")).unwrap_or(HeaderValue::from_static(""))
+}
+
+pub fn query_lang(parts: &Parts) -> Option<String> {
+    parts.uri.query()?.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == "lang").map(|(_, v)| v.to_string())
+}
+
+/// Constant-time string comparison for CSRF tokens.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A signed-in tenant user.
+#[derive(Debug, Clone)]
+pub struct Console {
+    pub scope: TenantScope,
+    pub account: Account,
+    pub tenant_code: String,
+    pub csrf: String,
+    pub t: Tr,
+}
+
+impl Console {
+    pub fn require(&self, p: Permission) -> Result<(), WebError> {
+        if self.account.role.can(p) {
+            Ok(())
+        } else {
+            tracing::info!(account = self.account.id, tenant = self.scope.tenant_id(), permission = ?p, "permission denied");
+            Err(WebError::Forbidden)
+        }
+    }
+    pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
+        if same(&self.csrf, token) {
+            Ok(())
+        } else {
+            Err(WebError::BadRequest("フォームの有効期限が切れました。ページを再読み込みしてください (form expired, reload the page)".into()))
+        }
+    }
+    pub fn can(&self, p: Permission) -> bool {
+        self.account.role.can(p)
+    }
+    pub fn role(&self) -> Role {
+        self.account.role
+    }
+}
+
+impl FromRequestParts<AppState> for Console {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let t = Tr::from_request(&parts.headers, query_lang(parts).as_deref());
+        let Some(token) = cookie(&parts.headers, TENANT_COOKIE) else {
+            return Err(Redirect::to("/login").into_response());
+        };
+        match state.store.session(&token, state.clock.now(), state.sessions).await {
+            Ok(Some(ctx)) => match ctx.principal {
+                Principal::Account { scope, account, tenant_code } => Ok(Console { scope, account, tenant_code, csrf: ctx.csrf, t }),
+                Principal::Operator { .. } => Err(Redirect::to("/login").into_response()),
+            },
+            Ok(None) => Err(([(header::SET_COOKIE, clear_cookie(TENANT_COOKIE))], Redirect::to("/login")).into_response()),
+            Err(e) => Err(WebError::from(e).into_response()),
+        }
+    }
+}
+
+/// A signed-in operator (operator listener only).
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub id: i64,
+    pub email: String,
+    pub csrf: String,
+}
+
+impl Operator {
+    pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
+        if same(&self.csrf, token) {
+            Ok(())
+        } else {
+            Err(WebError::BadRequest("form expired, reload the page".into()))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(token) = cookie(&parts.headers, OPERATOR_COOKIE) else {
+            return Err(Redirect::to("/login").into_response());
+        };
+        match state.store.session(&token, state.clock.now(), state.sessions).await {
+            Ok(Some(ctx)) => match ctx.principal {
+                Principal::Operator { id, email } => Ok(Operator { id, email, csrf: ctx.csrf }),
+                Principal::Account { .. } => Err(Redirect::to("/login").into_response()),
+            },
+            Ok(None) => Err(([(header::SET_COOKIE, clear_cookie(OPERATOR_COOKIE))], Redirect::to("/login")).into_response()),
+            Err(e) => Err(WebError::from(e).into_response()),
+        }
+    }
+}

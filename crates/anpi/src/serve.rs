@@ -1,0 +1,103 @@
+//! `anpi serve`: both listeners and the outbox worker, with graceful shutdown.
+
+use crate::DbArgs;
+use anpi_core::{Clock, SystemClock};
+use anpi_notify::{Channel, MailCatcher, Worker, WorkerConfig};
+use anpi_web::AppState;
+use clap::Args;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// Tenant console and answer pages.
+    #[arg(long, env = "ANPI_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Operator console (keep it on a private interface).
+    #[arg(long, env = "ANPI_OPERATOR_LISTEN", default_value = "127.0.0.1:8081")]
+    pub operator_listen: SocketAddr,
+    /// Public URL of the tenant listener, used in mailed links. Default: http://LISTEN.
+    #[arg(long, env = "ANPI_BASE_URL")]
+    pub base_url: Option<String>,
+    /// SMTP server: smtp://host:port, smtp://user:pass@host:587?tls=required, smtps://host:465.
+    #[arg(long, env = "ANPI_SMTP_URL", default_value = "smtp://127.0.0.1:25")]
+    pub smtp_url: String,
+    /// Sender address of all mail.
+    #[arg(long, env = "ANPI_MAIL_FROM", default_value = "anpi@localhost")]
+    pub mail_from: String,
+    /// How long a worker owns a claimed message before another may retry it.
+    #[arg(long, env = "ANPI_OUTBOX_LEASE_SECS", default_value_t = 60)]
+    pub outbox_lease_secs: i64,
+    /// Messages sent in parallel by this node.
+    #[arg(long, env = "ANPI_SEND_CONCURRENCY", default_value_t = 16)]
+    pub send_concurrency: usize,
+}
+
+impl ServeArgs {
+    pub fn base_url(&self) -> String {
+        self.base_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> anyhow::Result<()> {
+    let store = db.store().await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut state = AppState::new(store.clone(), clock.clone(), &args.base_url());
+    state.catcher = catcher.clone();
+    let channel = match catcher {
+        Some(c) => Channel::Catcher(c),
+        None => Channel::smtp(&args.smtp_url).map_err(|e| anyhow::anyhow!(e))?,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = Worker {
+        store: store.clone(),
+        channel,
+        config: WorkerConfig {
+            base_url: state.base_url.clone(),
+            from: args.mail_from.clone(),
+            lease_ms: args.outbox_lease_secs.max(1) * 1000,
+            concurrency: args.send_concurrency.max(1),
+            ..WorkerConfig::default()
+        },
+        clock,
+    };
+    let worker = tokio::spawn(worker.run(state.wake.clone(), stop_rx));
+
+    let tenant = tokio::net::TcpListener::bind(args.listen).await?;
+    let operator = tokio::net::TcpListener::bind(args.operator_listen).await?;
+    tracing::info!(listen = %args.listen, operator = %args.operator_listen, engine = ?store.engine(), "anpi serving");
+    let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let t = axum::serve(tenant, anpi_web::tenant_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown(stop_tx.subscribe()));
+    let o = axum::serve(operator, anpi_web::operator_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown(stop_tx.subscribe()));
+    let signal = async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    };
+    let (r1, r2, _) = tokio::join!(t, o, signal);
+    r1?;
+    r2?;
+    let _ = worker.await;
+    store.close().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
