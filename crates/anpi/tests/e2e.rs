@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `anpi` binary driven over HTTP, with real peers (SMTP sink,
+//! PostgreSQL, headless Chromium). Helpers live in `tests/support/`.
+
+mod support;
+
+#[path = "e2e/infra.rs"]
+mod infra;
