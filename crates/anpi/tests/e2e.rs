@@ -5,3 +5,7 @@ mod support;
 
 #[path = "e2e/infra.rs"]
 mod infra;
+#[path = "e2e/common.rs"]
+mod common;
+#[path = "e2e/flow.rs"]
+mod flow;
