@@ -59,6 +59,15 @@ fn security_headers(router: Router) -> Router {
         .layer(h("content-security-policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"))
         .layer(h("cache-control", "no-store"))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(close_after_refused_body))
+}
+
+/// A refused oversized body is left unread, so the connection cannot be reused: say so.
+async fn close_after_refused_body(mut r: axum::response::Response) -> axum::response::Response {
+    if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
 }
 
 /// The tenant listener: answer pages and the tenant console.

@@ -1,1 +1,356 @@
-fn main() {}
+//! End-to-end throughput benchmark of the main loop, on SQLite always and on PostgreSQL when
+//! `ANPI_TEST_DATABASE_URL` (an admin URL; the bench creates its own database) is set:
+//!
+//! 1. **dispatch**: an admin logs in over HTTP and starts one incident to everyone (N people);
+//!    timed until a real SMTP sink (aiosmtpd, Maildir) has received all N messages.
+//! 2. **answers**: N answers posted concurrently (`ANPI_BENCH_CONCURRENCY` tasks, default 64) to
+//!    `POST /a/{token}`; timed from the first POST until the incident dashboard
+//!    (`GET /incidents/{id}`, `id="answered"`) shows `N / N`.
+//!
+//! Run: `cargo bench -p anpi --bench loop` (see docs/benchmarks.md).
+//! Environment: `ANPI_BENCH_PEOPLE` (N, default 10000), `ANPI_BENCH_CONCURRENCY` (default 64),
+//! `ANPI_BENCH_SEND_CONCURRENCY` (the server's `--send-concurrency`, default: the server's),
+//! `ANPI_BENCH_TIMEOUT_SECS` (per phase, default 1800), `ANPI_BENCH_ENGINES` (`sqlite`,
+//! `postgres` or both, comma separated; default: SQLite, plus PostgreSQL when configured),
+//! `ANPI_TEST_DATABASE_URL`, `ANPI_TEST_AIOSMTPD_PYTHON` as for the tests.
+//!
+//! The support library of the integration tests is reused as is (real server process, real
+//! SMTP sink, cookie- and CSRF-aware client).
+
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anpi_core::directory::PersonFields;
+use anpi_core::Role;
+use anpi_store::Store;
+use support::{extract, fresh_database, Client, Engine, Server, SmtpSink};
+
+const PASSWORD: &str = "correct horse battery staple";
+const TENANT: &str = "bench";
+const ADMIN: &str = "admin@bench.example";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
+        _ => default,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// One line of the results table.
+struct Row {
+    engine: Engine,
+    what: &'static str,
+    n: usize,
+    secs: f64,
+    detail: String,
+}
+
+/// Files in the Maildir's `new/` (aiosmtpd's Mailbox handler delivers there). Cheap: no parsing.
+fn maildir_count(sink: &SmtpSink) -> usize {
+    std::fs::read_dir(sink.maildir().join("new")).map(|rd| rd.count()).unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn outbox_counts(db_url: &str) -> String {
+    // A separate short-lived connection; the server keeps running.
+    match Store::connect(db_url).await {
+        Ok(s) => {
+            let r = s.outbox_counts().await.map(|v| v.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(" "));
+            s.close().await;
+            r.unwrap_or_else(|e| format!("(outbox_counts failed: {e})"))
+        }
+        Err(e) => format!("(cannot connect: {e})"),
+    }
+}
+
+async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Duration, rows: &mut Vec<Row>) {
+    eprintln!("\n=== {engine}: N = {n} ===");
+    // ---- set-up (not timed) ----
+    let setup = Instant::now();
+    let (db_url, _db_guard) = fresh_database(engine).await;
+    let store = Store::connect(&db_url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let now = now_ms();
+    let scope = store.create_tenant(TENANT, "Bench 株式会社", now).await.expect("create tenant");
+    store.create_account(&scope, ADMIN, "管理 一郎", Role::Admin, Some(PASSWORD), now).await.expect("create admin");
+    let inputs: Vec<_> = (0..n)
+        .map(|i| {
+            PersonFields {
+                employee_no: format!("E{i:06}"),
+                name: format!("社員 {i}"),
+                emails: format!("p{i}@staff.example"),
+                department: if i % 2 == 0 { "本社/総務部".into() } else { "大阪支社/営業課".into() },
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_or_else(|e| panic!("invalid person {i}: {e:?}"))
+        })
+        .collect();
+    let t = Instant::now();
+    store.import_people(&scope, &inputs, now).await.expect("import people");
+    eprintln!("[{engine}] imported {n} people in {:.1} s", t.elapsed().as_secs_f64());
+    let sink = SmtpSink::start().await;
+    let mut builder = Server::builder(&db_url).smtp(&sink).outbox_lease_secs(60).env("ANPI_LOG", "warn");
+    if let Ok(c) = std::env::var("ANPI_BENCH_SEND_CONCURRENCY") {
+        if !c.trim().is_empty() {
+            builder = builder.arg("--send-concurrency").arg(c.trim());
+        }
+    }
+    let server = builder.start().await;
+    eprintln!("[{engine}] set-up done in {:.1} s (server {}, log {})", setup.elapsed().as_secs_f64(), server.base_url(), server.log_path().display());
+
+    // ---- 1. dispatch: login → start incident → N messages in the sink ----
+    let mut admin = server.client();
+    let t0 = Instant::now();
+    admin.get("/login").await.expect_status(200);
+    let r = admin.post_form("/login", &[("tenant", TENANT), ("email", ADMIN), ("password", PASSWORD)]).await;
+    assert_eq!(r.status, 303, "login failed: {}", r.text);
+    let page = admin.get("/incidents/new").await.expect_status(200);
+    let survey = extract(&page.text, "name=\"survey\" rows=\"4\">", "</textarea>").expect("survey textarea on /incidents/new");
+    let survey = support::http::html_unescape(&survey);
+    let t_login = t0.elapsed();
+    let r = admin
+        .post_form(
+            "/incidents",
+            &[
+                ("title", "ベンチマーク: 地震発生に伴う安否確認"),
+                ("message", "安否を回答してください。"),
+                ("all", "1"),
+                ("survey", survey.as_str()),
+                ("reminder_interval", "0"),
+                ("reminder_count", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "starting the incident failed: {}", r.text);
+    let t_started = t0.elapsed();
+    let incident: i64 = r
+        .location()
+        .and_then(|l| l.trim_start_matches("/incidents/").split('?').next().and_then(|s| s.parse().ok()))
+        .expect("incident id in Location");
+    let deadline = Instant::now() + timeout;
+    let mut first_mail: Option<Duration> = None;
+    let mut last = (0usize, Instant::now());
+    let mut next_report = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = maildir_count(&sink);
+        if got > 0 && first_mail.is_none() {
+            first_mail = Some(t0.elapsed());
+        }
+        if got >= n {
+            break;
+        }
+        if got != last.0 {
+            last = (got, Instant::now());
+        }
+        if Instant::now() >= next_report {
+            eprintln!("[{engine}] dispatch: {got}/{n} after {:.1} s", t0.elapsed().as_secs_f64());
+            next_report += Duration::from_secs(10);
+        }
+        if Instant::now() >= deadline || last.1.elapsed() > Duration::from_secs(120) {
+            panic!(
+                "[{engine}] dispatch stalled: {got}/{n} messages after {:.1} s; outbox: {}; server log {}",
+                t0.elapsed().as_secs_f64(),
+                outbox_counts(&db_url).await,
+                server.log_path().display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dispatch = t0.elapsed();
+    let delivered = maildir_count(&sink);
+    let first = first_mail.unwrap_or(dispatch);
+    eprintln!(
+        "[{engine}] dispatch: {delivered} messages in {:.2} s (login+form {}, POST /incidents done at {}, first mail at {}); outbox: {}",
+        dispatch.as_secs_f64(),
+        ms(t_login),
+        ms(t_started),
+        ms(first),
+        outbox_counts(&db_url).await
+    );
+    rows.push(Row {
+        engine,
+        what: "dispatch (login → all mails in SMTP sink)",
+        n,
+        secs: dispatch.as_secs_f64(),
+        detail: format!(
+            "{:.0} msg/s; POST /incidents returned after {}, first mail at {}, sending phase {:.0} msg/s",
+            n as f64 / dispatch.as_secs_f64(),
+            ms(t_started),
+            ms(first),
+            n as f64 / (dispatch - first).as_secs_f64().max(1e-9)
+        ),
+    });
+
+    // ---- 2. answers: N concurrent POST /a/{token} → dashboard shows N / N ----
+    let ids: Vec<i64> = {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db_url).await.expect("connect for recipient ids");
+        let ids = sqlx::query_scalar::<_, i64>("SELECT id FROM recipients WHERE incident_id = $1 ORDER BY id")
+            .bind(incident)
+            .fetch_all(&pool)
+            .await
+            .expect("recipient ids");
+        pool.close().await;
+        ids
+    };
+    assert_eq!(ids.len(), n, "recipients of incident {incident}");
+    let mut tokens = Vec::with_capacity(n);
+    for id in ids {
+        tokens.push(store.answer_token(id).await.expect("answer token"));
+    }
+    store.close().await;
+    drop(store);
+    let tokens = Arc::new(tokens);
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let http = support::http::reqwest_client();
+    let base = server.base_url().to_string();
+    let t1 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (tokens, next, latencies, errors, http, base) = (tokens.clone(), next.clone(), latencies.clone(), errors.clone(), http.clone(), base.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= tokens.len() {
+                    break;
+                }
+                let url = format!("{base}/a/{}", tokens[i]);
+                let start = Instant::now();
+                let res = http.post(&url).form(&[("q1", "c1")]).send().await;
+                let status = match res {
+                    Ok(r) => {
+                        let s = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        Ok(s)
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                mine.push(start.elapsed());
+                match status {
+                    Ok(303) => {}
+                    Ok(s) => errors.lock().unwrap().push(format!("POST /a/… #{i}: HTTP {s}")),
+                    Err(e) => errors.lock().unwrap().push(format!("POST /a/… #{i}: {e}")),
+                }
+            }
+            latencies.lock().unwrap().extend(mine);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("answer task");
+    }
+    let posts_done = t1.elapsed();
+    let errors = errors.lock().unwrap().clone();
+    if !errors.is_empty() {
+        eprintln!("[{engine}] {} answer POSTs failed, e.g. {:?}", errors.len(), &errors[..errors.len().min(5)]);
+    }
+    let want = format!("{n} / {n}");
+    let deadline = Instant::now() + timeout;
+    let mut board_fetches = 0usize;
+    let mut board_time = Duration::ZERO;
+    let shown = loop {
+        let t = Instant::now();
+        let page = admin.get(&format!("/incidents/{incident}")).await.expect_status(200);
+        board_time += t.elapsed();
+        board_fetches += 1;
+        let shown = extract(&page.text, "id=\"answered\">", "</div>").unwrap_or_default();
+        if shown.trim() == want {
+            break shown;
+        }
+        if Instant::now() >= deadline {
+            panic!("[{engine}] dashboard shows {shown:?}, want {want:?} after {:.1} s", t1.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let answers = t1.elapsed();
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort();
+    eprintln!(
+        "[{engine}] answers: {} POSTs in {:.2} s, dashboard shows {shown:?} at {:.2} s ({board_fetches} dashboard fetch(es), avg {}); latency p50 {} p99 {} max {}",
+        lat.len(),
+        posts_done.as_secs_f64(),
+        answers.as_secs_f64(),
+        ms(board_time / board_fetches.max(1) as u32),
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat.last().copied().unwrap_or_default())
+    );
+    rows.push(Row {
+        engine,
+        what: "answers (first POST → dashboard N / N)",
+        n,
+        secs: answers.as_secs_f64(),
+        detail: format!(
+            "{:.0} answers/s; {concurrency} concurrent clients; POST latency p50 {}, p99 {}, max {}; {} errors; dashboard page {}",
+            n as f64 / answers.as_secs_f64(),
+            ms(percentile(&lat, 0.5)),
+            ms(percentile(&lat, 0.99)),
+            ms(lat.last().copied().unwrap_or_default()),
+            errors.len(),
+            ms(board_time / board_fetches.max(1) as u32)
+        ),
+    });
+    drop(server);
+    drop(sink);
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`. Under `cargo test --benches` / `--all-targets` (no
+    // `--bench`) do nothing: the benchmark takes minutes and is not a test.
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        eprintln!("anpi loop benchmark: not run (no --bench argument); use `cargo bench -p anpi --bench loop`");
+        return;
+    }
+    let n = env_usize("ANPI_BENCH_PEOPLE", 10_000);
+    let concurrency = env_usize("ANPI_BENCH_CONCURRENCY", 64);
+    let timeout = Duration::from_secs(env_usize("ANPI_BENCH_TIMEOUT_SECS", 1800) as u64);
+    let engines: Vec<Engine> = match std::env::var("ANPI_BENCH_ENGINES") {
+        Ok(v) if !v.trim().is_empty() => v
+            .split(',')
+            .map(|e| match e.trim() {
+                "sqlite" => Engine::Sqlite,
+                "postgres" | "postgresql" => Engine::Postgres,
+                other => panic!("ANPI_BENCH_ENGINES: unknown engine {other:?}"),
+            })
+            .collect(),
+        _ => support::engines(),
+    };
+    eprintln!("anpi loop benchmark: binary {}", support::server::ANPI_BIN);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let mut rows = Vec::new();
+    rt.block_on(async {
+        for engine in engines {
+            bench_engine(engine, n, concurrency, timeout, &mut rows).await;
+        }
+    });
+    println!();
+    println!("| engine | measurement | N | seconds | details |");
+    println!("|---|---|---:|---:|---|");
+    for r in &rows {
+        println!("| {} | {} | {} | {:.2} | {} |", r.engine, r.what, r.n, r.secs, r.detail);
+    }
+}

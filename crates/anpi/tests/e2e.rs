@@ -9,3 +9,5 @@ mod infra;
 mod common;
 #[path = "e2e/flow.rs"]
 mod flow;
+#[path = "e2e/isolation.rs"]
+mod isolation;

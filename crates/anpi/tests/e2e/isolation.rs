@@ -1,0 +1,150 @@
+//! Cross-tenant isolation: tenant B's admin, holding tenant A's ids, reads and changes nothing
+//! of A's on any route that takes an id. Also: malformed and hostile input.
+
+use super::common::*;
+use crate::support::{engines, extract};
+
+#[tokio::test]
+async fn tenants_cannot_reach_each_other() {
+    for engine in engines() {
+        let env = env(engine).await;
+        let mut a = tenant(&env, "alpha").await;
+        let mut b = tenant(&env, "beta").await;
+        import_csv(&mut a, people_csv(4, "A").as_bytes(), "auto").await;
+        import_csv(&mut b, people_csv(2, "B").as_bytes(), "auto").await;
+        let incident = start_incident(&mut a, "alpha の配信", &[("all", "1")]).await;
+        let people = a.get("/people").await.expect_status(200);
+        let person = extract(&people.text, "<a href=\"/people/", "\"").expect("a person id");
+        let upload = upload_csv(&mut a, people_csv(1, "X").as_bytes(), "auto").await;
+        let staged = extract(&upload.text, "action=\"/people/import/", "\"").expect("staged import");
+        let accounts = a.get("/accounts").await.expect_status(200);
+        let _ = accounts;
+
+        b.get("/").await.expect_status(200);
+        for path in [
+            format!("/incidents/{incident}"),
+            format!("/incidents/{incident}/answers.csv"),
+            format!("/incidents/{incident}/events"),
+            format!("/people/{person}"),
+        ] {
+            let r = b.get(&path).await;
+            assert_eq!(r.status, 404, "GET {path} as another tenant: {}", r.status);
+            b.get("/").await;
+        }
+        let person_fields = [("employee_no", "HACK"), ("name", "hacked")];
+        for (path, fields) in [
+            (format!("/incidents/{incident}/resend"), &[][..]),
+            (format!("/incidents/{incident}/close"), &[][..]),
+            (format!("/people/{person}"), &person_fields[..]),
+            (format!("/people/{person}/disable"), &[][..]),
+            (format!("/people/{person}/delete"), &[][..]),
+            (format!("/people/import/{staged}"), &[][..]),
+        ] {
+            b.get("/").await.expect_status(200);
+            let r = b.post_form(&path, fields).await;
+            assert_eq!(r.status, 404, "POST {path} as another tenant: {} {}", r.status, r.text);
+        }
+        // Nothing of alpha's changed, and beta sees only its own.
+        let dash = a.get(&format!("/incidents/{incident}")).await.expect_status(200);
+        assert!(dash.text.contains("受付中") || !dash.text.contains("配信を終了しました"));
+        assert!(dash.text.contains("配信を終了"), "alpha's incident is still open");
+        let p = a.get(&format!("/people/{person}")).await.expect_status(200);
+        assert!(!p.text.contains("hacked") && p.text.contains("無効にする"), "person unchanged and enabled");
+        a.post_form(&format!("/people/import/{staged}"), &[]).await.expect_status(303);
+        assert!(!b.get("/").await.text.contains("alpha の配信"));
+        let beta_people = b.get("/people").await.text;
+        assert!(!beta_people.contains("A00000") && beta_people.contains("B00000"));
+        let export = b.get("/people/export.csv").await.text;
+        assert!(!export.contains("@staff.example") || !export.contains("A0000"));
+        // Alpha's mail carries links that only ever show alpha's incident.
+        let mail = wait_mail(&env.sink, "alpha survey", |m| m.subject.contains("alpha の配信")).await;
+        let link = mail.links(&env.server.url("/a/")).remove(0);
+        let page = b.get(&link).await.expect_status(200);
+        assert!(page.text.contains("alpha の配信") && page.text.contains("alpha 株式会社"));
+        // The operator console shows counts, never personal data.
+        let mut op = env.server.operator_client();
+        op.post_form("/login", &[("email", OPERATOR), ("password", PASSWORD)]).await.expect_status(303);
+        let home = op.get("/").await.expect_status(200);
+        assert!(home.text.contains("alpha") && !home.text.contains("社員 0") && !home.text.contains("@staff.example"));
+        // A tenant session is not an operator session and vice versa.
+        let mut cross = env.server.operator_client();
+        if let Some(v) = a.cookie("__Host-anpi") {
+            cross.set_cookie("__Host-anpi-op", &v);
+        }
+        assert_eq!(cross.get("/").await.status, 303);
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_and_changes_nothing() {
+    for engine in engines() {
+        let env = env(engine).await;
+        let mut a = tenant(&env, "gamma").await;
+        import_csv(&mut a, people_csv(2, "G").as_bytes(), "auto").await;
+        let before = a.get("/people/export.csv").await.text;
+
+        // CSV: unknown column, bad rows (all-or-nothing), not Shift_JIS, empty.
+        let r = upload_csv(&mut a, "社員番号,氏名,好きな色\n1,A,赤\n".as_bytes(), "auto").await.expect_status(400);
+        assert!(r.text.contains("unknown column"), "{}", r.text);
+        let r = upload_csv(&mut a, "社員番号,氏名,メールアドレス\nG9,ok,ok@x.example\nG10,,bad-address\n".as_bytes(), "auto").await.expect_status(400);
+        assert!(r.text.contains("invalid email") && r.text.contains("name is required") && !r.text.contains("confirm-import"), "{}", r.text);
+        let r = upload_csv(&mut a, &[0x82, 0xa0, 0xff, 0xff, 0x0a], "shift_jis").await.expect_status(400);
+        assert!(r.text.contains("Shift_JIS"));
+        upload_csv(&mut a, b"", "auto").await.expect_status(400);
+        assert_eq!(a.get("/people/export.csv").await.text, before, "nothing imported");
+
+        // Forms: invalid fields are listed, nothing saved.
+        a.get("/people/new").await;
+        let r = a.post_form("/people", &[("employee_no", "G1"), ("name", ""), ("emails", "nope"), ("home_area", "99")]).await.expect_status(400);
+        assert!(r.text.contains("invalid email") && r.text.contains("invalid area code"));
+        // Missing CSRF token.
+        let r = a.post_form_raw("/people", &[("employee_no", "G7"), ("name", "No Token")]).await.expect_status(400);
+        assert!(r.text.contains("form expired"));
+        // Wrong content type, oversized body, unknown and malformed ids.
+        let r = a.post_json("/people", &serde_json::json!({"employee_no": "G8"})).await;
+        assert_eq!(r.status, 415);
+        a.get("/").await;
+        let big = "x".repeat(5 * 1024 * 1024);
+        let r = a.post_form("/people", &[("name", big.as_str())]).await;
+        assert_eq!(r.status, 413);
+        a.get("/incidents/999999").await.expect_status(404);
+        let r = a.get("/incidents/abc").await;
+        assert_eq!(r.status, 400);
+        a.get("/people/999999").await.expect_status(404);
+        // Incident form: no target, bad area code, broken survey.
+        a.get("/incidents/new").await;
+        let r = a.post_form("/incidents", &[("title", "x"), ("survey", "Q: a / b")]).await.expect_status(400);
+        assert!(r.text.contains("choose a target"));
+        a.get("/incidents/new").await;
+        let r = a.post_form("/incidents", &[("title", "x"), ("all", "1"), ("areas", "99999"), ("survey", "Q: a / b")]).await.expect_status(400);
+        assert!(r.text.contains("prefecture"));
+        a.get("/incidents/new").await;
+        let r = a.post_form("/incidents", &[("title", "x"), ("all", "1"), ("survey", "Q: only")]).await.expect_status(400);
+        assert!(r.text.contains("two choices"));
+        assert_eq!(a.get("/people/export.csv").await.text, before, "directory unchanged");
+        assert!(a.get("/").await.text.contains("まだ配信はありません"), "no incident was created");
+        // A staged import is confirmed once; the second confirm finds nothing.
+        let r = upload_csv(&mut a, people_csv(1, "Z").as_bytes(), "auto").await.expect_status(200);
+        let staged = extract(&r.text, "action=\"/people/import/", "\"").expect("staged");
+        a.post_form(&format!("/people/import/{staged}"), &[]).await.expect_status(303);
+        a.get("/people").await;
+        a.post_form(&format!("/people/import/{staged}"), &[]).await.expect_status(404);
+        // Wrong credentials look the same whatever was wrong.
+        let mut c = env.server.client();
+        c.get("/login").await;
+        let wrong_pw = c.post_form("/login", &[("tenant", "gamma"), ("email", &admin_email("gamma")), ("password", "wrong password")]).await.expect_status(401);
+        let no_user = c.post_form("/login", &[("tenant", "gamma"), ("email", "nobody@gamma.example"), ("password", "wrong password")]).await.expect_status(401);
+        let no_tenant = c.post_form("/login", &[("tenant", "nope"), ("email", "nobody@gamma.example"), ("password", "wrong password")]).await.expect_status(401);
+        let msg = |t: &str| extract(t, "role=\"alert\">", "</p>");
+        assert_eq!(msg(&wrong_pw.text), msg(&no_user.text));
+        assert_eq!(msg(&no_user.text), msg(&no_tenant.text));
+        // Security headers on every page.
+        for path in ["/login", "/people", "/a/bogus"] {
+            let r = a.get(path).await;
+            for h in ["content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy"] {
+                assert!(r.header(h).is_some(), "{h} missing on {path}");
+            }
+            assert_eq!(r.header("cache-control").as_deref(), Some("no-store"), "{path}");
+        }
+    }
+}
