@@ -11,3 +11,7 @@ mod common;
 mod flow;
 #[path = "e2e/isolation.rs"]
 mod isolation;
+#[path = "e2e/crash.rs"]
+mod crash;
+#[path = "e2e/browser.rs"]
+mod browser;

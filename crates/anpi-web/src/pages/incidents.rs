@@ -296,7 +296,7 @@ pub async fn events(State(st): State<AppState>, c: Console, Path(id): Path<i64>)
     let tenant = c.scope.tenant_id();
     let answers = tokio_stream::wrappers::BroadcastStream::new(st.events.subscribe())
         .filter_map(move |e| async move { matches!(e, Ok((t, i)) if t == tenant && i == id).then_some(()) });
-    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(Duration::from_secs(15))).map(|_| ());
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(15), Duration::from_secs(15))).map(|_| ());
     let stream = futures_util::stream::select(answers, ticks).map(|_| Ok(Event::default().event("answer").data("1")));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
