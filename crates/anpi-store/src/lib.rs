@@ -51,6 +51,8 @@ pub enum Engine {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    /// The answer-link key, read once.
+    answer_key: std::sync::Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -90,7 +92,7 @@ impl Store {
             }
             Engine::Postgres => opts.max_connections(16).connect(url).await?,
         };
-        Ok(Store { pool, engine })
+        Ok(Store { pool, engine, answer_key: Default::default() })
     }
 
     pub fn engine(&self) -> Engine {

@@ -39,7 +39,7 @@ struct AnswerDb {
 
 impl Store {
     pub(crate) async fn answer_key(&self) -> Result<Vec<u8>> {
-        self.secret("answer-link").await
+        self.answer_key.get_or_try_init(|| self.secret("answer-link")).await.cloned()
     }
 
     /// The answer-link token of a recipient.

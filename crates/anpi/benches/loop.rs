@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anpi_core::directory::PersonFields;
 use anpi_core::Role;
 use anpi_store::Store;
-use support::{extract, fresh_database, Client, Engine, Server, SmtpSink};
+use support::{extract, fresh_database, Engine, Server, SmtpSink};
 
 const PASSWORD: &str = "correct horse battery staple";
 const TENANT: &str = "bench";

@@ -15,3 +15,5 @@ mod isolation;
 mod crash;
 #[path = "e2e/browser.rs"]
 mod browser;
+#[path = "e2e/demo.rs"]
+mod demo;
