@@ -17,3 +17,5 @@ mod crash;
 mod browser;
 #[path = "e2e/demo.rs"]
 mod demo;
+#[path = "e2e/reminders.rs"]
+mod reminders;

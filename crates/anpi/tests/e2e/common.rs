@@ -127,6 +127,7 @@ pub async fn start_incident(c: &mut Client, title: &str, extra: &[(&str, &str)])
     let survey = extract(&page.text, "name=\"survey\" rows=\"4\">", "</textarea>").expect("survey text");
     let survey = crate::support::http::html_unescape(&survey);
     let mut fields = vec![("title", title), ("message", "安否を回答してください。"), ("survey", survey.as_str()), ("reminder_interval", "0"), ("reminder_count", "0")];
+    fields.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     fields.extend_from_slice(extra);
     let r = c.post_form("/incidents", &fields).await;
     assert_eq!(r.status, 303, "start failed: {}", r.text);
