@@ -137,6 +137,15 @@ impl Tally {
     fn new(label: String, n: usize) -> Tally {
         Tally { label, total: 0, answered: 0, choices: vec![0; n] }
     }
+    fn count(&mut self, answered: bool, choice: Option<usize>) {
+        self.total += 1;
+        if answered {
+            self.answered += 1;
+        }
+        if let Some(i) = choice {
+            self.choices[i] += 1;
+        }
+    }
     pub fn percent(&self) -> usize {
         (self.answered * 100).checked_div(self.total).unwrap_or(0)
     }
@@ -172,29 +181,12 @@ fn board(t: Tr, inc: &IncidentDetail, rows: &[DashboardRow], depts: &HashMap<i64
         });
         let dept = r.department_id.and_then(|d| depts.get(&d).cloned()).unwrap_or_else(|| none.clone());
         let site = r.site_id.and_then(|s| sites.get(&s).cloned()).unwrap_or_else(|| none.clone());
-        let mut targets: Vec<&mut Tally> = vec![&mut overall];
-        targets.push(by_d.entry(dept.clone()).or_insert_with(|| Tally::new(dept.clone(), n)));
-        targets.push(by_s.entry(site.clone()).or_insert_with(|| Tally::new(site.clone(), n)));
-        for tally in targets {
-            tally.total += 1;
-            if r.answered_at.is_some() {
-                tally.answered += 1;
-            }
-            if let Some(i) = choice {
-                tally.choices[i] += 1;
-            }
-        }
-        for g in &r.group_ids {
-            if let Some(name) = groups.get(g) {
-                let tally = by_g.entry(name.clone()).or_insert_with(|| Tally::new(name.clone(), n));
-                tally.total += 1;
-                if r.answered_at.is_some() {
-                    tally.answered += 1;
-                }
-                if let Some(i) = choice {
-                    tally.choices[i] += 1;
-                }
-            }
+        let answered = r.answered_at.is_some();
+        overall.count(answered, choice);
+        by_d.entry(dept.clone()).or_insert_with(|| Tally::new(dept.clone(), n)).count(answered, choice);
+        by_s.entry(site.clone()).or_insert_with(|| Tally::new(site.clone(), n)).count(answered, choice);
+        for name in r.group_ids.iter().filter_map(|g| groups.get(g)) {
+            by_g.entry(name.clone()).or_insert_with(|| Tally::new(name.clone(), n)).count(answered, choice);
         }
         if let Some(a) = &r.answers {
             for (qi, q) in inc.survey.questions.iter().enumerate() {
