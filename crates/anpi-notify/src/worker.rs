@@ -31,9 +31,11 @@ impl std::fmt::Debug for Channel {
 impl Channel {
     /// `smtp://host:port` (plain), `smtp://host:port?tls=required` (STARTTLS) or
     /// `smtps://host:port` (implicit TLS); credentials as `smtp://user:pass@host`.
-    pub fn smtp(url: &str) -> Result<Channel, String> {
+    /// `connections` bounds the pool of open SMTP connections.
+    pub fn smtp(url: &str, connections: u32) -> Result<Channel, String> {
         let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| format!("bad SMTP URL: {e}"))?;
-        Ok(Channel::Smtp(t.timeout(Some(Duration::from_secs(30))).build()))
+        let pool = lettre::transport::smtp::PoolConfig::new().max_size(connections.max(1));
+        Ok(Channel::Smtp(t.timeout(Some(Duration::from_secs(30))).pool_config(pool).build()))
     }
 }
 

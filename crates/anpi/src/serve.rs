@@ -28,8 +28,9 @@ pub struct ServeArgs {
     /// How long a worker owns a claimed message before another may retry it.
     #[arg(long, env = "ANPI_OUTBOX_LEASE_SECS", default_value_t = 60)]
     pub outbox_lease_secs: i64,
-    /// Messages sent in parallel by this node.
-    #[arg(long, env = "ANPI_SEND_CONCURRENCY", default_value_t = 16)]
+    /// Messages sent in parallel by this node (and SMTP connections kept open). Each message
+    /// waits on the relay's round trips, so throughput grows with this; see docs/benchmarks.md.
+    #[arg(long, env = "ANPI_SEND_CONCURRENCY", default_value_t = 64)]
     pub send_concurrency: usize,
 }
 
@@ -46,7 +47,7 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     state.catcher = catcher.clone();
     let channel = match catcher {
         Some(c) => Channel::Catcher(c),
-        None => Channel::smtp(&args.smtp_url).map_err(|e| anyhow::anyhow!(e))?,
+        None => Channel::smtp(&args.smtp_url, args.send_concurrency as u32).map_err(|e| anyhow::anyhow!(e))?,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = Worker {
