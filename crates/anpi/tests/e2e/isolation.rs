@@ -56,6 +56,15 @@ async fn tenants_cannot_reach_each_other() {
         assert!(!beta_people.contains("A00000") && beta_people.contains("B00000"));
         let export = b.get("/people/export.csv").await.text;
         assert!(!export.contains("@staff.example") || !export.contains("A0000"));
+        // The owner can disable (no longer targeted) and delete a person.
+        a.get(&format!("/people/{person}")).await.expect_status(200);
+        a.post_form(&format!("/people/{person}/disable"), &[]).await.expect_status(303);
+        assert!(a.get(&format!("/people/{person}")).await.text.contains("有効にする"));
+        let second = start_incident(&mut a, "無効者を除く配信", &[("all", "1")]).await;
+        let dash = a.get(&format!("/incidents/{second}")).await.expect_status(200);
+        assert_eq!(extract(&dash.text, "id=\"answered\">", "</div>").map(|s| s.trim().to_string()).as_deref(), Some("0 / 4"), "3 of the first 4 plus 1 imported later");
+        a.post_form(&format!("/people/{person}/delete"), &[]).await.expect_status(303);
+        a.get(&format!("/people/{person}")).await.expect_status(404);
         // Alpha's mail carries links that only ever show alpha's incident.
         let mail = wait_mail(&env.sink, "alpha survey", |m| m.subject.contains("alpha の配信")).await;
         let link = mail.links(&env.server.url("/a/")).remove(0);
