@@ -214,16 +214,20 @@ impl Store {
                 }
             }
             ("account", Some(tenant)) => {
-                let row: Option<AccountRow> = sqlx::query_as("SELECT id, email, name, role, disabled FROM accounts WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant)
-                    .bind(pid)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                let code: String = sqlx::query_scalar("SELECT code FROM tenants WHERE id = $1").bind(tenant).fetch_one(&self.pool).await?;
-                match row.map(AccountRow::into_account) {
-                    Some(a) if !a.disabled => Principal::Account { scope: TenantScope::new(tenant), account: a, tenant_code: code },
-                    _ => return Ok(None),
+                let row: Option<(String, i64, String, String, String, i64)> = sqlx::query_as(
+                    "SELECT t.code, a.id, a.email, a.name, a.role, a.disabled FROM accounts a JOIN tenants t ON t.id = a.tenant_id \
+                     WHERE a.tenant_id = $1 AND a.id = $2",
+                )
+                .bind(tenant)
+                .bind(pid)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((tenant_code, id, email, name, role, disabled)) = row else { return Ok(None) };
+                let account = AccountRow { id, email, name, role, disabled }.into_account();
+                if account.disabled {
+                    return Ok(None);
                 }
+                Principal::Account { scope: TenantScope::new(tenant), account, tenant_code }
             }
             _ => return Ok(None),
         };

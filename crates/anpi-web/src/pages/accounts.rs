@@ -1,6 +1,6 @@
 //! Console accounts of a tenant (admin only). New accounts set their password by mail link.
 
-use super::{render, Flash, Layout};
+use super::{render, CsrfForm, Flash, Layout};
 use crate::error::WebResult;
 use crate::session::Console;
 use crate::AppState;
@@ -54,12 +54,6 @@ pub async fn create(State(st): State<AppState>, c: Console, Form(f): Form<NewAcc
     st.wake.notify_one();
     tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, account = id, role = role.as_str(), "account created");
     Ok(Redirect::to("/accounts?done=invited").into_response())
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn set_disabled(st: &AppState, c: &Console, id: i64, csrf: &str, disabled: bool) -> WebResult<Response> {

@@ -1,6 +1,6 @@
 //! Sign-in, sign-out, password change and password reset by mail link.
 
-use super::{render, Flash, Layout};
+use super::{render, CsrfForm, Flash, Layout};
 use crate::error::{WebError, WebResult};
 use crate::i18n::Tr;
 use crate::session::{clear_cookie, session_cookie, Console, TENANT_COOKIE};
@@ -61,12 +61,6 @@ pub async fn login(State(st): State<AppState>, headers: HeaderMap, Form(f): Form
             Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
         }
     }
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    pub csrf: String,
 }
 
 pub async fn logout(State(st): State<AppState>, c: Console, headers: HeaderMap, Form(f): Form<CsrfForm>) -> WebResult<Response> {

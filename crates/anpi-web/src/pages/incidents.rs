@@ -1,6 +1,6 @@
 //! Incidents: the list, starting one, the live dashboard, re-send, close, CSV export.
 
-use super::{render, Flash, Layout};
+use super::{render, CsrfForm, Flash, Layout};
 use crate::error::WebResult;
 use crate::i18n::Tr;
 use crate::session::Console;
@@ -293,13 +293,7 @@ pub async fn events(State(st): State<AppState>, c: Console, Path(id): Path<i64>)
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-#[derive(serde::Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
-pub async fn resend(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfOnly>) -> WebResult<Response> {
+pub async fn resend(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.require(Permission::ManageIncident)?;
     c.check_csrf(&f.csrf)?;
     let n = st.store.resend_unanswered(&c.scope, id, st.clock.now()).await?;
@@ -308,7 +302,7 @@ pub async fn resend(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
     Ok(Redirect::to(&format!("/incidents/{id}?done=resent")).into_response())
 }
 
-pub async fn close(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfOnly>) -> WebResult<Response> {
+pub async fn close(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.require(Permission::ManageIncident)?;
     c.check_csrf(&f.csrf)?;
     st.store.close_incident(&c.scope, id, st.clock.now()).await?;

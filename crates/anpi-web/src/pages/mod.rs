@@ -69,6 +69,13 @@ pub fn render<T: askama::Template>(t: &T) -> crate::error::WebResult<axum::respo
     Ok(axum::response::Html(t.render()?).into_response())
 }
 
+/// A form whose only field is the CSRF token (buttons that post an action).
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
 /// `?done=…` messages shown after a redirect.
 #[derive(serde::Deserialize, Default)]
 pub struct Flash {

@@ -1,7 +1,7 @@
 //! The operator console, served on its own listener. Operators create tenants and their
 //! first admin; they see counts, never a tenant's personal data.
 
-use super::{render, Layout};
+use super::{render, CsrfForm, Layout};
 use crate::error::WebResult;
 use crate::i18n::Tr;
 use crate::session::{clear_cookie, cookie, session_cookie, Operator, OPERATOR_COOKIE};
@@ -60,12 +60,6 @@ async fn login(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<Log
             Ok((StatusCode::UNAUTHORIZED, render(&LoginPage { l: Layout::public(t, "Operator sign in"), error: true })?).into_response())
         }
     }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn logout(State(st): State<AppState>, op: Operator, headers: HeaderMap, Form(f): Form<CsrfForm>) -> WebResult<Response> {

@@ -1,7 +1,7 @@
 //! The directory: people list, add/edit/disable/delete, CSV import (preview, then all or
 //! nothing) and export.
 
-use super::{render, Flash, Layout};
+use super::{render, CsrfForm, Flash, Layout};
 use crate::error::{WebError, WebResult};
 use crate::session::Console;
 use crate::AppState;
@@ -138,12 +138,6 @@ pub async fn create(State(st): State<AppState>, c: Console, Form(form): Form<Per
 pub async fn update(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(form): Form<PersonForm>) -> WebResult<Response> {
     st.store.person(&c.scope, id).await?;
     save(&st, &c, Some(id), form).await
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn set_disabled(st: &AppState, c: &Console, id: i64, csrf: &str, disabled: bool) -> WebResult<Response> {
