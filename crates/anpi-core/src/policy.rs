@@ -20,6 +20,10 @@ pub enum Permission {
     ViewDirectory,
     ManageDirectory,
     ManageAccounts,
+    /// See JMA telegrams and what the rules decided.
+    ViewHazards,
+    /// Create, change and delete automatic dispatch rules.
+    ManageRules,
 }
 
 impl Role {
@@ -49,7 +53,7 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Distributor => matches!(p, ViewIncidents | StartIncident | ManageIncident | ViewDirectory),
+            Role::Distributor => matches!(p, ViewIncidents | StartIncident | ManageIncident | ViewDirectory | ViewHazards),
             Role::Member => false,
         }
     }
@@ -63,6 +67,9 @@ mod tests {
         assert!(Role::Admin.can(Permission::ManageAccounts));
         assert!(Role::Distributor.can(Permission::StartIncident));
         assert!(!Role::Distributor.can(Permission::ManageDirectory));
+        assert!(Role::Distributor.can(Permission::ViewHazards));
+        assert!(!Role::Distributor.can(Permission::ManageRules));
+        assert!(!Role::Member.can(Permission::ViewHazards));
         assert!(!Role::Member.can(Permission::ViewIncidents));
         for r in ["admin", "distributor", "member"] {
             assert_eq!(Role::parse(r).unwrap().as_str(), r);

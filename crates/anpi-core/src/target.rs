@@ -12,6 +12,44 @@ pub struct Target {
     pub sites: Vec<i64>,
     pub groups: Vec<i64>,
     pub areas: Vec<AreaCode>,
+    /// Which of a person's areas `areas` is matched against.
+    #[serde(default)]
+    pub basis: AreaBasis,
+}
+
+/// Which of a person's areas counts for area targeting: where they live, where they work
+/// (their site's area), or either.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AreaBasis {
+    Home,
+    Work,
+    #[default]
+    Both,
+}
+
+impl AreaBasis {
+    pub fn parse(s: &str) -> Option<AreaBasis> {
+        match s.trim() {
+            "home" => Some(AreaBasis::Home),
+            "work" => Some(AreaBasis::Work),
+            "both" => Some(AreaBasis::Both),
+            _ => None,
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            AreaBasis::Home => "home",
+            AreaBasis::Work => "work",
+            AreaBasis::Both => "both",
+        }
+    }
+    pub fn uses_home(self) -> bool {
+        matches!(self, AreaBasis::Home | AreaBasis::Both)
+    }
+    pub fn uses_work(self) -> bool {
+        matches!(self, AreaBasis::Work | AreaBasis::Both)
+    }
 }
 
 /// What targeting needs to know of a person.
@@ -37,8 +75,8 @@ impl Target {
         p.departments.iter().any(|d| self.departments.contains(d))
             || p.site.is_some_and(|s| self.sites.contains(&s))
             || p.groups.iter().any(|g| self.groups.contains(g))
-            || in_area(p.home_area)
-            || in_area(p.site_area)
+            || (self.basis.uses_home() && in_area(p.home_area))
+            || (self.basis.uses_work() && in_area(p.site_area))
     }
 }
 
@@ -54,5 +92,8 @@ mod tests {
         assert!(!Target { areas: vec![AreaCode::parse("14").unwrap()], ..Default::default() }.matches(&p));
         assert!(!Target::default().matches(&p));
         assert!(Target { all: true, ..Default::default() }.matches(&p));
+        let tokyo = || vec![AreaCode::parse("13").unwrap()];
+        assert!(Target { areas: tokyo(), basis: AreaBasis::Home, ..Default::default() }.matches(&p));
+        assert!(!Target { areas: tokyo(), basis: AreaBasis::Work, ..Default::default() }.matches(&p), "no site area");
     }
 }

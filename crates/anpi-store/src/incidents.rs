@@ -18,6 +18,9 @@ pub struct NewIncident {
     pub reminder_interval_min: i64,
     pub reminder_count: i64,
     pub started_by: Option<i64>,
+    /// The held rule decision this incident carries out; it becomes `sent` in the same
+    /// transaction, and the start fails with `Conflict` if it is no longer held.
+    pub dispatch_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -170,8 +173,8 @@ impl Store {
         let target = serde_json::to_string(&new.target).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         let incident: i64 = sqlx::query_scalar(
-            "INSERT INTO incidents (tenant_id, title, message, survey, target, drill, started_by, started_at, reminder_interval_min, reminder_count) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            "INSERT INTO incidents (tenant_id, title, message, survey, target, drill, started_by, started_at, reminder_interval_min, reminder_count, dispatch_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(t)
         .bind(new.title.trim())
@@ -183,6 +186,7 @@ impl Store {
         .bind(now)
         .bind(new.reminder_interval_min.max(0))
         .bind(new.reminder_count.clamp(0, 10))
+        .bind(new.dispatch_id)
         .fetch_one(&mut *tx)
         .await?;
         for chunk in chosen.chunks(BATCH) {
@@ -196,6 +200,18 @@ impl Store {
             }
             let ids: Vec<i64> = q.fetch_all(&mut *tx).await?;
             crate::outbox::enqueue_survey(&mut tx, t, incident, &ids, OutboxKind::Survey, 0, now).await?;
+        }
+        if let Some(dispatch) = new.dispatch_id {
+            let done = sqlx::query("UPDATE dispatches SET status = 'sent', incident_id = $3, recipients = $4 WHERE tenant_id = $1 AND id = $2 AND status = 'held'")
+                .bind(t)
+                .bind(dispatch)
+                .bind(incident)
+                .bind(chosen.len() as i64)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict("dispatch is no longer held".into()));
+            }
         }
         tx.commit().await?;
         Ok((incident, chosen.len()))

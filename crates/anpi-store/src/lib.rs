@@ -5,6 +5,8 @@
 mod accounts;
 mod crypto;
 mod directory;
+mod feeds;
+mod hazards;
 mod incidents;
 mod outbox;
 mod responses;
@@ -14,6 +16,8 @@ mod tenants;
 pub use accounts::{Account, AuthContext, Principal, SessionPolicy};
 pub use crypto::{hash_password, random_token, verify_password};
 pub use directory::{Department, Group, PersonRow, Site};
+pub use feeds::FeedStatus;
+pub use hazards::{DispatchRow, NewDispatch, NewTelegram, PeopleAreas, PriorDispatch, RuleRow, TelegramRow};
 pub use incidents::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
 pub use outbox::{Claimed, OutboxKind};
 pub use responses::AnswerContext;

@@ -93,6 +93,7 @@ async fn whole_loop_on_every_engine() {
             reminder_interval_min: 10,
             reminder_count: 2,
             started_by: Some(acc),
+            dispatch_id: None,
         };
         let (inc, n) = s.start_incident(&a, &new, now).await.unwrap();
         assert_eq!(n, 2);
@@ -133,5 +134,32 @@ async fn whole_loop_on_every_engine() {
 
         let summaries = s.tenant_summaries().await.unwrap();
         assert_eq!(summaries[0].people, 2);
+    }
+}
+
+#[tokio::test]
+async fn feed_state_on_every_engine() {
+    for (s, _guard) in stores().await {
+        let url = "https://example.jp/feed.xml";
+        assert_eq!(s.feed_state(url).await.unwrap(), None);
+        s.record_feed_failure(url, "HTTP 500", 10, 20, 0).await.unwrap();
+        s.record_feed_failure(url, "timeout", 30, 50, 1).await.unwrap();
+        let st = s.feed_state(url).await.unwrap().unwrap();
+        assert_eq!((st.failures, st.last_error.as_str(), st.next_poll_at, st.last_ok_at), (2, "timeout", 50, None));
+        s.record_feed_success(url, "\"e1\"", "Mon, 01 Jan 2024 07:10:20 GMT", 60, 120, 3).await.unwrap();
+        s.record_feed_success(url, "\"e1\"", "Mon, 01 Jan 2024 07:10:20 GMT", 120, 180, 2).await.unwrap();
+        let st = s.feed_state(url).await.unwrap().unwrap();
+        assert_eq!((st.failures, st.last_error.as_str(), st.etag.as_str(), st.entries_seen), (0, "", "\"e1\"", 6));
+        assert_eq!((st.last_polled_at, st.last_ok_at, st.next_poll_at), (Some(120), Some(120), 180));
+        s.record_feed_failure(url, "HTTP 503", 200, 300, 0).await.unwrap();
+        let st = s.feed_state(url).await.unwrap().unwrap();
+        assert_eq!((st.failures, st.etag.as_str(), st.last_ok_at), (1, "\"e1\"", Some(120)), "validators kept");
+        assert_eq!(s.feeds().await.unwrap(), vec![st]);
+
+        let entry = "https://example.jp/data/a.xml";
+        assert!(!s.feed_entry_known(entry).await.unwrap());
+        s.mark_feed_entry(entry, None, 10).await.unwrap();
+        s.mark_feed_entry(entry, Some(7), 20).await.unwrap();
+        assert!(s.feed_entry_known(entry).await.unwrap());
     }
 }

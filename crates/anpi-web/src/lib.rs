@@ -10,6 +10,7 @@ pub use error::WebError;
 pub use i18n::Tr;
 
 use anpi_core::Clock;
+use anpi_intake::Intake;
 use anpi_notify::MailCatcher;
 use anpi_store::{SessionPolicy, Store};
 use axum::extract::DefaultBodyLimit;
@@ -34,17 +35,55 @@ pub struct AppState {
     pub wake: Arc<tokio::sync::Notify>,
     /// Set in demo mode: the page listing caught mail.
     pub catcher: Option<MailCatcher>,
+    /// Where telegrams enter (the push endpoint uses it).
+    pub intake: Intake,
+    /// The shared secret of the JMA push endpoint; without one the endpoint is off.
+    pub jma_push_secret: Option<PushSecret>,
+}
+
+/// The push endpoint's shared secret. Compared in constant time; never printed.
+#[derive(Clone)]
+pub struct PushSecret(String);
+
+impl PushSecret {
+    /// At least 16 characters, so it cannot be guessed quickly.
+    pub fn new(secret: &str) -> Result<PushSecret, String> {
+        let s = secret.trim();
+        if s.len() < 16 {
+            return Err("the JMA push secret must have at least 16 characters".into());
+        }
+        Ok(PushSecret(s.to_string()))
+    }
+    pub fn matches(&self, given: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let (a, b) = (sha256(self.0.as_bytes()), sha256(given.as_bytes()));
+        a.ct_eq(&b).into()
+    }
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
+}
+
+impl std::fmt::Debug for PushSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PushSecret(<redacted>)")
+    }
 }
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, base_url: &str) -> AppState {
+        let wake = Arc::new(tokio::sync::Notify::new());
         AppState {
+            intake: Intake::new(store.clone(), clock.clone(), wake.clone()),
+            jma_push_secret: None,
             store,
             clock,
             base_url: base_url.trim_end_matches('/').to_string(),
             sessions: SessionPolicy::default(),
             events: tokio::sync::broadcast::channel(1024).0,
-            wake: Arc::new(tokio::sync::Notify::new()),
+            wake,
             catcher: None,
         }
     }

@@ -1,6 +1,7 @@
-//! The `anpi` binary: `serve`, `demo`, `migrate`, `operator create`.
+//! The `anpi` binary: `serve`, `demo`, `migrate`, `operator create`, `jma replay`.
 
 mod demo;
+mod jma;
 mod serve;
 
 use clap::{Args, Parser, Subcommand};
@@ -56,6 +57,17 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// JMA telegrams.
+    Jma {
+        #[command(subcommand)]
+        command: JmaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JmaCommand {
+    /// Feed stored telegrams through the intake (drills, tests); the running service sends.
+    Replay(jma::ReplayArgs),
 }
 
 #[derive(Subcommand)]
@@ -73,10 +85,13 @@ enum OperatorCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ANPI_LOG").unwrap_or_else(|_| "info,sqlx=warn".into())).init();
+    // One TLS crypto provider for every client (JMA feeds over HTTPS).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(&cli.db, args, None).await,
         Command::Demo(args) => demo::run(&cli.db, args).await,
+        Command::Jma { command: JmaCommand::Replay(args) } => jma::replay(&cli.db, args).await,
         Command::Migrate => {
             cli.db.store().await?;
             println!("migrations applied");

@@ -32,6 +32,16 @@ pub struct ServeArgs {
     /// waits on the relay's round trips, so throughput grows with this; see docs/benchmarks.md.
     #[arg(long, env = "ANPI_SEND_CONCURRENCY", default_value_t = 64)]
     pub send_concurrency: usize,
+    /// JMA Atom feeds to poll (repeat the flag). Default: JMA's eqvol, extra and their long
+    /// versions. Feeds ending in `_l.xml` are polled every 10 minutes.
+    #[arg(long = "jma-feed", env = "ANPI_JMA_FEEDS", value_delimiter = ',')]
+    pub jma_feeds: Vec<String>,
+    /// Seconds between polls of the high-frequency feeds; 0 turns polling off.
+    #[arg(long, env = "ANPI_JMA_POLL_SECS", default_value_t = 60)]
+    pub jma_poll_secs: u64,
+    /// Shared secret for `POST /api/jma/telegrams` (Bearer); without it the endpoint is off.
+    #[arg(long, env = "ANPI_JMA_PUSH_SECRET", hide_env_values = true)]
+    pub jma_push_secret: Option<String>,
 }
 
 impl ServeArgs {
@@ -63,6 +73,18 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
         clock,
     };
     let worker = tokio::spawn(worker.run(state.wake.clone(), stop_rx));
+    if let Some(secret) = &args.jma_push_secret {
+        state.jma_push_secret = Some(anpi_web::PushSecret::new(secret).map_err(|e| anyhow::anyhow!(e))?);
+    }
+    let intake = tokio::spawn(state.intake.clone().run(std::time::Duration::from_secs(5), stop_tx.subscribe()));
+    let poller = match feeds(&args) {
+        Some(feeds) => {
+            tracing::info!(feeds = feeds.len(), "polling JMA feeds");
+            let poller = anpi_intake::poller::Poller::new(state.intake.clone(), feeds).map_err(|e| anyhow::anyhow!(e))?;
+            Some(tokio::spawn(poller.run(stop_tx.subscribe())))
+        }
+        None => None,
+    };
 
     let tenant = tokio::net::TcpListener::bind(args.listen).await?;
     let operator = tokio::net::TcpListener::bind(args.operator_listen).await?;
@@ -83,8 +105,25 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     r1?;
     r2?;
     let _ = worker.await;
+    let _ = intake.await;
+    if let Some(p) = poller {
+        let _ = p.await;
+    }
     store.close().await;
     Ok(())
+}
+
+/// The feeds to poll, or `None` when polling is off.
+fn feeds(args: &ServeArgs) -> Option<Vec<anpi_intake::poller::FeedConfig>> {
+    if args.jma_poll_secs == 0 {
+        return None;
+    }
+    let every = std::time::Duration::from_secs(args.jma_poll_secs);
+    Some(if args.jma_feeds.is_empty() {
+        anpi_intake::poller::default_feeds(every)
+    } else {
+        args.jma_feeds.iter().map(|u| anpi_intake::poller::FeedConfig::for_url(u, every)).collect()
+    })
 }
 
 async fn wait_for_signal() {

@@ -19,3 +19,5 @@ mod browser;
 mod demo;
 #[path = "e2e/reminders.rs"]
 mod reminders;
+#[path = "e2e/jma.rs"]
+mod jma;

@@ -96,11 +96,12 @@ fn parse_start(fields: &[(String, String)], by: i64) -> Result<NewIncident, Stri
         title,
         message,
         survey: Survey::parse_editor_text(&one("survey"))?,
-        target: Target { all: one("all") == "1", departments: ids("department")?, sites: ids("site")?, groups: ids("group")?, areas },
+        target: Target { all: one("all") == "1", departments: ids("department")?, sites: ids("site")?, groups: ids("group")?, areas, ..Default::default() },
         drill: one("drill") == "1",
         reminder_interval_min: num("reminder_interval")?,
         reminder_count: num("reminder_count")?.min(10),
         started_by: Some(by),
+        dispatch_id: None,
     })
 }
 

@@ -3,6 +3,7 @@
 mod accounts;
 mod answer;
 mod auth;
+mod hazards;
 mod incidents;
 mod mail;
 pub mod operator;
@@ -35,6 +36,8 @@ pub struct Nav {
     pub people: bool,
     pub org: bool,
     pub accounts: bool,
+    pub hazards: bool,
+    pub rules: bool,
 }
 
 impl Layout {
@@ -54,6 +57,8 @@ impl Layout {
                 people: c.can(Permission::ViewDirectory),
                 org: c.can(Permission::ManageDirectory),
                 accounts: c.can(Permission::ManageAccounts),
+                hazards: c.can(Permission::ViewHazards),
+                rules: c.can(Permission::ManageRules),
             }),
             flash: None,
         }
@@ -147,4 +152,12 @@ pub fn tenant_routes() -> Router<AppState> {
         .route("/accounts/{id}/disable", post(accounts::disable))
         .route("/accounts/{id}/enable", post(accounts::enable))
         .route("/mail", get(mail::page))
+        .route("/hazards", get(hazards::list))
+        .route("/hazards/{id}", get(hazards::detail))
+        .route("/hazards/{id}/xml", get(hazards::xml))
+        .route("/rules", get(hazards::rules).post(hazards::create_rule))
+        .route("/rules/new", get(hazards::new_rule))
+        .route("/rules/{id}", get(hazards::edit_rule).post(hazards::update_rule))
+        .route("/rules/{id}/delete", post(hazards::delete_rule))
+        .route("/api/jma/telegrams", post(hazards::push))
 }

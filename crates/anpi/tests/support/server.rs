@@ -120,6 +120,10 @@ impl ServerBuilder {
             "--data-dir".into(),
             data_dir.display().to_string(),
         ];
+        // No polling of the real JMA feeds unless a test sets feeds.
+        if !self.args.iter().any(|a| a.starts_with("--jma-feed") || a.starts_with("--jma-poll-secs")) {
+            args.push("--jma-poll-secs=0".into());
+        }
         args.extend(self.args.iter().cloned());
         let log = dir.path().join("server.log");
         let mut server = Server {
