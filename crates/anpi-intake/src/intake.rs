@@ -69,11 +69,24 @@ pub struct Intake {
     pub clock: Arc<dyn Clock>,
     /// Woken when messages were queued, so the outbox worker sends at once.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Telegrams from the feed or a relay reported longer ago than this are recorded but never
+    /// dispatched (a fresh database reads days of telegrams from the long feeds). `None`: no limit.
+    pub max_age_ms: Option<Millis>,
 }
+
+/// Default for [`Intake::max_age_ms`]: an hour.
+pub const DEFAULT_MAX_AGE_MS: Millis = 60 * 60_000;
 
 impl Intake {
     pub fn new(store: Store, clock: Arc<dyn Clock>, wake: Arc<tokio::sync::Notify>) -> Intake {
-        Intake { store, clock, wake }
+        Intake { store, clock, wake, max_age_ms: Some(DEFAULT_MAX_AGE_MS) }
+    }
+
+    /// True when a telegram from `source` reported at `reported` is too old to act on.
+    /// Replays are never too old: replaying old telegrams is their purpose.
+    fn stale(&self, source: &str, reported: Millis, now: Millis) -> bool {
+        let replay = source == Source::Replay.code() || source == Source::DrillReplay.code();
+        !replay && self.max_age_ms.is_some_and(|max| now - reported > max)
     }
 
     /// Stores the telegram (once), lets every tenant's rules decide, and sends what is due.
@@ -104,7 +117,7 @@ impl Intake {
         }
         tracing::info!(id, source = source.code(), type_code = %telegram.type_code, event = %telegram.head.event_id,
             serial = ?telegram.head.serial, severity = %telegram.hazard.severity, "telegram accepted");
-        let decisions = self.apply_rules(id, &telegram, source == Source::DrillReplay, now).await?;
+        let decisions = self.apply_rules(id, &telegram, source.code(), now).await?;
         self.store.mark_telegram_processed(id, now).await?;
         self.run_due().await?;
         Ok(Accepted::New { telegram_id: id, decisions })
@@ -119,7 +132,7 @@ impl Intake {
         let xml = self.store.telegram_xml(id).await?;
         let now = self.clock.now();
         if let Ok(t) = anpi_jma::parse_telegram(xml.as_bytes()) {
-            self.apply_rules(id, &t, row.source == Source::DrillReplay.code(), now).await?;
+            self.apply_rules(id, &t, &row.source, now).await?;
         }
         self.store.mark_telegram_processed(id, now).await?;
         Ok(())
@@ -147,8 +160,11 @@ impl Intake {
     }
 
     /// Records every tenant rule's decision about a telegram; returns how many were recorded.
-    async fn apply_rules(&self, id: i64, t: &Telegram, drill: bool, now: Millis) -> Result<usize, IntakeError> {
+    async fn apply_rules(&self, id: i64, t: &Telegram, source: &str, now: Millis) -> Result<usize, IntakeError> {
         let Some(kind) = RuleKind::of(&t.hazard.kind) else { return Ok(0) };
+        let drill = source == Source::DrillReplay.code();
+        let reported = t.head.report_datetime.timestamp_millis();
+        let stale = self.stale(source, reported, now);
         if t.head.info_type == InfoType::Cancellation {
             return self.apply_cancellation(id, t, kind, drill, now).await;
         }
@@ -183,7 +199,7 @@ impl Intake {
                             .collect();
                         // A drill replay is sent, as a drill; otherwise only live telegrams are.
                         let live = drill || t.control.status.is_live();
-                        let decision = decide(&rule, &severity, live, &priors, now);
+                        let decision = if stale { Decision::Stale { age_min: (now - reported) / 60_000 } } else { decide(&rule, &severity, live, &priors, now) };
                         matched(&rule, id, t, kind, severity, areas, decision, now)
                     }
                 };
@@ -341,6 +357,11 @@ fn matched(rule: &Rule, id: i64, t: &Telegram, kind: RuleKind, severity: Severit
             let what = if t.control.status == Status::Test { ("試験", "test") } else { ("訓練", "drill") };
             ("drill", Reason::new(format!("{}電文のため配信しません ({sj})", what.0), format!("{} telegram: not sent ({se})", what.1)), now)
         }
+        Decision::Stale { age_min } => (
+            "stale",
+            Reason::new(format!("{age_min}分前の発表のため配信しません ({sj})"), format!("reported {age_min} min ago: too old to send ({se})")),
+            now,
+        ),
         Decision::Suppressed { by } => (
             "suppressed",
             Reason::new(
@@ -447,4 +468,106 @@ fn telegram_row(t: &Telegram, source: Source, xml: &[u8]) -> NewTelegram {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anpi_core::directory::PersonFields;
+    use anpi_core::Role;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    struct TestClock(AtomicI64);
+    impl Clock for TestClock {
+        fn now(&self) -> Millis {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// A JMA sample telegram, or `None` with a note when ../shared is absent.
+    fn sample(name: &str) -> Option<Vec<u8>> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/jma/samples").join(name);
+        let b = std::fs::read(&path).ok();
+        if b.is_none() {
+            eprintln!("SKIPPED: {} not found (the JMA samples live in ../shared/jma/samples)", path.display());
+        }
+        b
+    }
+
+    fn reported(xml: &[u8]) -> Millis {
+        anpi_jma::parse_telegram(xml).unwrap().head.report_datetime.timestamp_millis()
+    }
+
+    async fn statuses(store: &Store, scope: &TenantScope) -> Vec<String> {
+        let mut v: Vec<(i64, String)> = store.dispatches(scope, &[]).await.unwrap().into_iter().map(|d| (d.id, d.status)).collect();
+        v.sort();
+        v.into_iter().map(|(_, s)| s).collect()
+    }
+
+    #[tokio::test]
+    async fn hold_cancellation_staleness_and_repeats() {
+        let (Some(suruga), Some(iwate), Some(cancel), Some(tohoku)) = (
+            sample("32-35_07_01_100915_VXSE51.xml"),
+            sample("32-35_06_03_240613_VXSE53.xml"),
+            sample("32-35_06_06_100915_VXSE53.xml"),
+            sample("32-39_11_01_120615_VXSE51.xml"),
+        ) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("t.sqlite").display())).await.unwrap();
+        store.migrate().await.unwrap();
+        let clock = Arc::new(TestClock(AtomicI64::new(reported(&suruga) + 60_000)));
+        let intake = Intake::new(store.clone(), clock.clone(), Arc::default());
+        let now = || clock.now();
+        let scope = store.create_tenant("t1", "T1", now()).await.unwrap();
+        store.create_account(&scope, "admin@t1.example", "管理者", Role::Admin, Some("a long enough password"), now()).await.unwrap();
+        for (no, home) in [("S1", "22203"), ("I1", "03215"), ("M1", "04101")] {
+            let p = PersonFields { employee_no: no.into(), name: no.into(), emails: format!("{no}@t1.example"), home_area: home.into(), ..Default::default() };
+            store.save_person(&scope, None, &p.validate().unwrap(), now()).await.unwrap();
+        }
+        let rule = Rule::from_row(&anpi_store::RuleRow {
+            name: "震度5弱以上".into(),
+            enabled: 1,
+            kind: "earthquake".into(),
+            threshold: "intensity:5-".into(),
+            basis: "home".into(),
+            survey: serde_json::to_string(&Survey::default_safety()).unwrap(),
+            hold_secs: 120,
+            suppress_min: 0,
+            ..Default::default()
+        })
+        .unwrap();
+        store.save_rule(&scope, &rule.to_row(), now()).await.unwrap();
+
+        // Held for two minutes, then sent by the background tick.
+        assert!(matches!(intake.accept(&suruga, Source::Feed).await.unwrap(), Accepted::New { decisions: 1, .. }));
+        assert_eq!(statuses(&store, &scope).await, ["held"]);
+        assert!(store.incidents(&scope).await.unwrap().is_empty(), "nothing sent during the hold");
+        clock.0.fetch_add(121_000, Ordering::SeqCst);
+        assert_eq!(intake.tick().await.unwrap(), 1);
+        assert_eq!(statuses(&store, &scope).await, ["sent"]);
+        let incidents = store.incidents(&scope).await.unwrap();
+        assert_eq!((incidents.len(), incidents[0].recipients), (1, 1), "only the person in 静岡");
+        assert!(matches!(intake.accept(&suruga, Source::Push).await.unwrap(), Accepted::Duplicate { .. }));
+
+        // A cancellation during the hold withdraws it and tells the administrators.
+        clock.0.store(reported(&iwate) + 60_000, Ordering::SeqCst);
+        intake.accept(&iwate, Source::Push).await.unwrap();
+        assert_eq!(statuses(&store, &scope).await, ["sent", "held"]);
+        intake.accept(&cancel, Source::Push).await.unwrap();
+        assert_eq!(statuses(&store, &scope).await, ["sent", "cancelled", "notice"]);
+        clock.0.fetch_add(600_000, Ordering::SeqCst);
+        assert_eq!(intake.tick().await.unwrap(), 0, "a withdrawn dispatch is never sent");
+        let mail = store.claim_outbox(now(), 100, 60_000).await.unwrap();
+        assert!(mail.iter().any(|m| m.subject.contains("取消") && m.to == ["admin@t1.example"]), "admin notice");
+
+        // Two hours late (a long feed read on first start): recorded, never sent.
+        clock.0.store(reported(&tohoku) + 2 * 3_600_000, Ordering::SeqCst);
+        intake.accept(&tohoku, Source::Feed).await.unwrap();
+        assert_eq!(statuses(&store, &scope).await.last().map(String::as_str), Some("stale"));
+        clock.0.fetch_add(600_000, Ordering::SeqCst);
+        assert_eq!(intake.tick().await.unwrap(), 0);
+        assert_eq!(store.incidents(&scope).await.unwrap().len(), 1);
+    }
 }

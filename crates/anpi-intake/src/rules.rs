@@ -281,6 +281,8 @@ pub struct Prior {
 pub enum Decision {
     /// A drill or test telegram: never sent.
     Drill,
+    /// Reported too long ago (e.g. read from a long feed on first start): never sent.
+    Stale { age_min: i64 },
     /// Something at least as strong was already sent (or is held) for this event or window.
     Suppressed { by: Severity },
     /// Send when the hold time is over (`due_at` is now when there is none).

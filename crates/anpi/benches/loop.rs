@@ -33,6 +33,9 @@ use support::{extract, fresh_database, Engine, Server, SmtpSink};
 const PASSWORD: &str = "correct horse battery staple";
 const TENANT: &str = "bench";
 const ADMIN: &str = "admin@bench.example";
+const PUSH_SECRET: &str = "bench-push-secret-0123456789";
+/// 駿河湾 2009-08-11 震度速報: 静岡県 震度6弱.
+const TELEGRAM: &str = "32-35_07_01_100915_VXSE51.xml";
 
 fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
@@ -100,6 +103,7 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
                 name: format!("社員 {i}"),
                 emails: format!("p{i}@staff.example"),
                 department: if i % 2 == 0 { "本社/総務部".into() } else { "大阪支社/営業課".into() },
+                home_area: "22203".into(),
                 ..Default::default()
             }
             .validate()
@@ -110,7 +114,11 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     store.import_people(&scope, &inputs, now).await.expect("import people");
     eprintln!("[{engine}] imported {n} people in {:.1} s", t.elapsed().as_secs_f64());
     let sink = SmtpSink::start().await;
-    let mut builder = Server::builder(&db_url).smtp(&sink).outbox_lease_secs(60).env("ANPI_LOG", "warn");
+    let mut builder = Server::builder(&db_url)
+        .smtp(&sink)
+        .outbox_lease_secs(60)
+        .env("ANPI_LOG", "warn")
+        .args(["--jma-push-secret", PUSH_SECRET, "--jma-max-age-min", "0"]);
     if let Ok(c) = std::env::var("ANPI_BENCH_SEND_CONCURRENCY") {
         if !c.trim().is_empty() {
             builder = builder.arg("--send-concurrency").arg(c.trim());
@@ -313,8 +321,67 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
             ms(board_time / board_fetches.max(1) as u32)
         ),
     });
+
+    // ---- 3. telegram latency: push a stored telegram → N messages in the sink ----
+    match support::shared_dir().map(|d| d.join("jma/samples").join(TELEGRAM)).and_then(|p| std::fs::read(p).ok()) {
+        Some(xml) => rows.push(telegram_latency(engine, n, scope, &db_url, &server, &sink, xml, timeout).await),
+        None => eprintln!("[{engine}] telegram latency: SKIPPED (../shared/jma/samples/{TELEGRAM} not found)"),
+    }
     drop(server);
     drop(sink);
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn telegram_latency(engine: Engine, n: usize, scope: anpi_store::TenantScope, db_url: &str, server: &Server, sink: &SmtpSink, xml: Vec<u8>, timeout: Duration) -> Row {
+    use anpi_intake::Rule;
+    let store = Store::connect(db_url).await.expect("connect");
+    let rule = Rule::from_row(&anpi_store::RuleRow {
+        name: "震度5弱以上".into(),
+        enabled: 1,
+        kind: "earthquake".into(),
+        threshold: "intensity:5-".into(),
+        basis: "home".into(),
+        survey: serde_json::to_string(&anpi_core::survey::Survey::default_safety()).expect("survey"),
+        ..Default::default()
+    })
+    .expect("rule");
+    store.save_rule(&scope, &rule.to_row(), now_ms()).await.expect("save rule");
+    store.close().await;
+    let before = maildir_count(sink);
+    let http = support::http::reqwest_client();
+    let t0 = Instant::now();
+    let r = http
+        .post(format!("{}/api/jma/telegrams", server.base_url()))
+        .header("authorization", format!("Bearer {PUSH_SECRET}"))
+        .body(xml)
+        .send()
+        .await
+        .expect("push telegram");
+    assert_eq!(r.status().as_u16(), 201, "push failed: {:?}", r.text().await);
+    let accepted = t0.elapsed();
+    let mut first = None;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = maildir_count(sink) - before;
+        if got > 0 && first.is_none() {
+            first = Some(t0.elapsed());
+        }
+        if got >= n {
+            break;
+        }
+        assert!(Instant::now() < deadline, "[{engine}] telegram latency: {got}/{n} messages after {:.1} s", t0.elapsed().as_secs_f64());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all = t0.elapsed();
+    let first = first.unwrap_or(all);
+    eprintln!("[{engine}] telegram → {n} mails in {:.2} s (push answered after {}, first mail at {})", all.as_secs_f64(), ms(accepted), ms(first));
+    Row {
+        engine,
+        what: "telegram latency (push → all mails in SMTP sink)",
+        n,
+        secs: all.as_secs_f64(),
+        detail: format!("push accepted (rules applied, incident and outbox written) after {}, first mail at {}", ms(accepted), ms(first)),
+    }
 }
 
 fn main() {

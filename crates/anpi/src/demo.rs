@@ -44,6 +44,8 @@ pub async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     println!("  Mailbox (messages the demo sends): {base}/mail");
     println!("  Operator console: http://{}/login", args.operator_listen);
     println!("Try: sign in, 新規配信 (start an incident) to 全員, open a link in the mailbox, answer, watch the dashboard.");
+    println!("Or replay a JMA telegram as a drill (the demo rule sends 震度5弱以上 to Sendai and Tokyo):");
+    println!("  cargo run --release -p anpi -- jma replay --drill ../shared/jma/samples/32-39_11_01_120615_VXSE51.xml");
     println!();
     serve(db, args, Some(MailCatcher::default())).await
 }
@@ -82,5 +84,18 @@ async fn seed(store: &anpi_store::Store, now: i64) -> anyhow::Result<()> {
         let person = fields.validate().map_err(|e| anyhow::anyhow!(e.join("; ")))?;
         store.save_person(&scope, None, &person, now).await?;
     }
+    let rule = anpi_intake::Rule::from_row(&anpi_store::RuleRow {
+        name: "震度5弱以上（自宅・勤務地）".into(),
+        enabled: 1,
+        kind: "earthquake".into(),
+        threshold: "intensity:5-".into(),
+        basis: "both".into(),
+        survey: serde_json::to_string(&anpi_core::survey::Survey::default_safety())?,
+        message: "地震が発生しました。安否を回答してください。".into(),
+        suppress_min: 60,
+        ..Default::default()
+    })
+    .map_err(anyhow::Error::msg)?;
+    store.save_rule(&scope, &rule.to_row(), now).await?;
     Ok(())
 }

@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Seconds between polls of the high-frequency feeds; 0 turns polling off.
     #[arg(long, env = "ANPI_JMA_POLL_SECS", default_value_t = 60)]
     pub jma_poll_secs: u64,
+    /// Telegrams from the feed or the push endpoint reported more than this many minutes ago
+    /// are recorded but not dispatched; 0 = no limit. (Replays are never too old.)
+    #[arg(long, env = "ANPI_JMA_MAX_AGE_MIN", default_value_t = 60)]
+    pub jma_max_age_min: i64,
     /// Shared secret for `POST /api/jma/telegrams` (Bearer); without it the endpoint is off.
     #[arg(long, env = "ANPI_JMA_PUSH_SECRET", hide_env_values = true)]
     pub jma_push_secret: Option<String>,
@@ -76,6 +80,7 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     if let Some(secret) = &args.jma_push_secret {
         state.jma_push_secret = Some(anpi_web::PushSecret::new(secret).map_err(|e| anyhow::anyhow!(e))?);
     }
+    state.intake.max_age_ms = (args.jma_max_age_min > 0).then(|| args.jma_max_age_min * 60_000);
     let intake = tokio::spawn(state.intake.clone().run(std::time::Duration::from_secs(5), stop_tx.subscribe()));
     let poller = match feeds(&args) {
         Some(feeds) => {

@@ -93,6 +93,7 @@ fn status_label(status: &str, t: Tr) -> &'static str {
         "suppressed" => t.p("抑止", "suppressed"),
         "drill" => t.p("訓練・試験（配信なし）", "drill/test (not sent)"),
         "not_matched" => t.p("基準未満", "below threshold"),
+        "stale" => t.p("古い情報（配信なし）", "too old (not sent)"),
         "no_people" => t.p("対象者なし", "nobody to send to"),
         "cancelled" => t.p("中止", "withdrawn"),
         "withdrawn" => t.p("配信済み・取消", "sent, then cancelled"),

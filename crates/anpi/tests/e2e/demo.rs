@@ -58,6 +58,24 @@ async fn demo_runs_the_loop_without_smtp() {
     c.post_form_raw(&link, &[("q1", "c1")]).await.expect_status(303);
     let page = c.get(&dash).await.expect_status(200);
     assert_eq!(extract(&page.text, "id=\"answered\">", "</div>").map(|s| s.trim().to_string()).as_deref(), Some("1 / 50"));
+
+    // The demo's suggestion: replay a JMA telegram as a drill; its rule mails Sendai and Tokyo.
+    let Some(telegram) = crate::support::shared_dir().map(|d| d.join("jma/samples/32-39_11_01_120615_VXSE51.xml")).filter(|p| p.exists()) else {
+        eprintln!("SKIPPED the replay part: ../shared/jma/samples not found");
+        return;
+    };
+    let out = Command::new(ANPI_BIN).args(["jma", "replay", "--drill", "--data-dir"]).arg(dir.path()).arg(&telegram).output().expect("replay");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut drills = 0;
+    for _ in 0..100 {
+        let page = c.get("/mail").await.expect_status(200).text;
+        drills = page.matches("<b>【訓練】").count() + page.matches("<b>[DRILL]").count();
+        if drills > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(drills > 0 && drills < 50, "drill mail to the people in the affected areas only, got {drills}");
 }
 
 fn short_survey() -> &'static str {

@@ -124,7 +124,7 @@ async fn jma_feed_rules_and_dispatch() {
         let sink = SmtpSink::start().await;
         let server = Server::builder(&url)
             .smtp(&sink)
-            .args(["--jma-feed", &jma.feed_url(), "--jma-poll-secs", "1", "--jma-push-secret", SECRET])
+            .args(["--jma-feed", &jma.feed_url(), "--jma-poll-secs", "1", "--jma-push-secret", SECRET, "--jma-max-age-min", "0"])
             .start()
             .await;
         crate::support::server::create_operator(&url, OPERATOR, PASSWORD);
