@@ -147,10 +147,15 @@ async fn roles_are_enforced() {
         dist.get("/people/new").await.expect_status(403);
         dist.get("/accounts").await.expect_status(403);
         dist.get("/people/export.csv").await.expect_status(403);
+        dist.get("/hazards").await.expect_status(200);
+        dist.get("/rules").await.expect_status(403);
+        dist.get("/rules/new").await.expect_status(403);
+        dist.post_form("/rules", &[("name", "x"), ("trigger", "earthquake|intensity:5-")]).await.expect_status(403);
         // Member: nothing but the own password.
         member.get(&format!("/incidents/{id}")).await.expect_status(403);
         member.get("/people").await.expect_status(403);
         member.get("/incidents/new").await.expect_status(403);
+        member.get("/hazards").await.expect_status(403);
         member.get("/password").await.expect_status(200);
         // Disabling an account ends its sessions at once.
         let page = admin.get("/accounts").await.expect_status(200);

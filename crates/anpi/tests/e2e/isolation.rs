@@ -19,6 +19,11 @@ async fn tenants_cannot_reach_each_other() {
         let staged = extract(&upload.text, "action=\"/people/import/", "\"").expect("staged import");
         let accounts = a.get("/accounts").await.expect_status(200);
         let _ = accounts;
+        let form = a.get("/rules/new").await.expect_status(200);
+        let survey = crate::support::http::html_unescape(&extract(&form.text, "name=\"survey\" rows=\"4\">", "</textarea>").expect("survey"));
+        let rule_fields = [("name", "alpha rule"), ("enabled", "1"), ("trigger", "earthquake|intensity:5-"), ("basis", "both"), ("survey", survey.as_str()), ("suppress_min", "60")];
+        a.post_form("/rules", &rule_fields).await.expect_status(303);
+        let rule = extract(&a.get("/rules").await.expect_status(200).text, "<a href=\"/rules/", "\"").expect("a rule id");
 
         b.get("/").await.expect_status(200);
         for path in [
@@ -26,6 +31,7 @@ async fn tenants_cannot_reach_each_other() {
             format!("/incidents/{incident}/answers.csv"),
             format!("/incidents/{incident}/events"),
             format!("/people/{person}"),
+            format!("/rules/{rule}"),
         ] {
             let r = b.get(&path).await;
             assert_eq!(r.status, 404, "GET {path} as another tenant: {}", r.status);
@@ -39,6 +45,8 @@ async fn tenants_cannot_reach_each_other() {
             (format!("/people/{person}/disable"), &[][..]),
             (format!("/people/{person}/delete"), &[][..]),
             (format!("/people/import/{staged}"), &[][..]),
+            (format!("/rules/{rule}"), &rule_fields[..]),
+            (format!("/rules/{rule}/delete"), &[][..]),
         ] {
             b.get("/").await.expect_status(200);
             let r = b.post_form(&path, fields).await;
@@ -52,6 +60,8 @@ async fn tenants_cannot_reach_each_other() {
         assert!(!p.text.contains("hacked") && p.text.contains("無効にする"), "person unchanged and enabled");
         a.post_form(&format!("/people/import/{staged}"), &[]).await.expect_status(303);
         assert!(!b.get("/").await.text.contains("alpha の配信"));
+        assert!(a.get(&format!("/rules/{rule}")).await.expect_status(200).text.contains("alpha rule"), "alpha's rule unchanged");
+        assert!(!b.get("/rules").await.expect_status(200).text.contains("alpha rule"));
         let beta_people = b.get("/people").await.text;
         assert!(!beta_people.contains("A00000") && beta_people.contains("B00000"));
         let export = b.get("/people/export.csv").await.text;
