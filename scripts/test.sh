@@ -7,8 +7,10 @@
 #    PostgreSQL server, chromium + chromium-driver, fonts-ipafont-gothic, python3-aiosmtpd;
 # 2. starts a throwaway PostgreSQL cluster on a free loopback port (removed on exit);
 # 3. exports the ANPI_TEST_* variables that the integration tests read;
-# 4. runs `cargo nextest run --workspace --no-fail-fast` (or `cargo test --workspace`)
-#    and exits with its status.
+# 4. runs `cargo nextest run --workspace --no-fail-fast` (or `cargo test --workspace`);
+# 5. when the tests pass, fuzzes the JMA telegram parser for ANPI_FUZZ_SECONDS (default 60;
+#    0 skips) with scripts/fuzz-jma.sh (which installs cargo-fuzz when nightly is there), and
+#    exits with the first failure's status.
 set -euo pipefail
 
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -201,4 +203,24 @@ status=$?
 RUNNER_PID=""
 set -e
 if [ "$status" -eq 0 ]; then log "tests passed"; else log "tests FAILED (exit status $status)"; fi
+[ "$status" -eq 0 ] || exit "$status"
+
+# ---------------------------------------------------------------------------------------------
+# 5. bounded fuzzing of the JMA telegram parser (a failing input fails the run)
+# ---------------------------------------------------------------------------------------------
+FUZZ_SECONDS="${ANPI_FUZZ_SECONDS:-60}"
+case "$FUZZ_SECONDS" in ''|*[!0-9]*) die "ANPI_FUZZ_SECONDS must be a number of seconds (got '$FUZZ_SECONDS')" ;; esac
+if [ "$FUZZ_SECONDS" -eq 0 ]; then
+    log "ANPI_FUZZ_SECONDS=0: not fuzzing"
+    exit 0
+fi
+log "running: scripts/fuzz-jma.sh $FUZZ_SECONDS"
+set +e
+scripts/fuzz-jma.sh "$FUZZ_SECONDS" &
+RUNNER_PID=$!
+wait "$RUNNER_PID"
+status=$?
+RUNNER_PID=""
+set -e
+if [ "$status" -eq 0 ]; then log "fuzzing found no failure"; else log "fuzzing FAILED (exit status $status)"; fi
 exit "$status"

@@ -5,6 +5,7 @@ pub mod area;
 pub mod clock;
 pub mod csv_import;
 pub mod directory;
+pub mod netlist;
 pub mod password;
 pub mod policy;
 pub mod survey;

@@ -1,7 +1,9 @@
 //! Password rules (NIST SP 800-63B): length only, no composition rules, plus a blocklist.
 
-/// Minimum and maximum length in characters (Unicode scalar values).
+/// Minimum length in characters (Unicode scalar values) for accounts with a second factor.
 pub const MIN_LEN: usize = 8;
+/// Minimum length for accounts without one (and operators).
+pub const MIN_LEN_WITHOUT_MFA: usize = 15;
 pub const MAX_LEN: usize = 128;
 
 /// A small list of the most common passwords; extended by issue 4.
@@ -14,7 +16,7 @@ const BLOCKLIST: &[&str] = &[
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum PasswordProblem {
-    TooShort,
+    TooShort(usize),
     TooLong,
     Common,
 }
@@ -22,8 +24,8 @@ pub enum PasswordProblem {
 impl PasswordProblem {
     pub fn message(&self, lang: crate::Lang) -> String {
         match self {
-            PasswordProblem::TooShort => lang
-                .pick(&format!("パスワードは{MIN_LEN}文字以上にしてください。"), &format!("Use at least {MIN_LEN} characters."))
+            PasswordProblem::TooShort(min) => lang
+                .pick(&format!("パスワードは{min}文字以上にしてください。"), &format!("Use at least {min} characters."))
                 .to_string(),
             PasswordProblem::TooLong => lang
                 .pick(&format!("パスワードは{MAX_LEN}文字以内にしてください。"), &format!("Use at most {MAX_LEN} characters."))
@@ -35,10 +37,28 @@ impl PasswordProblem {
     }
 }
 
-pub fn check(password: &str) -> Result<(), PasswordProblem> {
+impl PasswordProblem {
+    /// Japanese, then English in parentheses.
+    pub fn both(&self) -> String {
+        format!("{} ({})", self.message(crate::Lang::Ja), self.message(crate::Lang::En))
+    }
+}
+
+/// The minimum length that applies.
+pub fn min_len(with_mfa: bool) -> usize {
+    if with_mfa {
+        MIN_LEN
+    } else {
+        MIN_LEN_WITHOUT_MFA
+    }
+}
+
+/// Checks a new password: length (any Unicode, no composition rules) and the blocklist.
+pub fn check(password: &str, with_mfa: bool) -> Result<(), PasswordProblem> {
     let n = password.chars().count();
-    if n < MIN_LEN {
-        return Err(PasswordProblem::TooShort);
+    let min = min_len(with_mfa);
+    if n < min {
+        return Err(PasswordProblem::TooShort(min));
     }
     if n > MAX_LEN {
         return Err(PasswordProblem::TooLong);
@@ -54,9 +74,10 @@ mod tests {
     use super::*;
     #[test]
     fn rules() {
-        assert_eq!(check("short"), Err(PasswordProblem::TooShort));
-        assert_eq!(check("Password123"), Err(PasswordProblem::Common));
-        assert!(check("安否確認のためのながいパス").is_ok());
-        assert_eq!(check(&"x".repeat(129)), Err(PasswordProblem::TooLong));
+        assert_eq!(check("short", true), Err(PasswordProblem::TooShort(8)));
+        assert_eq!(check("Password123", true), Err(PasswordProblem::Common));
+        assert_eq!(check("ninechars", false), Err(PasswordProblem::TooShort(15)), "15 without MFA");
+        assert!(check("安否確認のためのながいパスワードです", false).is_ok());
+        assert_eq!(check(&"x".repeat(129), true), Err(PasswordProblem::TooLong));
     }
 }

@@ -24,6 +24,8 @@ pub enum Permission {
     ViewHazards,
     /// Create, change and delete automatic dispatch rules.
     ManageRules,
+    /// Set the tenant's security settings (IP allowlists).
+    ManageSecurity,
 }
 
 impl Role {
@@ -69,6 +71,9 @@ mod tests {
         assert!(!Role::Distributor.can(Permission::ManageDirectory));
         assert!(Role::Distributor.can(Permission::ViewHazards));
         assert!(!Role::Distributor.can(Permission::ManageRules));
+        assert!(Role::Admin.can(Permission::ManageSecurity));
+        assert!(!Role::Distributor.can(Permission::ManageSecurity));
+        assert!(!Role::Member.can(Permission::ManageSecurity));
         assert!(!Role::Member.can(Permission::ViewHazards));
         assert!(!Role::Member.can(Permission::ViewIncidents));
         for r in ["admin", "distributor", "member"] {

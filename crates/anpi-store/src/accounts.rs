@@ -11,6 +11,10 @@ pub struct Account {
     pub name: String,
     pub role: Role,
     pub disabled: bool,
+    /// Locked after too many failed sign-ins; an admin unlocks.
+    pub locked: bool,
+    /// Has a second factor.
+    pub mfa: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -20,12 +24,74 @@ struct AccountRow {
     name: String,
     role: String,
     disabled: i64,
+    locked: i64,
+    mfa: i64,
 }
+
+const ACCOUNT_COLUMNS: &str = "a.id, a.email, a.name, a.role, a.disabled, a.locked, CASE WHEN a.totp_secret <> '' THEN 1 ELSE 0 END AS mfa";
 
 impl AccountRow {
     fn into_account(self) -> Account {
-        Account { id: self.id, email: self.email, name: self.name, role: Role::parse(&self.role).unwrap_or(Role::Member), disabled: self.disabled != 0 }
+        Account {
+            id: self.id,
+            email: self.email,
+            name: self.name,
+            role: Role::parse(&self.role).unwrap_or(Role::Member),
+            disabled: self.disabled != 0,
+            locked: self.locked != 0,
+            mfa: self.mfa != 0,
+        }
     }
+}
+
+/// How far a session has got: signed in, or half-way through sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStage {
+    Full,
+    /// Password accepted; the second factor is pending.
+    Mfa,
+    /// MFA is required but not set up: only enrolment is allowed.
+    Enrol,
+}
+
+impl SessionStage {
+    pub fn code(self) -> &'static str {
+        match self {
+            SessionStage::Full => "full",
+            SessionStage::Mfa => "mfa",
+            SessionStage::Enrol => "enrol",
+        }
+    }
+    fn parse(s: &str) -> SessionStage {
+        match s {
+            "full" => SessionStage::Full,
+            "enrol" => SessionStage::Enrol,
+            _ => SessionStage::Mfa,
+        }
+    }
+}
+
+/// The public name of a session (see [`SessionRow::id`]).
+pub fn session_id(token: &str) -> String {
+    token_hash(token).chars().take(16).collect()
+}
+
+/// Where a session was started from, for the session list.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// One of an account's sessions, for "your sessions".
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    /// A prefix of the stored token hash: names the session without revealing the token.
+    pub id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub ip: String,
+    pub user_agent: String,
 }
 
 /// Who a session belongs to.
@@ -40,6 +106,7 @@ pub enum Principal {
 pub struct AuthContext {
     pub principal: Principal,
     pub csrf: String,
+    pub stage: SessionStage,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,10 +122,28 @@ impl Default for SessionPolicy {
 }
 
 const RESET_TTL_MS: i64 = 24 * 3_600_000;
+/// A half-way sign-in (second factor or enrolment pending) lasts at most this long.
+const HALF_SESSION_MS: i64 = 10 * 60_000;
+
+#[derive(sqlx::FromRow)]
+struct LoginRow {
+    tenant_id: i64,
+    password_hash: String,
+    threshold: i64,
+    #[sqlx(flatten)]
+    account: AccountRow,
+}
+
+#[derive(sqlx::FromRow)]
+struct TenantAccount {
+    tenant_code: String,
+    #[sqlx(flatten)]
+    account: AccountRow,
+}
 
 impl Store {
     pub async fn create_operator(&self, email: &str, pw: &str, now: Millis) -> Result<i64> {
-        password::check(pw).map_err(|p| StoreError::Invalid(p.message(anpi_core::Lang::En)))?;
+        password::check(pw, false).map_err(|p| StoreError::Invalid(p.message(anpi_core::Lang::En)))?;
         let email = email.trim().to_lowercase();
         if !anpi_core::directory::valid_email(&email) {
             return Err(StoreError::Invalid("invalid email".into()));
@@ -97,7 +182,7 @@ impl Store {
         }
         let hash = match pw {
             Some(p) => {
-                password::check(p).map_err(|e| StoreError::Invalid(e.message(anpi_core::Lang::Ja)))?;
+                password::check(p, false).map_err(|e| StoreError::Invalid(e.both()))?;
                 hash_password(p)
             }
             None => String::new(),
@@ -124,11 +209,20 @@ impl Store {
     }
 
     pub async fn accounts(&self, scope: &TenantScope) -> Result<Vec<Account>> {
-        let rows: Vec<AccountRow> = sqlx::query_as("SELECT id, email, name, role, disabled FROM accounts WHERE tenant_id = $1 ORDER BY id")
+        let rows: Vec<AccountRow> = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.tenant_id = $1 ORDER BY a.id"))
             .bind(scope.tenant_id())
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(AccountRow::into_account).collect())
+    }
+
+    pub async fn account(&self, scope: &TenantScope, id: i64) -> Result<Account> {
+        let row: Option<AccountRow> = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.tenant_id = $1 AND a.id = $2"))
+            .bind(scope.tenant_id())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(AccountRow::into_account).ok_or(StoreError::NotFound)
     }
 
     /// Disables or enables an account; disabling ends its sessions at once.
@@ -155,30 +249,92 @@ impl Store {
         Ok(())
     }
 
-    /// Password sign-in for a tenant account. Unknown tenant, unknown email, wrong password
-    /// and disabled account are indistinguishable to the caller.
-    pub async fn account_login(&self, tenant_code: &str, email: &str, pw: &str) -> Result<Option<(TenantScope, i64)>> {
-        let row: Option<(i64, i64, String, i64)> = sqlx::query_as(
-            "SELECT a.tenant_id, a.id, a.password_hash, a.disabled FROM accounts a JOIN tenants t ON t.id = a.tenant_id \
-             WHERE t.code = $1 AND a.email = $2",
-        )
+    /// Password sign-in for a tenant account. Unknown tenant, unknown email, wrong password,
+    /// disabled and locked account are indistinguishable to the caller, in answer and in time
+    /// (the Argon2 work is always done). A wrong password counts towards the lockout.
+    pub async fn account_login(&self, tenant_code: &str, email: &str, pw: &str, now: Millis) -> Result<Option<(TenantScope, Account)>> {
+        let row: Option<(i64, String, i64, AccountRow)> = sqlx::query_as::<_, LoginRow>(&format!(
+            "SELECT a.tenant_id, a.password_hash, COALESCE(s.lockout_threshold, 10) AS threshold, {ACCOUNT_COLUMNS} \
+             FROM accounts a JOIN tenants t ON t.id = a.tenant_id LEFT JOIN tenant_security s ON s.tenant_id = a.tenant_id \
+             WHERE t.code = $1 AND a.email = $2"
+        ))
         .bind(tenant_code.trim().to_lowercase())
         .bind(email.trim().to_lowercase())
         .fetch_optional(&self.pool)
-        .await?;
-        let stored = row.as_ref().map(|r| r.2.as_str()).unwrap_or("");
+        .await?
+        .map(|r| (r.tenant_id, r.password_hash, r.threshold, r.account));
+        let stored = row.as_ref().map(|r| r.1.as_str()).unwrap_or("");
         let ok = verify_password(pw, stored);
-        Ok(match row {
-            Some((tenant, id, _, 0)) if ok => Some((TenantScope::new(tenant), id)),
-            _ => None,
-        })
+        let Some((tenant, _, threshold, account)) = row else { return Ok(None) };
+        let account = account.into_account();
+        let scope = TenantScope::new(tenant);
+        if account.disabled || account.locked {
+            return Ok(None);
+        }
+        if !ok {
+            self.note_failed_login(&scope, account.id, threshold, now).await?;
+            return Ok(None);
+        }
+        sqlx::query("UPDATE accounts SET failed_logins = 0 WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(account.id).execute(&self.pool).await?;
+        Ok(Some((scope, account)))
     }
 
-    /// Starts a session; returns the cookie token (only its hash is stored).
+    /// Counts a failed sign-in (password or second factor); locks the account at the
+    /// tenant's threshold. Returns whether it is now locked.
+    pub async fn note_failed_login(&self, scope: &TenantScope, account: i64, threshold: i64, now: Millis) -> Result<bool> {
+        let locked: Option<i64> = sqlx::query_scalar(
+            "UPDATE accounts SET failed_logins = failed_logins + 1, last_failed_at = $3, \
+               locked = CASE WHEN failed_logins + 1 >= $4 THEN 1 ELSE locked END \
+             WHERE tenant_id = $1 AND id = $2 RETURNING locked",
+        )
+        .bind(scope.tenant_id())
+        .bind(account)
+        .bind(now)
+        .bind(threshold.max(1))
+        .fetch_optional(&self.pool)
+        .await?;
+        let locked = locked == Some(1);
+        if locked {
+            tracing::warn!(tenant = scope.tenant_id(), account, "account locked after failed sign-ins");
+        }
+        Ok(locked)
+    }
+
+    /// Re-authentication before a sensitive change: is `pw` the account's password?
+    pub async fn verify_account_password(&self, scope: &TenantScope, account: i64, pw: &str) -> Result<bool> {
+        let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM accounts WHERE tenant_id = $1 AND id = $2")
+            .bind(scope.tenant_id())
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(verify_password(pw, stored.as_deref().unwrap_or("")))
+    }
+
+    /// Unlocks an account (admin action).
+    pub async fn unlock_account(&self, scope: &TenantScope, id: i64) -> Result<()> {
+        let done = sqlx::query("UPDATE accounts SET locked = 0, failed_logins = 0 WHERE tenant_id = $1 AND id = $2")
+            .bind(scope.tenant_id())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Starts a full session; returns the cookie token (only its hash is stored).
     pub async fn create_session(&self, principal: &str, principal_id: i64, scope: Option<&TenantScope>, now: Millis) -> Result<String> {
+        self.create_staged_session(principal, principal_id, scope, SessionStage::Full, &ClientInfo::default(), now).await
+    }
+
+    /// Starts a session at `stage`, recording where it comes from.
+    pub async fn create_staged_session(&self, principal: &str, principal_id: i64, scope: Option<&TenantScope>, stage: SessionStage, client: &ClientInfo, now: Millis) -> Result<String> {
         let token = random_token();
+        let ua: String = client.user_agent.chars().take(200).collect();
         sqlx::query(
-            "INSERT INTO sessions (token_hash, principal, principal_id, tenant_id, csrf, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            "INSERT INTO sessions (token_hash, principal, principal_id, tenant_id, csrf, created_at, last_seen_at, stage, ip, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
         )
         .bind(token_hash(&token))
         .bind(principal)
@@ -186,22 +342,30 @@ impl Store {
         .bind(scope.map(|s| s.tenant_id()))
         .bind(random_token())
         .bind(now)
+        .bind(stage.code())
+        .bind(&client.ip)
+        .bind(ua)
         .execute(&self.pool)
         .await?;
         Ok(token)
     }
 
-    /// Looks a session up, enforcing idle and absolute timeouts and account state.
+    /// Looks a session up, enforcing idle and absolute timeouts (the tenant's, else `policy`)
+    /// and account state. Half-way sessions expire after ten minutes.
     pub async fn session(&self, token: &str, now: Millis, policy: SessionPolicy) -> Result<Option<AuthContext>> {
         let hash = token_hash(token);
-        let row: Option<(String, i64, Option<i64>, String, i64, i64)> = sqlx::query_as(
-            "SELECT principal, principal_id, tenant_id, csrf, created_at, last_seen_at FROM sessions WHERE token_hash = $1",
+        let row: Option<(String, i64, Option<i64>, String, i64, i64, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT x.principal, x.principal_id, x.tenant_id, x.csrf, x.created_at, x.last_seen_at, x.stage, s.idle_min, s.absolute_min \
+             FROM sessions x LEFT JOIN tenant_security s ON s.tenant_id = x.tenant_id WHERE x.token_hash = $1",
         )
         .bind(&hash)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((kind, pid, tenant, csrf, created, seen)) = row else { return Ok(None) };
-        if now - seen > policy.idle_ms || now - created > policy.absolute_ms {
+        let Some((kind, pid, tenant, csrf, created, seen, stage, idle_min, absolute_min)) = row else { return Ok(None) };
+        let stage = SessionStage::parse(&stage);
+        let idle = idle_min.map(|m| m * 60_000).unwrap_or(policy.idle_ms);
+        let absolute = if stage == SessionStage::Full { absolute_min.map(|m| m * 60_000).unwrap_or(policy.absolute_ms) } else { HALF_SESSION_MS };
+        if now - seen > idle || now - created > absolute {
             sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&hash).execute(&self.pool).await?;
             return Ok(None);
         }
@@ -214,27 +378,67 @@ impl Store {
                 }
             }
             ("account", Some(tenant)) => {
-                let row: Option<(String, i64, String, String, String, i64)> = sqlx::query_as(
-                    "SELECT t.code, a.id, a.email, a.name, a.role, a.disabled FROM accounts a JOIN tenants t ON t.id = a.tenant_id \
-                     WHERE a.tenant_id = $1 AND a.id = $2",
-                )
+                let row: Option<TenantAccount> = sqlx::query_as(&format!(
+                    "SELECT t.code AS tenant_code, {ACCOUNT_COLUMNS} FROM accounts a JOIN tenants t ON t.id = a.tenant_id WHERE a.tenant_id = $1 AND a.id = $2"
+                ))
                 .bind(tenant)
                 .bind(pid)
                 .fetch_optional(&self.pool)
                 .await?;
-                let Some((tenant_code, id, email, name, role, disabled)) = row else { return Ok(None) };
-                let account = AccountRow { id, email, name, role, disabled }.into_account();
-                if account.disabled {
+                let Some(row) = row else { return Ok(None) };
+                let account = row.account.into_account();
+                if account.disabled || account.locked {
                     return Ok(None);
                 }
-                Principal::Account { scope: TenantScope::new(tenant), account, tenant_code }
+                Principal::Account { scope: TenantScope::new(tenant), account, tenant_code: row.tenant_code }
             }
             _ => return Ok(None),
         };
         if now - seen > 60_000 {
             sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2").bind(now).bind(&hash).execute(&self.pool).await?;
         }
-        Ok(Some(AuthContext { principal, csrf }))
+        Ok(Some(AuthContext { principal, csrf, stage }))
+    }
+
+    /// The account's full sessions, newest first.
+    pub async fn account_sessions(&self, scope: &TenantScope, account: i64) -> Result<Vec<SessionRow>> {
+        Ok(sqlx::query_as(
+            "SELECT SUBSTR(token_hash, 1, 16) AS id, created_at, last_seen_at, ip, user_agent FROM sessions \
+             WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2 AND stage = 'full' ORDER BY last_seen_at DESC",
+        )
+        .bind(scope.tenant_id())
+        .bind(account)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Ends the account's sessions: all, or all but the one with cookie `keep`.
+    pub async fn end_account_sessions(&self, scope: &TenantScope, account: i64, keep: Option<&str>) -> Result<u64> {
+        let keep = keep.map(token_hash).unwrap_or_default();
+        Ok(sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2 AND token_hash <> $3")
+            .bind(scope.tenant_id())
+            .bind(account)
+            .bind(keep)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Ends one of the account's sessions, named by [`SessionRow::id`].
+    pub async fn end_account_session(&self, scope: &TenantScope, account: i64, id: &str) -> Result<()> {
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::NotFound);
+        }
+        let done = sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2 AND SUBSTR(token_hash, 1, 16) = $3")
+            .bind(scope.tenant_id())
+            .bind(account)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     pub async fn end_session(&self, token: &str) -> Result<()> {
@@ -255,7 +459,8 @@ impl Store {
     }
 
     async fn set_password(&self, tenant_id: i64, account_id: i64, new: &str, reset_hash: Option<&str>) -> Result<()> {
-        password::check(new).map_err(|p| StoreError::Invalid(p.message(anpi_core::Lang::Ja)))?;
+        let with_mfa = self.mfa_enrolled(&TenantScope::new(tenant_id), account_id).await?;
+        password::check(new, with_mfa).map_err(|p| StoreError::Invalid(p.both()))?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE accounts SET password_hash = $1 WHERE tenant_id = $2 AND id = $3")
             .bind(hash_password(new))

@@ -3,17 +3,22 @@
 //! [`TenantScope`], which this crate hands out only to authenticated contexts.
 
 mod accounts;
+mod allowlists;
 mod crypto;
 mod directory;
 mod feeds;
 mod hazards;
 mod incidents;
+pub mod mfa;
 mod outbox;
 mod responses;
 mod scope;
+mod security;
 mod tenants;
 
-pub use accounts::{Account, AuthContext, Principal, SessionPolicy};
+pub use accounts::{session_id, Account, AuthContext, ClientInfo, Principal, SessionPolicy, SessionRow, SessionStage};
+pub use security::{throttle_delay, MfaRequirement, SecurityPolicy};
+pub use allowlists::Allowlists;
 pub use crypto::{hash_password, random_token, verify_password};
 pub use directory::{Department, Group, PersonRow, Site};
 pub use feeds::FeedStatus;

@@ -80,9 +80,38 @@ async fn whole_loop_on_every_engine() {
         assert_eq!(s.people(&a).await.unwrap().len(), 2);
 
         let acc = s.create_account(&a, "Admin@Example.jp", "管理者", Role::Admin, Some("long enough pass"), now).await.unwrap();
-        assert_eq!(s.account_login("acme", "admin@example.jp", "long enough pass").await.unwrap().map(|x| x.1), Some(acc));
-        assert!(s.account_login("beta", "admin@example.jp", "long enough pass").await.unwrap().is_none());
-        assert!(s.account_login("acme", "admin@example.jp", "wrong").await.unwrap().is_none());
+        assert_eq!(s.account_login("acme", "admin@example.jp", "long enough pass", now).await.unwrap().map(|x| x.1.id), Some(acc));
+        assert!(s.account_login("beta", "admin@example.jp", "long enough pass", now).await.unwrap().is_none());
+        assert!(s.account_login("acme", "admin@example.jp", "wrong", now).await.unwrap().is_none());
+        assert_eq!(s.account(&a, acc).await.unwrap().locked, false, "one failure does not lock");
+        s.account_login("acme", "admin@example.jp", "long enough pass", now).await.unwrap().expect("a success resets the count");
+
+        // Lockout at the tenant's threshold; the right password then fails too; an admin unlocks.
+        s.set_security_policy(&a, &crate::SecurityPolicy { lockout_threshold: 3, ..Default::default() }).await.unwrap();
+        for _ in 0..3 {
+            assert!(s.account_login("acme", "admin@example.jp", "wrong", now).await.unwrap().is_none());
+        }
+        assert!(s.account(&a, acc).await.unwrap().locked);
+        assert!(s.account_login("acme", "admin@example.jp", "long enough pass", now).await.unwrap().is_none(), "locked");
+        assert!(s.unlock_account(&b, acc).await.is_err(), "another tenant cannot unlock");
+        s.unlock_account(&a, acc).await.unwrap();
+        assert!(s.account_login("acme", "admin@example.jp", "long enough pass", now).await.unwrap().is_some());
+
+        // TOTP: each code once; recovery codes once; other tenants cannot use them.
+        let secret = crate::mfa::new_totp_secret();
+        let code = |t: i64| crate::mfa::totp_code(&crate::mfa::unbase32(&secret).unwrap(), t / 30_000);
+        assert!(s.enable_totp(&a, acc, &secret, "000000x", now).await.is_err());
+        let codes = s.enable_totp(&a, acc, &secret, &code(now), now).await.unwrap();
+        assert_eq!(codes.len(), 10);
+        assert!(!s.verify_second_factor(&a, acc, &code(now), now).await.unwrap(), "the enrolment code is spent");
+        let later = now + 60_000;
+        assert!(s.verify_second_factor(&a, acc, &code(later), later).await.unwrap());
+        assert!(!s.verify_second_factor(&a, acc, &code(later), later).await.unwrap(), "replayed code");
+        assert!(!s.verify_second_factor(&b, acc, &codes[0], later).await.unwrap(), "another tenant");
+        assert!(s.verify_second_factor(&a, acc, &codes[0].to_lowercase(), later).await.unwrap());
+        assert!(!s.verify_second_factor(&a, acc, &codes[0], later).await.unwrap(), "recovery code used");
+        assert_eq!(s.recovery_codes_left(&a, acc).await.unwrap(), 9);
+        assert!(s.account(&a, acc).await.unwrap().mfa);
 
         let new = NewIncident {
             title: "地震".into(),

@@ -1,6 +1,7 @@
 //! anpi HTTP: the answer page, the tenant console, the operator console (its own listener).
 //! Pages are server-rendered and work without JavaScript.
 
+mod client_ip;
 mod error;
 mod i18n;
 mod pages;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub intake: Intake,
     /// The shared secret of the JMA push endpoint; without one the endpoint is off.
     pub jma_push_secret: Option<PushSecret>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (empty: the peer is the client).
+    pub trusted_proxies: anpi_core::netlist::NetList,
 }
 
 /// The push endpoint's shared secret. Compared in constant time; never printed.
@@ -78,6 +81,7 @@ impl AppState {
         AppState {
             intake: Intake::new(store.clone(), clock.clone(), wake.clone()),
             jma_push_secret: None,
+            trusted_proxies: Default::default(),
             store,
             clock,
             base_url: base_url.trim_end_matches('/').to_string(),

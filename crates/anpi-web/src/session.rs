@@ -4,7 +4,7 @@ use crate::error::WebError;
 use crate::i18n::Tr;
 use crate::AppState;
 use anpi_core::{Permission, Role};
-use anpi_store::{Account, Principal, TenantScope};
+use anpi_store::{Account, Principal, SessionStage, TenantScope};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -85,8 +85,59 @@ impl FromRequestParts<AppState> for Console {
             return Err(Redirect::to("/login").into_response());
         };
         match state.store.session(&token, state.clock.now(), state.sessions).await {
+            Ok(Some(ctx)) => match (ctx.principal, ctx.stage) {
+                (Principal::Account { scope, account, tenant_code }, SessionStage::Full) => {
+                    crate::client_ip::guard_console(parts, state, &scope, &account, t).await?;
+                    Ok(Console { scope, account, tenant_code, csrf: ctx.csrf, t })
+                }
+                (Principal::Account { .. }, SessionStage::Mfa) => Err(Redirect::to("/login/mfa").into_response()),
+                (Principal::Account { .. }, SessionStage::Enrol) => Err(Redirect::to("/account/mfa").into_response()),
+                (Principal::Operator { .. }, _) => Err(Redirect::to("/login").into_response()),
+            },
+            Ok(None) => Err(([(header::SET_COOKIE, clear_cookie(TENANT_COOKIE))], Redirect::to("/login")).into_response()),
+            Err(e) => Err(WebError::from(e).into_response()),
+        }
+    }
+}
+
+/// A tenant user part-way through sign-in (second factor or enrolment pending) or fully
+/// signed in: for the sign-in and enrolment pages.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    pub scope: TenantScope,
+    pub account: Account,
+    pub tenant_code: String,
+    pub csrf: String,
+    pub stage: SessionStage,
+    /// The session cookie, to end this session when it is replaced.
+    pub token: String,
+    pub t: Tr,
+}
+
+impl SignIn {
+    pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
+        if same(&self.csrf, token) {
+            Ok(())
+        } else {
+            Err(WebError::BadRequest("フォームの有効期限が切れました。ページを再読み込みしてください (form expired, reload the page)".into()))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for SignIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let t = Tr::from_request(&parts.headers, query_lang(parts).as_deref());
+        let Some(token) = cookie(&parts.headers, TENANT_COOKIE) else {
+            return Err(Redirect::to("/login").into_response());
+        };
+        match state.store.session(&token, state.clock.now(), state.sessions).await {
             Ok(Some(ctx)) => match ctx.principal {
-                Principal::Account { scope, account, tenant_code } => Ok(Console { scope, account, tenant_code, csrf: ctx.csrf, t }),
+                Principal::Account { scope, account, tenant_code } => {
+                    crate::client_ip::guard_console(parts, state, &scope, &account, t).await?;
+                    Ok(SignIn { scope, account, tenant_code, csrf: ctx.csrf, stage: ctx.stage, token, t })
+                }
                 Principal::Operator { .. } => Err(Redirect::to("/login").into_response()),
             },
             Ok(None) => Err(([(header::SET_COOKIE, clear_cookie(TENANT_COOKIE))], Redirect::to("/login")).into_response()),

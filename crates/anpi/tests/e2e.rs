@@ -21,3 +21,5 @@ mod demo;
 mod reminders;
 #[path = "e2e/jma.rs"]
 mod jma;
+#[path = "e2e/access.rs"]
+mod access;

@@ -1,6 +1,7 @@
 //! The answer page: no login (the signed link is the credential), no JavaScript, tiny.
 
 use super::render;
+use crate::client_ip::{guard_answer, ClientIp};
 use crate::error::WebResult;
 use crate::i18n::Tr;
 use crate::AppState;
@@ -66,9 +67,12 @@ fn invalid() -> WebResult<Response> {
     Ok((StatusCode::NOT_FOUND, render(&InvalidPage)?).into_response())
 }
 
-async fn page_for(st: &AppState, token: &str, lang: Option<&str>, saved: bool, error: Option<String>) -> WebResult<Response> {
+async fn page_for(st: &AppState, ip: ClientIp, token: &str, lang: Option<&str>, saved: bool, error: Option<String>) -> WebResult<Response> {
     let Some(ctx) = st.store.answer_context(token).await? else { return invalid() };
     let lang = lang.and_then(Lang::parse).or_else(|| Lang::parse(&ctx.language)).unwrap_or_default();
+    if let Err(refused) = guard_answer(st, &ctx.scope, ctx.recipient_id, ip, Tr(lang)).await {
+        return Ok(refused);
+    }
     let mut questions = ctx.survey.questions.clone();
     let primary = questions.iter().position(|q| !q.choices.is_empty()).map(|i| questions.remove(i));
     let page = AnswerPage {
@@ -92,21 +96,24 @@ async fn page_for(st: &AppState, token: &str, lang: Option<&str>, saved: bool, e
     Ok((status, render(&page)?).into_response())
 }
 
-pub async fn page(State(st): State<AppState>, Path(token): Path<String>, Query(q): Query<AnswerQuery>) -> WebResult<Response> {
-    page_for(&st, &token, q.lang.as_deref(), q.saved.is_some(), None).await
+pub async fn page(State(st): State<AppState>, ip: ClientIp, Path(token): Path<String>, Query(q): Query<AnswerQuery>) -> WebResult<Response> {
+    page_for(&st, ip, &token, q.lang.as_deref(), q.saved.is_some(), None).await
 }
 
-pub async fn submit(State(st): State<AppState>, Path(token): Path<String>, Query(q): Query<AnswerQuery>, Form(fields): Form<Vec<(String, String)>>) -> WebResult<Response> {
+pub async fn submit(State(st): State<AppState>, ip: ClientIp, Path(token): Path<String>, Query(q): Query<AnswerQuery>, Form(fields): Form<Vec<(String, String)>>) -> WebResult<Response> {
     let Some(ctx) = st.store.answer_context(&token).await? else { return invalid() };
     let lang = q.lang.as_deref().and_then(Lang::parse).or_else(|| Lang::parse(&ctx.language)).unwrap_or_default();
     let t = Tr(lang);
+    if let Err(refused) = guard_answer(&st, &ctx.scope, ctx.recipient_id, ip, t).await {
+        return Ok(refused);
+    }
     if ctx.closed {
-        return page_for(&st, &token, Some(lang.code()), false, Some(t.p("この配信は終了しました。", "This incident is closed.").into())).await;
+        return page_for(&st, ip, &token, Some(lang.code()), false, Some(t.p("この配信は終了しました。", "This incident is closed.").into())).await;
     }
     let raw: Answers = fields.into_iter().filter(|(k, _)| k.starts_with('q')).collect();
     let answers = match ctx.survey.clean_answers(&raw) {
         Ok(a) => a,
-        Err(_) => return page_for(&st, &token, Some(lang.code()), false, Some(t.p("回答を選んでください。", "Please choose an answer.").into())).await,
+        Err(_) => return page_for(&st, ip, &token, Some(lang.code()), false, Some(t.p("回答を選んでください。", "Please choose an answer.").into())).await,
     };
     let incident = st.store.save_answer(&ctx.scope, ctx.recipient_id, &answers, st.clock.now()).await?;
     let _ = st.events.send((ctx.scope.tenant_id(), incident));

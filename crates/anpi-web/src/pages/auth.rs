@@ -6,7 +6,9 @@ use crate::i18n::Tr;
 use crate::session::{clear_cookie, session_cookie, Console, TENANT_COOKIE};
 use crate::AppState;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use anpi_store::{ClientInfo, SessionStage};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use std::net::SocketAddr;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -47,20 +49,53 @@ pub struct LoginForm {
     password: String,
 }
 
-pub async fn login(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
-    let t = Tr::from_request(&headers, None);
-    match st.store.account_login(&f.tenant, &f.email, &f.password).await? {
-        Some((scope, id)) => {
-            let token = st.store.create_session("account", id, Some(&scope), st.clock.now()).await?;
-            tracing::info!(tenant = scope.tenant_id(), account = id, "sign-in");
-            Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to("/")).into_response())
-        }
-        None => {
-            tracing::info!(tenant = %f.tenant, "failed sign-in");
-            let page = LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), tenant: f.tenant, email: f.email, error: true };
-            Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
-        }
+/// What the sign-in pages know of the client: its address (for throttling and the session
+/// list) and browser.
+pub fn client_info(st: &AppState, headers: &HeaderMap, peer: SocketAddr) -> ClientInfo {
+    ClientInfo {
+        ip: { let _ = st; peer.ip().to_string() },
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
     }
+}
+
+/// 429 with the wait, for throttled sign-in attempts. Says nothing about the account.
+pub fn throttled(t: Tr, wait_ms: i64) -> Response {
+    let secs = (wait_ms + 999) / 1000;
+    let msg = format!("試行が多すぎます。{secs}秒後にもう一度お試しください (too many attempts: try again in {secs} s)");
+    let _ = t;
+    (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], crate::WebError::BadRequest(msg)).into_response()
+}
+
+/// Password sign-in. Failures are throttled per client address and per account name (known or
+/// not), and count towards the account's lockout; every failure gets the same answer.
+pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
+    let t = Tr::from_request(&headers, None);
+    let now = st.clock.now();
+    let client = client_info(&st, &headers, peer);
+    let keys = [format!("ip:{}", client.ip), format!("id:{}/{}", f.tenant.trim().to_lowercase(), f.email.trim().to_lowercase())];
+    let wait = st.store.login_wait(&keys, now).await?;
+    if wait > 0 {
+        tracing::warn!(ip = %client.ip, tenant = %f.tenant, "sign-in throttled");
+        return Ok(throttled(t, wait));
+    }
+    let Some((scope, account)) = st.store.account_login(&f.tenant, &f.email, &f.password, now).await? else {
+        st.store.note_login_failure(&keys, now).await?;
+        tracing::info!(tenant = %f.tenant, ip = %client.ip, "failed sign-in");
+        let page = LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), tenant: f.tenant, email: f.email, error: true };
+        return Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response());
+    };
+    st.store.clear_login_failures(&keys).await?;
+    let policy = st.store.security_policy(&scope).await?;
+    let (stage, next) = if account.mfa {
+        (SessionStage::Mfa, "/login/mfa")
+    } else if policy.mfa_required.applies_to(account.role) {
+        (SessionStage::Enrol, "/account/mfa")
+    } else {
+        (SessionStage::Full, "/")
+    };
+    let token = st.store.create_staged_session("account", account.id, Some(&scope), stage, &client, now).await?;
+    tracing::info!(tenant = scope.tenant_id(), account = account.id, stage = stage.code(), ip = %client.ip, "password accepted");
+    Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to(next)).into_response())
 }
 
 pub async fn logout(State(st): State<AppState>, c: Console, headers: HeaderMap, Form(f): Form<CsrfForm>) -> WebResult<Response> {
@@ -85,7 +120,7 @@ pub async fn password_page(c: Console, Query(flash): Query<Flash>) -> WebResult<
         l: Layout::console(&c, c.t.p("パスワード変更", "Change password")).with_flash(flash.message(c.t)),
         csrf: c.csrf.clone(),
         error: None,
-        min: anpi_core::password::MIN_LEN,
+        min: anpi_core::password::min_len(c.account.mfa),
     })
 }
 
@@ -108,7 +143,7 @@ pub async fn change_password(State(st): State<AppState>, c: Console, Form(f): Fo
             Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to("/password?done=password")).into_response())
         }
         Err(anpi_store::StoreError::Invalid(m)) => {
-            let page = PasswordPage { l: Layout::console(&c, c.t.p("パスワード変更", "Change password")), csrf: c.csrf.clone(), error: Some(m), min: anpi_core::password::MIN_LEN };
+            let page = PasswordPage { l: Layout::console(&c, c.t.p("パスワード変更", "Change password")), csrf: c.csrf.clone(), error: Some(m), min: anpi_core::password::min_len(c.account.mfa) };
             Ok((StatusCode::BAD_REQUEST, render(&page)?).into_response())
         }
         Err(e) => Err(e.into()),

@@ -1,11 +1,13 @@
 //! Page handlers, one module per area of the console.
 
+mod account;
 mod accounts;
 mod answer;
 mod auth;
 mod hazards;
 mod incidents;
 mod mail;
+mod mfa;
 pub mod operator;
 mod org;
 mod people;
@@ -38,6 +40,7 @@ pub struct Nav {
     pub accounts: bool,
     pub hazards: bool,
     pub rules: bool,
+    pub security: bool,
 }
 
 impl Layout {
@@ -59,6 +62,7 @@ impl Layout {
                 accounts: c.can(Permission::ManageAccounts),
                 hazards: c.can(Permission::ViewHazards),
                 rules: c.can(Permission::ManageRules),
+                security: c.can(Permission::ManageSecurity),
             }),
             flash: None,
         }
@@ -123,6 +127,15 @@ pub fn tenant_routes() -> Router<AppState> {
         .route("/static/live.js", get(live_js))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/login/mfa", get(mfa::second_factor_page).post(mfa::second_factor))
+        .route("/account", get(account::page))
+        .route("/account/mfa", get(mfa::enrol_form).post(mfa::enrol))
+        .route("/account/mfa/disable", post(mfa::disable))
+        .route("/account/sessions/end-others", post(account::end_others))
+        .route("/account/sessions/{id}/end", post(account::end_session))
+        .route("/accounts/{id}/unlock", post(account::unlock))
+        .route("/accounts/{id}/sessions/end", post(account::admin_end_sessions))
+        .route("/security", get(mfa::policy).post(mfa::save_policy))
         .route("/password", get(auth::password_page).post(auth::change_password))
         .route("/password/reset", get(auth::reset_request_page).post(auth::reset_request))
         .route("/password/reset/{token}", get(auth::reset_page).post(auth::reset))

@@ -160,7 +160,9 @@ async fn roles_are_enforced() {
         // Disabling an account ends its sessions at once.
         let page = admin.get("/accounts").await.expect_status(200);
         let start = page.text.find("dist@roles.example").expect("listed");
-        let acct = extract(&page.text[start..], "action=\"/accounts/", "/disable").expect("disable form");
+        let rest = &page.text[start..];
+        let end = rest.find("/disable\"").expect("disable form");
+        let acct = &rest[rest[..end].rfind("/accounts/").expect("account id") + "/accounts/".len()..end];
         admin.post_form(&format!("/accounts/{acct}/disable"), &[]).await.expect_status(303);
         assert_eq!(dist.get("/").await.status, 303);
     }

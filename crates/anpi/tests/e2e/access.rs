@@ -1,0 +1,151 @@
+//! Identity and access over HTTP, on each engine: TOTP enrolment and two-step sign-in (each
+//! code once, recovery codes), a tenant policy that requires MFA, lockout and admin unlock,
+//! throttling, the 15-character rule without MFA, and one's own sessions.
+
+use super::common::*;
+use crate::support::{engines, extract, Client};
+use anpi_store::mfa::{totp_code, unbase32};
+
+fn code_at(secret: &str, offset_steps: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    totp_code(&unbase32(secret).unwrap(), now / 30_000 + offset_steps)
+}
+
+/// Enrols TOTP from the enrolment page; returns the secret and the recovery codes.
+async fn enrol(c: &mut Client, password: Option<&str>) -> (String, Vec<String>) {
+    let page = c.get("/account/mfa").await.expect_status(200);
+    let secret = extract(&page.text, "id=\"secret\">", "</code>").expect("secret on the page");
+    assert!(page.text.contains("<svg"), "QR code");
+    let mut fields = vec![("secret", secret.as_str()), ("code", "000000")];
+    if let Some(p) = password {
+        fields.push(("password", p));
+    }
+    let wrong = c.post_form("/account/mfa", &fields).await;
+    assert_eq!(wrong.status, 400, "a wrong code is refused");
+    let code = code_at(&secret, 0);
+    fields[1] = ("code", code.as_str());
+    let r = c.post_form("/account/mfa", &fields).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let list = extract(&r.text, "<ul id=\"codes\" class=\"codes\">", "</ul>").expect("recovery codes");
+    let codes: Vec<String> = list.split("<code>").skip(1).filter_map(|s| s.split("</code>").next()).map(String::from).collect();
+    assert_eq!(codes.len(), 10);
+    (secret, codes)
+}
+
+async fn sign_in(c: &mut Client, code: &str, email: &str) -> crate::support::Resp {
+    c.clear_cookies();
+    c.get("/login").await;
+    c.post_form("/login", &[("tenant", code), ("email", email), ("password", PASSWORD)]).await
+}
+
+#[tokio::test]
+async fn mfa_lockout_throttling_and_sessions() {
+    for engine in engines() {
+        eprintln!("== engine {engine}");
+        let env = env(engine).await;
+        let mut admin = tenant(&env, "sec").await;
+        let admin_email = admin_email("sec");
+
+        // Enrolment needs the password again (re-authentication) and a working code.
+        let page = admin.get("/account/mfa").await.expect_status(200);
+        let secret = extract(&page.text, "id=\"secret\">", "</code>").unwrap();
+        let code = code_at(&secret, 0);
+        assert_eq!(admin.post_form("/account/mfa", &[("secret", &secret), ("code", &code), ("password", "wrong password here")]).await.status, 400);
+        let (secret, recovery) = enrol(&mut admin, Some(PASSWORD)).await;
+        assert!(admin.get("/account").await.expect_status(200).text.contains("id=\"mfa-on\""));
+
+        // Two-step sign-in: the password alone reaches only the code page.
+        let mut c = env.server.client();
+        let r = sign_in(&mut c, "sec", &admin_email).await;
+        assert_eq!(r.location().as_deref(), Some("/login/mfa"));
+        assert_eq!(c.get("/").await.location().as_deref(), Some("/login/mfa"), "no console before the second factor");
+        c.get("/login/mfa").await.expect_status(200);
+        assert_eq!(c.post_form("/login/mfa", &[("code", "123456")]).await.status, 401);
+        let next = code_at(&secret, 1);
+        c.post_form("/login/mfa", &[("code", &next)]).await.expect_status(303);
+        c.get("/").await.expect_status(200);
+        // The same code cannot be used again; a recovery code works once.
+        sign_in(&mut c, "sec", &admin_email).await.expect_status(303);
+        c.get("/login/mfa").await.expect_status(200);
+        assert_eq!(c.post_form("/login/mfa", &[("code", &next)]).await.status, 401, "replayed TOTP code");
+        c.post_form("/login/mfa", &[("code", &recovery[0])]).await.expect_status(303);
+        c.get("/").await.expect_status(200);
+        sign_in(&mut c, "sec", &admin_email).await.expect_status(303);
+        c.get("/login/mfa").await.expect_status(200);
+        assert_eq!(c.post_form("/login/mfa", &[("code", &recovery[0])]).await.status, 401, "used recovery code");
+
+        // One's own sessions: several are listed; "everywhere else" ends the others.
+        let listed = admin.get("/account").await.expect_status(200);
+        assert!(listed.text.matches("ログアウトさせる").count() >= 1, "other sessions listed: {}", listed.text);
+        let mut other = env.server.client();
+        sign_in(&mut other, "sec", &admin_email).await.expect_status(303);
+        other.get("/login/mfa").await.expect_status(200);
+        other.post_form("/login/mfa", &[("code", &recovery[1])]).await.expect_status(303);
+        other.get("/").await.expect_status(200);
+        admin.get("/account").await.expect_status(200);
+        admin.post_form("/account/sessions/end-others", &[]).await.expect_status(303);
+        assert_eq!(other.get("/").await.status, 303, "signed out elsewhere");
+        admin.get("/").await.expect_status(200);
+
+        // Policy: MFA for everyone; a distributor without it is sent to enrolment.
+        admin.get("/security").await.expect_status(200);
+        let bad = admin.post_form("/security", &[("mfa_required", "everyone"), ("lockout_threshold", "0"), ("idle_min", "30"), ("absolute_min", "720")]).await;
+        assert_eq!(bad.status, 400, "threshold out of range");
+        admin.post_form("/security", &[("mfa_required", "everyone"), ("lockout_threshold", "3"), ("idle_min", "30"), ("absolute_min", "720")]).await.expect_status(303);
+        admin.get("/accounts").await.expect_status(200);
+        admin.post_form("/accounts", &[("name", "配信 花子"), ("email", "dist@sec.example"), ("role", "distributor")]).await.expect_status(303);
+        let invite = wait_mail(&env.sink, "invite", |m| m.to.iter().any(|t| t == "dist@sec.example")).await;
+        let link = invite.links(&env.server.url("/password/reset/")).remove(0);
+        let mut dist = env.server.client();
+        let short = dist.post_form_raw(&link, &[("new", "fourteen chars")]).await;
+        assert_eq!(short.status, 400, "15 characters without MFA");
+        assert!(short.text.contains("15"), "{}", short.text);
+        dist.post_form_raw(&link, &[("new", PASSWORD)]).await.expect_status(303);
+        let r = sign_in(&mut dist, "sec", "dist@sec.example").await;
+        assert_eq!(r.location().as_deref(), Some("/account/mfa"), "required but not enrolled");
+        assert_eq!(dist.get("/").await.location().as_deref(), Some("/account/mfa"));
+        enrol(&mut dist, None).await;
+        dist.get("/").await.expect_status(200);
+
+        // Lockout after 3 failures (same answer as a wrong password); an admin unlocks.
+        let generic = sign_in(&mut c, "sec", "nobody@sec.example").await;
+        assert_eq!(generic.status, 401);
+        for _ in 0..3 {
+            let r = c.post_form("/login", &[("tenant", "sec"), ("email", "dist@sec.example"), ("password", "not the password!")]).await;
+            assert_eq!(r.status, 401);
+        }
+        let locked = c.post_form("/login", &[("tenant", "sec"), ("email", "dist@sec.example"), ("password", PASSWORD)]).await;
+        assert_eq!(locked.status, 401, "locked");
+        assert_eq!(extract(&locked.text, "role=\"alert\">", "</p>"), extract(&generic.text, "role=\"alert\">", "</p>"), "same message");
+        assert_eq!(dist.get("/").await.status, 303, "a locked account's sessions stop working");
+        let accounts = admin.get("/accounts").await.expect_status(200);
+        let at = accounts.text.find("dist@sec.example").unwrap();
+        let id = extract(&accounts.text[at..], "action=\"/accounts/", "/unlock").expect("unlock button");
+        admin.post_form(&format!("/accounts/{id}/unlock"), &[]).await.expect_status(303);
+        // Five failures from this address so far: the next attempt waits a second.
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let r = sign_in(&mut dist, "sec", "dist@sec.example").await;
+        assert_eq!(r.location().as_deref(), Some("/login/mfa"), "unlocked");
+
+        // An admin ends someone's sessions.
+        admin.get("/accounts").await.expect_status(200);
+        admin.post_form(&format!("/accounts/{id}/sessions/end"), &[]).await.expect_status(303);
+        assert_eq!(dist.get("/login/mfa").await.status, 303, "session ended");
+
+        // Throttling by client address: after 5 failures, wait (429 with Retry-After), whoever
+        // the account is.
+        let mut t = env.server.client();
+        t.get("/login").await;
+        let mut saw = None;
+        for i in 0..8 {
+            let r = t.post_form("/login", &[("tenant", "sec"), ("email", &format!("x{i}@sec.example")), ("password", "wrong password")]).await;
+            if r.status == 429 {
+                saw = Some(r);
+                break;
+            }
+            assert_eq!(r.status, 401);
+        }
+        let r = saw.expect("throttled after repeated failures");
+        assert!(r.header("retry-after").is_some());
+    }
+}
