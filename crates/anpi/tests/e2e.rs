@@ -23,3 +23,5 @@ mod reminders;
 mod jma;
 #[path = "e2e/access.rs"]
 mod access;
+#[path = "e2e/browser_mfa.rs"]
+mod browser_mfa;
