@@ -323,6 +323,7 @@ impl Intake {
             reminder_interval_min: rule.reminder_interval_min,
             reminder_count: rule.reminder_count,
             started_by: None,
+            within: None,
             dispatch_id: Some(d.id),
         };
         let (_, n) = self.store.start_incident(scope, &new, now).await?;

@@ -15,6 +15,8 @@ pub struct Account {
     pub locked: bool,
     /// Has a second factor.
     pub mfa: bool,
+    /// For distributors: whom they may see and message; `None` = everyone.
+    pub reach: Option<anpi_core::target::Target>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -26,17 +28,29 @@ struct AccountRow {
     disabled: i64,
     locked: i64,
     mfa: i64,
+    reach_departments: String,
+    reach_groups: String,
 }
 
-const ACCOUNT_COLUMNS: &str = "a.id, a.email, a.name, a.role, a.disabled, a.locked, CASE WHEN a.totp_secret <> '' THEN 1 ELSE 0 END AS mfa";
+const ACCOUNT_COLUMNS: &str =
+    "a.id, a.email, a.name, a.role, a.disabled, a.locked, CASE WHEN a.totp_secret <> '' OR EXISTS (SELECT 1 FROM passkeys p WHERE p.account_id = a.id) THEN 1 ELSE 0 END AS mfa, a.reach_departments, a.reach_groups";
+
+fn ids(s: &str) -> Vec<i64> {
+    s.split_whitespace().filter_map(|x| x.parse().ok()).collect()
+}
 
 impl AccountRow {
     fn into_account(self) -> Account {
+        let role = Role::parse(&self.role).unwrap_or(Role::Member);
+        let (departments, groups) = (ids(&self.reach_departments), ids(&self.reach_groups));
+        let reach = (role == Role::Distributor && !(departments.is_empty() && groups.is_empty()))
+            .then(|| anpi_core::target::Target { departments, groups, ..Default::default() });
         Account {
+            reach,
             id: self.id,
             email: self.email,
             name: self.name,
-            role: Role::parse(&self.role).unwrap_or(Role::Member),
+            role,
             disabled: self.disabled != 0,
             locked: self.locked != 0,
             mfa: self.mfa != 0,
@@ -298,6 +312,31 @@ impl Store {
             tracing::warn!(tenant = scope.tenant_id(), account, "account locked after failed sign-ins");
         }
         Ok(locked)
+    }
+
+    /// Sets a distributor's reach (departments and groups of the tenant; both empty: everyone).
+    pub async fn set_reach(&self, scope: &TenantScope, account: i64, departments: &[i64], groups: &[i64]) -> Result<()> {
+        let t = scope.tenant_id();
+        for d in departments {
+            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM departments WHERE tenant_id = $1 AND id = $2").bind(t).bind(d).fetch_optional(&self.pool).await?;
+            ok.ok_or(StoreError::NotFound)?;
+        }
+        for g in groups {
+            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM contact_groups WHERE tenant_id = $1 AND id = $2").bind(t).bind(g).fetch_optional(&self.pool).await?;
+            ok.ok_or(StoreError::NotFound)?;
+        }
+        let join = |v: &[i64]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" ");
+        let done = sqlx::query("UPDATE accounts SET reach_departments = $3, reach_groups = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(t)
+            .bind(account)
+            .bind(join(departments))
+            .bind(join(groups))
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     /// Re-authentication before a sensitive change: is `pw` the account's password?

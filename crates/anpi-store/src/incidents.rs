@@ -18,6 +18,8 @@ pub struct NewIncident {
     pub reminder_interval_min: i64,
     pub reminder_count: i64,
     pub started_by: Option<i64>,
+    /// Limits the recipients to these people too (a distributor's reach).
+    pub within: Option<Target>,
     /// The held rule decision this incident carries out; it becomes `sent` in the same
     /// transaction, and the start fails with `Conflict` if it is no longer held.
     pub dispatch_id: Option<i64>,
@@ -113,18 +115,32 @@ struct TargetDb {
     language: String,
 }
 
+/// A person with what targeting needs: departments (own and ancestors), groups, areas.
+struct Targetable {
+    row: TargetDb,
+    departments: Vec<i64>,
+    groups: Vec<i64>,
+    home: Option<AreaCode>,
+    site_area: Option<AreaCode>,
+}
+
+impl Targetable {
+    fn facts(&self) -> PersonFacts<'_> {
+        PersonFacts {
+            departments: &self.departments,
+            site: self.row.site_id,
+            site_area: self.site_area.as_ref(),
+            home_area: self.home.as_ref(),
+            groups: &self.groups,
+        }
+    }
+}
+
 const BATCH: usize = 500;
 
 impl Store {
-    /// Starts an incident: picks the recipients and queues one message each, all in one
-    /// transaction, so a crash leaves either nothing or everything queued.
-    pub async fn start_incident(&self, scope: &TenantScope, new: &NewIncident, now: Millis) -> Result<(i64, usize)> {
-        if new.title.trim().is_empty() {
-            return Err(StoreError::Invalid("件名がありません (title is required)".into()));
-        }
-        if new.target.is_empty() {
-            return Err(StoreError::Invalid("配信対象を選んでください (choose a target)".into()));
-        }
+    /// The tenant's enabled people that `target` selects.
+    async fn targeted(&self, scope: &TenantScope, target: &Target) -> Result<Vec<Targetable>> {
         let t = scope.tenant_id();
         let people: Vec<TargetDb> = sqlx::query_as(
             "SELECT p.id, p.name, p.department_id, p.site_id, p.home_area, s.area_code AS site_area, p.language \
@@ -143,29 +159,49 @@ impl Store {
         for (p, g) in sqlx::query_as::<_, (i64, i64)>("SELECT person_id, group_id FROM group_members WHERE tenant_id = $1").bind(t).fetch_all(&self.pool).await? {
             groups.entry(p).or_default().push(g);
         }
-        let chosen: Vec<&TargetDb> = people
-            .iter()
-            .filter(|p| {
-                let mut depts = Vec::new();
-                let mut cur = p.department_id;
+        Ok(people
+            .into_iter()
+            .map(|row| {
+                let mut departments = Vec::new();
+                let mut cur = row.department_id;
                 while let Some(d) = cur {
-                    if depts.contains(&d) || depts.len() > 64 {
+                    if departments.contains(&d) || departments.len() > 64 {
                         break;
                     }
-                    depts.push(d);
+                    departments.push(d);
                     cur = parents.get(&d).copied().flatten();
                 }
-                let home = AreaCode::parse(&p.home_area).ok();
-                let site_area = p.site_area.as_deref().and_then(|a| AreaCode::parse(a).ok());
-                new.target.matches(&PersonFacts {
-                    departments: &depts,
-                    site: p.site_id,
-                    site_area: site_area.as_ref(),
-                    home_area: home.as_ref(),
-                    groups: groups.get(&p.id).map(Vec::as_slice).unwrap_or(&[]),
-                })
+                Targetable {
+                    departments,
+                    groups: groups.remove(&row.id).unwrap_or_default(),
+                    home: AreaCode::parse(&row.home_area).ok(),
+                    site_area: row.site_area.as_deref().and_then(|a| AreaCode::parse(a).ok()),
+                    row,
+                }
             })
-            .collect();
+            .filter(|p| target.matches(&p.facts()))
+            .collect())
+    }
+
+    /// Ids of the tenant's enabled people that `target` selects (e.g. a distributor's reach).
+    pub async fn people_within(&self, scope: &TenantScope, target: &Target) -> Result<std::collections::HashSet<i64>> {
+        Ok(self.targeted(scope, target).await?.into_iter().map(|p| p.row.id).collect())
+    }
+}
+
+impl Store {
+    /// Starts an incident: picks the recipients and queues one message each, all in one
+    /// transaction, so a crash leaves either nothing or everything queued.
+    pub async fn start_incident(&self, scope: &TenantScope, new: &NewIncident, now: Millis) -> Result<(i64, usize)> {
+        if new.title.trim().is_empty() {
+            return Err(StoreError::Invalid("件名がありません (title is required)".into()));
+        }
+        if new.target.is_empty() {
+            return Err(StoreError::Invalid("配信対象を選んでください (choose a target)".into()));
+        }
+        let t = scope.tenant_id();
+        let people = self.targeted(scope, &new.target).await?;
+        let chosen: Vec<&TargetDb> = people.iter().filter(|p| new.within.as_ref().is_none_or(|w| w.matches(&p.facts()))).map(|p| &p.row).collect();
         if chosen.is_empty() {
             return Err(StoreError::Invalid("配信対象に該当する人がいません (nobody matches the target)".into()));
         }
@@ -301,7 +337,8 @@ impl Store {
     }
 
     /// Queues one more message to everyone who has not answered. Returns how many.
-    pub async fn resend_unanswered(&self, scope: &TenantScope, incident: i64, now: Millis) -> Result<usize> {
+    /// Queues one more message to everyone (of `within`, when given) who has not answered.
+    pub async fn resend_unanswered(&self, scope: &TenantScope, incident: i64, within: Option<&std::collections::HashSet<i64>>, now: Millis) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
         let closed: Option<Option<i64>> = sqlx::query_scalar("SELECT closed_at FROM incidents WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
@@ -318,7 +355,7 @@ impl Store {
             .bind(incident)
             .fetch_one(&mut *tx)
             .await?;
-        let count = queue_unanswered(&mut tx, scope.tenant_id(), incident, OutboxKind::Resend, n, now).await?;
+        let count = queue_unanswered(&mut tx, scope.tenant_id(), incident, OutboxKind::Resend, n, within, now).await?;
         tx.commit().await?;
         Ok(count)
     }
@@ -363,7 +400,7 @@ impl Store {
                 .await?
                 .rows_affected();
             if won == 1 {
-                total += queue_unanswered(&mut tx, tenant, incident, OutboxKind::Reminder, sent + 1, now).await?;
+                total += queue_unanswered(&mut tx, tenant, incident, OutboxKind::Reminder, sent + 1, None, now).await?;
             }
             tx.commit().await?;
         }
@@ -371,12 +408,22 @@ impl Store {
     }
 }
 
-async fn queue_unanswered(tx: &mut sqlx::Transaction<'static, sqlx::Any>, tenant: i64, incident: i64, kind: OutboxKind, round: i64, now: Millis) -> Result<usize> {
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM recipients WHERE tenant_id = $1 AND incident_id = $2 AND answered_at IS NULL ORDER BY id")
+#[allow(clippy::too_many_arguments)]
+async fn queue_unanswered(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: i64,
+    incident: i64,
+    kind: OutboxKind,
+    round: i64,
+    within: Option<&std::collections::HashSet<i64>>,
+    now: Millis,
+) -> Result<usize> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT id, person_id FROM recipients WHERE tenant_id = $1 AND incident_id = $2 AND answered_at IS NULL ORDER BY id")
         .bind(tenant)
         .bind(incident)
         .fetch_all(&mut **tx)
         .await?;
+    let ids: Vec<i64> = rows.into_iter().filter(|(_, p)| within.is_none_or(|w| w.contains(p))).map(|(id, _)| id).collect();
     for chunk in ids.chunks(BATCH) {
         crate::outbox::enqueue_survey(tx, tenant, incident, chunk, kind, round, now).await?;
     }

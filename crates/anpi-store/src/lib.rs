@@ -11,6 +11,7 @@ mod hazards;
 mod incidents;
 pub mod mfa;
 mod outbox;
+pub mod passkeys;
 mod responses;
 mod scope;
 mod security;

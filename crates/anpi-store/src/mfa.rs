@@ -95,9 +95,37 @@ fn normalise_recovery(code: &str) -> String {
     code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
 }
 
+/// Replaces the account's recovery codes by ten new ones (stored hashed); returns them to show once.
+pub(crate) async fn replace_recovery_codes(tx: &mut sqlx::Transaction<'_, sqlx::Any>, scope: &TenantScope, account: i64) -> Result<Vec<String>> {
+    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
+    sqlx::query("DELETE FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut **tx).await?;
+    for c in &codes {
+        sqlx::query("INSERT INTO recovery_codes (tenant_id, account_id, code_hash) VALUES ($1, $2, $3)")
+            .bind(scope.tenant_id())
+            .bind(account)
+            .bind(token_hash(&normalise_recovery(c)))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(codes)
+}
+
 impl Store {
-    /// Whether the account has a second factor.
+    /// Whether the account has a second factor (TOTP or a passkey).
     pub async fn mfa_enrolled(&self, scope: &TenantScope, account: i64) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM accounts a WHERE a.tenant_id = $1 AND a.id = $2 \
+               AND (a.totp_secret <> '' OR EXISTS (SELECT 1 FROM passkeys p WHERE p.account_id = a.id))",
+        )
+        .bind(scope.tenant_id())
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Whether the account has TOTP turned on.
+    pub async fn totp_enabled(&self, scope: &TenantScope, account: i64) -> Result<bool> {
         let secret: Option<String> = sqlx::query_scalar("SELECT totp_secret FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account)
@@ -110,7 +138,6 @@ impl Store {
     /// recovery codes to show once. Replaces earlier codes.
     pub async fn enable_totp(&self, scope: &TenantScope, account: i64, secret: &str, code: &str, now: Millis) -> Result<Vec<String>> {
         let step = totp_match(secret, code, now).ok_or_else(|| StoreError::Invalid("確認コードが違います (the code does not match)".into()))?;
-        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE accounts SET totp_secret = $3, totp_last_step = $4 WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
@@ -122,20 +149,12 @@ impl Store {
         if done.rows_affected() != 1 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("DELETE FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
-        for c in &codes {
-            sqlx::query("INSERT INTO recovery_codes (tenant_id, account_id, code_hash) VALUES ($1, $2, $3)")
-                .bind(scope.tenant_id())
-                .bind(account)
-                .bind(token_hash(&normalise_recovery(c)))
-                .execute(&mut *tx)
-                .await?;
-        }
+        let codes = replace_recovery_codes(&mut tx, scope, account).await?;
         tx.commit().await?;
         Ok(codes)
     }
 
-    /// Turns the second factor off and drops the recovery codes.
+    /// Turns the second factor off: TOTP, passkeys and recovery codes.
     pub async fn disable_mfa(&self, scope: &TenantScope, account: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE accounts SET totp_secret = '', totp_last_step = 0 WHERE tenant_id = $1 AND id = $2")
@@ -144,19 +163,22 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM webauthn_challenges WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Checks a TOTP code or a recovery code; each is accepted once (a code's step must be
-    /// later than the last accepted one; a recovery code is marked used).
+    /// later than the last accepted one; a recovery code is marked used). Recovery codes work
+    /// without TOTP too (an account whose second factor is a passkey).
     pub async fn verify_second_factor(&self, scope: &TenantScope, account: i64, code: &str, now: Millis) -> Result<bool> {
         let secret: Option<String> = sqlx::query_scalar("SELECT totp_secret FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account)
             .fetch_optional(&self.pool)
             .await?;
-        let Some(secret) = secret.filter(|s| !s.is_empty()) else { return Ok(false) };
+        let Some(secret) = secret else { return Ok(false) };
         if let Some(step) = totp_match(&secret, code, now) {
             let done = sqlx::query("UPDATE accounts SET totp_last_step = $3 WHERE tenant_id = $1 AND id = $2 AND totp_last_step < $3")
                 .bind(scope.tenant_id())

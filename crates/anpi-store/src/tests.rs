@@ -6,7 +6,7 @@ use anpi_core::survey::{Answers, Survey};
 use anpi_core::target::Target;
 use anpi_core::{AreaCode, Role};
 
-async fn stores() -> Vec<(Store, Option<tempdir::TempDir>)> {
+pub(crate) async fn stores() -> Vec<(Store, Option<tempdir::TempDir>)> {
     let mut out = Vec::new();
     let dir = tempdir::TempDir::new();
     let s = Store::connect(&format!("sqlite://{}/t.sqlite?mode=rwc", dir.0.display())).await.unwrap();
@@ -122,6 +122,7 @@ async fn whole_loop_on_every_engine() {
             reminder_interval_min: 10,
             reminder_count: 2,
             started_by: Some(acc),
+            within: None,
             dispatch_id: None,
         };
         let (inc, n) = s.start_incident(&a, &new, now).await.unwrap();

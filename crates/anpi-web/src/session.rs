@@ -74,6 +74,14 @@ impl Console {
     pub fn role(&self) -> Role {
         self.account.role
     }
+    /// The people this user may see and message: `None` for everyone, else their ids (a
+    /// distributor scoped to departments or groups).
+    pub async fn reach(&self, st: &AppState) -> Result<Option<std::collections::HashSet<i64>>, WebError> {
+        match &self.account.reach {
+            Some(target) => Ok(Some(st.store.people_within(&self.scope, target).await?)),
+            None => Ok(None),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Console {

@@ -25,3 +25,5 @@ mod jma;
 mod access;
 #[path = "e2e/browser_mfa.rs"]
 mod browser_mfa;
+#[path = "e2e/network.rs"]
+mod network;

@@ -19,6 +19,8 @@ struct AccountsPage {
     csrf: String,
     accounts: Vec<Account>,
     me: i64,
+    departments: Vec<(i64, String)>,
+    groups: Vec<(i64, String)>,
 }
 
 pub async fn list(State(st): State<AppState>, c: Console, Query(flash): Query<Flash>) -> WebResult<Response> {
@@ -28,7 +30,26 @@ pub async fn list(State(st): State<AppState>, c: Console, Query(flash): Query<Fl
         csrf: c.csrf.clone(),
         accounts: st.store.accounts(&c.scope).await?,
         me: c.account.id,
+        departments: st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect(),
+        groups: st.store.groups(&c.scope).await?.into_iter().map(|g| (g.id, g.name)).collect(),
     })
+}
+
+/// Sets the departments and groups a distributor may see and message (none: everyone).
+pub async fn set_reach(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(fields): Form<Vec<(String, String)>>) -> WebResult<Response> {
+    c.require(Permission::ManageAccounts)?;
+    let csrf = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or("");
+    c.check_csrf(csrf)?;
+    let ids = |key: &str| -> WebResult<Vec<i64>> {
+        fields.iter().filter(|(k, _)| k == key).map(|(_, v)| v.parse().map_err(|_| crate::WebError::BadRequest(format!("bad {key}")))).collect()
+    };
+    let account = st.store.account(&c.scope, id).await?;
+    if account.role != Role::Distributor {
+        return Err(crate::WebError::BadRequest("配信範囲は配信権限のアカウントにだけ設定できます (reach applies to distributors only)".into()));
+    }
+    st.store.set_reach(&c.scope, id, &ids("department")?, &ids("group")?).await?;
+    tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, account = id, "distributor reach changed");
+    Ok(Redirect::to("/accounts?done=saved").into_response())
 }
 
 #[derive(Deserialize)]

@@ -53,7 +53,7 @@ pub struct LoginForm {
 /// list) and browser.
 pub fn client_info(st: &AppState, headers: &HeaderMap, peer: SocketAddr) -> ClientInfo {
     ClientInfo {
-        ip: { let _ = st; peer.ip().to_string() },
+        ip: crate::client_ip::resolve(peer.ip(), headers, &st.trusted_proxies).unwrap_or(peer.ip()).to_string(),
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
     }
 }

@@ -101,6 +101,7 @@ fn parse_start(fields: &[(String, String)], by: i64) -> Result<NewIncident, Stri
         reminder_interval_min: num("reminder_interval")?,
         reminder_count: num("reminder_count")?.min(10),
         started_by: Some(by),
+        within: None,
         dispatch_id: None,
     })
 }
@@ -110,7 +111,7 @@ pub async fn start(State(st): State<AppState>, c: Console, Form(fields): Form<Ve
     let csrf = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or("");
     c.check_csrf(csrf)?;
     let survey_text = fields.iter().find(|(k, _)| k == "survey").map(|(_, v)| v.clone()).unwrap_or_default();
-    let new = match parse_start(&fields, c.account.id) {
+    let new = match parse_start(&fields, c.account.id).map(|n| NewIncident { within: c.account.reach.clone(), ..n }) {
         Ok(n) => n,
         Err(e) => return new_page_with(&st, &c, survey_text, Some(e)).await,
     };
@@ -258,10 +259,18 @@ pub struct DashQuery {
     fragment: Option<String>,
 }
 
+/// The rows a scoped distributor may see (all for everyone else).
+fn visible(rows: Vec<DashboardRow>, reach: Option<std::collections::HashSet<i64>>) -> Vec<DashboardRow> {
+    match reach {
+        Some(ids) => rows.into_iter().filter(|r| ids.contains(&r.person_id)).collect(),
+        None => rows,
+    }
+}
+
 pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Query(q): Query<DashQuery>) -> WebResult<Response> {
     c.require(Permission::ViewIncidents)?;
     let inc = st.store.incident(&c.scope, id).await?;
-    let rows = st.store.dashboard(&c.scope, id).await?;
+    let rows = visible(st.store.dashboard(&c.scope, id).await?, c.reach(&st).await?);
     let depts = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
     let sites = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let groups = st.store.groups(&c.scope).await?.into_iter().map(|g| (g.id, g.name)).collect();
@@ -297,7 +306,7 @@ pub async fn events(State(st): State<AppState>, c: Console, Path(id): Path<i64>)
 pub async fn resend(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.require(Permission::ManageIncident)?;
     c.check_csrf(&f.csrf)?;
-    let n = st.store.resend_unanswered(&c.scope, id, st.clock.now()).await?;
+    let n = st.store.resend_unanswered(&c.scope, id, c.reach(&st).await?.as_ref(), st.clock.now()).await?;
     tracing::info!(tenant = c.scope.tenant_id(), incident = id, recipients = n, "re-send");
     st.wake.notify_one();
     Ok(Redirect::to(&format!("/incidents/{id}?done=resent")).into_response())
@@ -313,7 +322,7 @@ pub async fn close(State(st): State<AppState>, c: Console, Path(id): Path<i64>, 
 pub async fn answers_csv(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<Response> {
     c.require(Permission::ViewIncidents)?;
     let inc = st.store.incident(&c.scope, id).await?;
-    let rows = st.store.dashboard(&c.scope, id).await?;
+    let rows = visible(st.store.dashboard(&c.scope, id).await?, c.reach(&st).await?);
     let depts: HashMap<i64, String> = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
     let sites: HashMap<i64, String> = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let mut out = String::from("\u{FEFF}");

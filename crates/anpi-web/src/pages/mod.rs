@@ -7,6 +7,7 @@ mod auth;
 mod hazards;
 mod incidents;
 mod mail;
+mod network;
 mod mfa;
 pub mod operator;
 mod org;
@@ -134,8 +135,10 @@ pub fn tenant_routes() -> Router<AppState> {
         .route("/account/sessions/end-others", post(account::end_others))
         .route("/account/sessions/{id}/end", post(account::end_session))
         .route("/accounts/{id}/unlock", post(account::unlock))
+        .route("/accounts/{id}/reach", post(accounts::set_reach))
         .route("/accounts/{id}/sessions/end", post(account::admin_end_sessions))
         .route("/security", get(mfa::policy).post(mfa::save_policy))
+        .route("/security/network", get(network::page).post(network::save))
         .route("/password", get(auth::password_page).post(auth::change_password))
         .route("/password/reset", get(auth::reset_request_page).post(auth::reset_request))
         .route("/password/reset/{token}", get(auth::reset_page).post(auth::reset))

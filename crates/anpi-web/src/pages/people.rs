@@ -36,7 +36,8 @@ pub struct ListQuery {
 
 pub async fn list(State(st): State<AppState>, c: Console, Query(q): Query<ListQuery>) -> WebResult<Response> {
     c.require(Permission::ViewDirectory)?;
-    let all = st.store.people(&c.scope).await?;
+    let reach = c.reach(&st).await?;
+    let all: Vec<PersonRow> = st.store.people(&c.scope).await?.into_iter().filter(|p| reach.as_ref().is_none_or(|r| r.contains(&p.id))).collect();
     let total = all.len();
     let needle = q.q.trim().to_lowercase();
     let people: Vec<PersonRow> = all
@@ -105,6 +106,9 @@ pub async fn new_page(State(st): State<AppState>, c: Console) -> WebResult<Respo
 
 pub async fn edit_page(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<Response> {
     c.require(Permission::ViewDirectory)?;
+    if c.reach(&st).await?.is_some_and(|r| !r.contains(&id)) {
+        return Err(crate::WebError::NotFound);
+    }
     let p = st.store.person(&c.scope, id).await?;
     person_page(&st, &c, Some(id), p.disabled, fields_of(&p.input), vec![]).await
 }

@@ -149,3 +149,60 @@ async fn mfa_lockout_throttling_and_sessions() {
         assert!(r.header("retry-after").is_some());
     }
 }
+
+#[tokio::test]
+async fn distributor_reach_limits_people_and_messages() {
+    for engine in engines() {
+        let env = env(engine).await;
+        let mut admin = tenant(&env, "reach").await;
+        import_csv(&mut admin, people_csv(6, "R").as_bytes(), "auto").await; // 3 in 本社/総務部, 3 in 大阪支社/営業課
+        admin.get("/accounts").await.expect_status(200);
+        admin.post_form("/accounts", &[("name", "本社 配信"), ("email", "hq@reach.example"), ("role", "distributor")]).await.expect_status(303);
+        let invite = wait_mail(&env.sink, "invite", |m| m.to.iter().any(|t| t == "hq@reach.example")).await;
+        let link = invite.links(&env.server.url("/password/reset/")).remove(0);
+        let mut dist = env.server.client();
+        dist.post_form_raw(&link, &[("new", PASSWORD)]).await.expect_status(303);
+        login(&mut dist, "reach", "hq@reach.example", PASSWORD).await;
+
+        let page = admin.get("/accounts").await.expect_status(200);
+        let honsha = option_value(&page.text, "本社");
+        let at = page.text.find("hq@reach.example").unwrap();
+        let id = id_before(&page.text[at..], "/reach\"", "/accounts/");
+        admin.post_form(&format!("/accounts/{id}/reach"), &[("department", &honsha)]).await.expect_status(303);
+
+        // The directory shows only 本社 people; an 大阪 person's page is not found.
+        let people = dist.get("/people").await.expect_status(200);
+        assert!(people.text.contains("R00000") && !people.text.contains("R00001"), "only 本社 (even rows)");
+        let all = admin.get("/people").await.expect_status(200);
+        let row = all.text.find("R00001").expect("an 大阪 person");
+        let start = all.text[..row].rfind("<tr").unwrap();
+        let osaka_id = extract(&all.text[start..], "/people/", "\"").expect("person link");
+        assert_eq!(dist.get(&format!("/people/{osaka_id}")).await.status, 404);
+
+        // "Everyone" from this distributor means everyone within reach.
+        let inc = start_incident(&mut dist, "本社だけの訓練", &[("all", "1"), ("drill", "1")]).await;
+        wait_mails(&env.sink, 3, |m| m.subject.contains("本社だけの訓練")).await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let sent: Vec<_> = env.sink.messages().into_iter().filter(|m| m.subject.contains("本社だけの訓練")).collect();
+        assert_eq!(sent.len(), 3, "only the 3 people of 本社");
+        assert!(sent.iter().all(|m| m.to.iter().all(|t| ["R0@", "R2@", "R4@"].iter().any(|p| t.starts_with(p)))), "{:?}", sent.iter().map(|m| &m.to).collect::<Vec<_>>());
+
+        // An incident to everyone started by the admin: the distributor sees and re-sends only 本社.
+        let all_inc = start_incident(&mut admin, "全社の訓練", &[("all", "1"), ("drill", "1")]).await;
+        wait_mails(&env.sink, 6, |m| m.subject.contains("全社の訓練")).await;
+        let board = dist.get(&format!("/incidents/{all_inc}")).await.expect_status(200);
+        assert_eq!(extract(&board.text, "id=\"answered\">", "</div>").map(|s| s.trim().to_string()).as_deref(), Some("0 / 3"));
+        dist.post_form(&format!("/incidents/{all_inc}/resend"), &[]).await.expect_status(303);
+        wait_mails(&env.sink, 9, |m| m.subject.contains("全社の訓練")).await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert_eq!(env.sink.messages().iter().filter(|m| m.subject.contains("全社の訓練")).count(), 9, "re-sent to 3, not 6");
+        let _ = inc;
+    }
+}
+
+/// The id in the last `prefix{id}` before the first `marker` of `text`.
+fn id_before(text: &str, marker: &str, prefix: &str) -> String {
+    let end = text.find(marker).expect("marker");
+    let start = text[..end].rfind(prefix).expect("prefix") + prefix.len();
+    text[start..end].to_string()
+}
