@@ -167,3 +167,106 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
         }
     }
 }
+
+/// The tenant listener's routes, read from the router's source, so that a route added later
+/// cannot escape [`every_route_with_an_id_refuses_other_tenants`].
+fn tenant_routes() -> Vec<(String, Vec<&'static str>)> {
+    let src = include_str!("../../../anpi-web/src/pages/mod.rs");
+    src.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix(".route(\"")?;
+            let (path, handlers) = rest.split_once('"')?;
+            let mut methods = Vec::new();
+            if handlers.contains("get(") {
+                methods.push("GET");
+            }
+            if handlers.contains("post(") {
+                methods.push("POST");
+            }
+            Some((path.to_string(), methods))
+        })
+        .collect()
+}
+
+/// Routes whose parameter is not a tenant-owned id, and why that is safe.
+const NOT_TENANT_IDS: &[(&str, &str)] = &[
+    ("/a/{token}", "the answer link is the recipient's own bearer token (signed, per recipient)"),
+    ("/password/reset/{token}", "a single-use bearer token mailed to the account's owner"),
+    ("/hazards/{id}", "JMA telegrams are public; the decisions shown are filtered by tenant (see jma.rs)"),
+    ("/hazards/{id}/xml", "a JMA telegram as received: public data"),
+];
+
+#[tokio::test]
+async fn every_route_with_an_id_refuses_other_tenants() {
+    let routes = tenant_routes();
+    assert!(routes.len() > 40, "routes parsed from pages/mod.rs: {}", routes.len());
+    for engine in engines() {
+        let env = env(engine).await;
+        let mut a = tenant(&env, "owner").await;
+        let mut b = tenant(&env, "intruder").await;
+        // Tenant A's ids of every kind.
+        import_csv(&mut a, people_csv(2, "O").as_bytes(), "auto").await;
+        let incident = start_incident(&mut a, "owner の配信", &[("all", "1")]).await;
+        let person = extract(&a.get("/people").await.text, "<a href=\"/people/", "\"").expect("person");
+        let upload = upload_csv(&mut a, people_csv(1, "X").as_bytes(), "auto").await;
+        let staged = extract(&upload.text, "action=\"/people/import/", "\"").expect("staged import");
+        a.get("/accounts").await;
+        a.post_form("/accounts", &[("name", "配信"), ("email", "d@owner.example"), ("role", "distributor")]).await.expect_status(303);
+        let accounts = a.get("/accounts").await.text;
+        let at = accounts.find("d@owner.example").unwrap();
+        let account = extract(&accounts[at..], "action=\"/accounts/", "/").expect("account id");
+        let form = a.get("/rules/new").await.text;
+        let survey = crate::support::http::html_unescape(&extract(&form, "name=\"survey\" rows=\"4\">", "</textarea>").unwrap());
+        a.post_form("/rules", &[("name", "owner rule"), ("enabled", "1"), ("trigger", "earthquake|intensity:5-"), ("basis", "both"), ("survey", &survey), ("suppress_min", "60")]).await.expect_status(303);
+        let rule = extract(&a.get("/rules").await.text, "<a href=\"/rules/", "\"").expect("rule id");
+        let mut a2 = env.server.client();
+        login(&mut a2, "owner", &admin_email("owner"), PASSWORD).await;
+        let sessions = a.get("/account").await.text;
+        let session = extract(&sessions, "action=\"/account/sessions/", "/end\"").expect("another session of A");
+
+        let id_for = |path: &str| -> Option<String> {
+            let id = if path.starts_with("/incidents/") {
+                incident.to_string()
+            } else if path.starts_with("/people/import/") {
+                staged.clone()
+            } else if path.starts_with("/people/") {
+                person.clone()
+            } else if path.starts_with("/accounts/") {
+                account.clone()
+            } else if path.starts_with("/account/sessions/") {
+                session.clone()
+            } else if path.starts_with("/rules/") {
+                rule.clone()
+            } else {
+                return None;
+            };
+            Some(path.replace("{id}", &id))
+        };
+        let mut checked = 0;
+        for (path, methods) in &routes {
+            if !path.contains('{') {
+                continue;
+            }
+            if NOT_TENANT_IDS.iter().any(|(p, _)| p == path) {
+                continue;
+            }
+            let url = id_for(path).unwrap_or_else(|| panic!("route {path} takes an id this test does not know: add it to id_for (or to NOT_TENANT_IDS with the reason)"));
+            for m in methods {
+                b.get("/").await.expect_status(200);
+                let r = if *m == "GET" { b.get(&url).await } else { b.post_form(&url, &[("name", "hijack"), ("employee_no", "HACK")]).await };
+                assert!([403, 404].contains(&r.status), "{m} {url} as another tenant: HTTP {} {}", r.status, r.text);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 15, "checked {checked} route/method pairs");
+        // Nothing of A's changed: the incident is open, the person, rule, account, session and
+        // staged import are all still there.
+        assert!(a.get(&format!("/incidents/{incident}")).await.expect_status(200).text.contains("配信を終了"));
+        assert!(a.get(&format!("/people/{person}")).await.expect_status(200).text.contains("無効にする"));
+        a.get(&format!("/rules/{rule}")).await.expect_status(200);
+        let accounts = a.get("/accounts").await.text;
+        assert!(!accounts.contains("ロック中") && accounts.contains("d@owner.example"));
+        a2.get("/").await.expect_status(200);
+        a.post_form(&format!("/people/import/{staged}"), &[]).await.expect_status(303);
+    }
+}
