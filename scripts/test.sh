@@ -186,7 +186,29 @@ for v in ANPI_TEST_DATABASE_URL ANPI_TEST_CHROMEDRIVER ANPI_TEST_CHROMIUM ANPI_T
 done
 
 # ---------------------------------------------------------------------------------------------
-# 4. the tests
+# 4. bounded fuzzing of the JMA telegram parser (a failing input fails the run), first, so the
+#    test runner's summary is the last thing printed
+# ---------------------------------------------------------------------------------------------
+FUZZ_SECONDS="${ANPI_FUZZ_SECONDS:-60}"
+case "$FUZZ_SECONDS" in ''|*[!0-9]*) die "ANPI_FUZZ_SECONDS must be a number of seconds (got '$FUZZ_SECONDS')" ;; esac
+if [ "$FUZZ_SECONDS" -eq 0 ]; then
+    log "ANPI_FUZZ_SECONDS=0: not fuzzing"
+else
+    log "running: scripts/fuzz-jma.sh $FUZZ_SECONDS"
+    set +e
+    scripts/fuzz-jma.sh "$FUZZ_SECONDS" &
+    RUNNER_PID=$!
+    wait "$RUNNER_PID"
+    status=$?
+    RUNNER_PID=""
+    set -e
+    if [ "$status" -eq 0 ]; then log "fuzzing found no failure"; else log "fuzzing FAILED (exit status $status)"; fi
+    [ "$status" -eq 0 ] || exit "$status"
+fi
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. the tests
 # ---------------------------------------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found in PATH"
 if cargo nextest --version >/dev/null 2>&1; then
@@ -203,24 +225,5 @@ status=$?
 RUNNER_PID=""
 set -e
 if [ "$status" -eq 0 ]; then log "tests passed"; else log "tests FAILED (exit status $status)"; fi
-[ "$status" -eq 0 ] || exit "$status"
-
-# ---------------------------------------------------------------------------------------------
-# 5. bounded fuzzing of the JMA telegram parser (a failing input fails the run)
-# ---------------------------------------------------------------------------------------------
-FUZZ_SECONDS="${ANPI_FUZZ_SECONDS:-60}"
-case "$FUZZ_SECONDS" in ''|*[!0-9]*) die "ANPI_FUZZ_SECONDS must be a number of seconds (got '$FUZZ_SECONDS')" ;; esac
-if [ "$FUZZ_SECONDS" -eq 0 ]; then
-    log "ANPI_FUZZ_SECONDS=0: not fuzzing"
-    exit 0
-fi
-log "running: scripts/fuzz-jma.sh $FUZZ_SECONDS"
-set +e
-scripts/fuzz-jma.sh "$FUZZ_SECONDS" &
-RUNNER_PID=$!
-wait "$RUNNER_PID"
-status=$?
-RUNNER_PID=""
-set -e
-if [ "$status" -eq 0 ]; then log "fuzzing found no failure"; else log "fuzzing FAILED (exit status $status)"; fi
 exit "$status"
+

@@ -326,7 +326,16 @@ impl Intake {
             within: None,
             dispatch_id: Some(d.id),
         };
-        let (_, n) = self.store.start_incident(scope, &new, now).await?;
+        let (incident, n) = self.store.start_incident(scope, &new, now).await?;
+        let e = anpi_store::audit::AuditEvent {
+            actor: anpi_store::audit::Actor::System,
+            action: "incident_started",
+            target: format!("incident:{incident}"),
+            outcome: "ok",
+            ip: "",
+            detail: format!("rule:{} telegram:{} {n} recipients", d.rule_id, d.telegram_id),
+        };
+        self.store.audit(Some(scope), &e, now).await?;
         Ok(n)
     }
 }

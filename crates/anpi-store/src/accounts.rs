@@ -157,11 +157,11 @@ struct TenantAccount {
 
 impl Store {
     pub async fn create_operator(&self, email: &str, pw: &str, now: Millis) -> Result<i64> {
-        password::check(pw, false).map_err(|p| StoreError::Invalid(p.message(anpi_core::Lang::En)))?;
         let email = email.trim().to_lowercase();
         if !anpi_core::directory::valid_email(&email) {
             return Err(StoreError::Invalid("invalid email".into()));
         }
+        password::check(pw, false, &[&email]).map_err(|p| StoreError::Invalid(p.message(anpi_core::Lang::En)))?;
         let hash = hash_password(pw);
         let id = sqlx::query_scalar(
             "INSERT INTO operators (email, password_hash, created_at) VALUES ($1, $2, $3) \
@@ -196,7 +196,8 @@ impl Store {
         }
         let hash = match pw {
             Some(p) => {
-                password::check(p, false).map_err(|e| StoreError::Invalid(e.both()))?;
+                let (code, tenant_name) = self.tenant_words(scope.tenant_id()).await?;
+                password::check(p, false, &[&code, &tenant_name, &email]).map_err(|e| StoreError::Invalid(e.both()))?;
                 hash_password(p)
             }
             None => String::new(),
@@ -497,9 +498,26 @@ impl Store {
         self.set_password(scope.tenant_id(), account_id, new, None).await
     }
 
+    /// The tenant's code and name: context-specific words a password must not contain
+    /// (see `anpi_core::password`).
+    async fn tenant_words(&self, tenant_id: i64) -> Result<(String, String)> {
+        sqlx::query_as("SELECT code, name FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
     async fn set_password(&self, tenant_id: i64, account_id: i64, new: &str, reset_hash: Option<&str>) -> Result<()> {
         let with_mfa = self.mfa_enrolled(&TenantScope::new(tenant_id), account_id).await?;
-        password::check(new, with_mfa).map_err(|p| StoreError::Invalid(p.both()))?;
+        let (code, tenant_name) = self.tenant_words(tenant_id).await?;
+        let email: String = sqlx::query_scalar("SELECT email FROM accounts WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        password::check(new, with_mfa, &[&code, &tenant_name, &email]).map_err(|p| StoreError::Invalid(p.both()))?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE accounts SET password_hash = $1 WHERE tenant_id = $2 AND id = $3")
             .bind(hash_password(new))

@@ -3,6 +3,7 @@
 //! [`TenantScope`], which this crate hands out only to authenticated contexts.
 
 mod accounts;
+pub mod audit;
 mod allowlists;
 mod crypto;
 mod directory;

@@ -836,7 +836,7 @@ pub(crate) mod testing {
         }
 
         pub fn assertion(&mut self, rp: &RelyingParty, challenge: &str) -> AuthenticationResponse {
-            self.count += 1;
+            self.count = self.count.wrapping_add(1);
             let cd = Self::client_data("webauthn.get", challenge, &rp.origin);
             let ad = self.auth_data(&rp.id, FLAG_UP | FLAG_UV, false);
             let sig = self.sign(&ad, &cd);

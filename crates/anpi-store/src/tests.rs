@@ -153,8 +153,8 @@ async fn whole_loop_on_every_engine() {
         assert_eq!(s.queue_due_reminders(now + 5 * 60_000).await.unwrap(), 0);
         assert_eq!(s.queue_due_reminders(now + 10 * 60_000).await.unwrap(), 1);
         assert_eq!(s.queue_due_reminders(now + 11 * 60_000).await.unwrap(), 0);
-        assert_eq!(s.resend_unanswered(&a, inc, now).await.unwrap(), 1);
-        assert!(s.resend_unanswered(&b, inc, now).await.is_err());
+        assert_eq!(s.resend_unanswered(&a, inc, None, now).await.unwrap(), 1);
+        assert!(s.resend_unanswered(&b, inc, None, now).await.is_err());
         let list = s.incidents(&a).await.unwrap();
         assert_eq!((list[0].recipients, list[0].answered), (2, 1));
         s.close_incident(&a, inc, now).await.unwrap();
@@ -191,5 +191,92 @@ async fn feed_state_on_every_engine() {
         s.mark_feed_entry(entry, None, 10).await.unwrap();
         s.mark_feed_entry(entry, Some(7), 20).await.unwrap();
         assert!(s.feed_entry_known(entry).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn audit_chain_detects_edits_and_removals_on_every_engine() {
+    use crate::audit::{Actor, AuditEvent};
+    for (s, _dir) in stores().await {
+        let now = 1_700_000_000_000;
+        let a = s.create_tenant("audited", "Audited", now).await.unwrap();
+        let b = s.create_tenant("other", "Other", now).await.unwrap();
+        let ev = |action: &'static str, n: i64| AuditEvent { actor: Actor::Account(n), action, target: format!("t{n}"), outcome: "ok", ip: "192.0.2.1", detail: String::new() };
+        for i in 0..5 {
+            s.audit(Some(&a), &ev("sign_in", i), now + i * 86_400_000).await.unwrap();
+        }
+        s.audit(Some(&b), &ev("sign_in", 9), now).await.unwrap();
+        s.audit(None, &ev("tenant_created", 1), now).await.unwrap();
+        s.audit_failed_sign_in("audited", "x@y.example", "192.0.2.9", "wrong password", now + 5 * 86_400_000).await.unwrap();
+        s.audit_failed_sign_in("nosuch", "x@y.example", "192.0.2.9", "wrong password", now).await.unwrap();
+        let ok = |r: &[crate::audit::ChainReport]| r.iter().all(|c| c.problems.is_empty());
+        let reports = s.verify_audit().await.unwrap();
+        assert!(ok(&reports), "{reports:?}");
+        assert_eq!(reports.iter().map(|r| r.entries).sum::<i64>(), 8);
+        assert_eq!(s.audit_entries(&a, &["sign_in_failed"], 10).await.unwrap().len(), 1);
+        assert_eq!(s.audit_entries(&b, &[], 10).await.unwrap().len(), 1, "tenants see only their own");
+
+        // An edited entry, a removed one in the middle, one removed at the end: all found.
+        sqlx::query("UPDATE audit_log SET ip = '203.0.113.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        let r = s.verify_audit().await.unwrap();
+        assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("entry 2 was changed"))), "{r:?}");
+        sqlx::query("UPDATE audit_log SET ip = '192.0.2.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        assert!(ok(&s.verify_audit().await.unwrap()));
+        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 6").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        let r = s.verify_audit().await.unwrap();
+        assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("removed or added at the end"))), "{r:?}");
+        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 3").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        let r = s.verify_audit().await.unwrap();
+        assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("missing"))), "{r:?}");
+
+        // Retention: a purge keeps the rest verifiable from its anchor.
+        let (s2, _d2) = stores().await.remove(0);
+        let t = s2.create_tenant("kept", "Kept", now).await.unwrap();
+        for i in 0..4 {
+            s2.audit(Some(&t), &ev("sign_in", i), now + i * 200 * 86_400_000).await.unwrap();
+        }
+        s2.set_audit_retention(&t, 365).await.unwrap();
+        assert!(s2.set_audit_retention(&t, 1).await.is_err());
+        let purged = s2.purge_audit(now + 800 * 86_400_000).await.unwrap();
+        assert_eq!(purged, 3, "entries older than 365 days (days 0, 200, 400 of 0–600, at day 800)");
+        let r = s2.verify_audit().await.unwrap();
+        assert!(ok(&r) && r[0].entries == 1, "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn passwords_refuse_common_and_context_words_on_every_engine() {
+    use crate::StoreError;
+    fn refused(r: crate::Result<impl std::fmt::Debug>, what: &str) -> String {
+        match r {
+            Err(StoreError::Invalid(m)) => m,
+            other => panic!("{what}: expected Invalid, got {other:?}"),
+        }
+    }
+    for (s, _guard) in stores().await {
+        let now = 1_700_000_000_000;
+        let t = s.create_tenant("sakura", "Sakura Logistics 株式会社", now).await.unwrap();
+        // Creation: common list (with variations), the service name, tenant code and name, email.
+        let m = refused(s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("p@ssw0rd1234567"), now).await, "common");
+        assert!(m.contains("よく使われる") && m.contains("too common"), "{m}");
+        for pw in ["my anpi password is long", "welcome to sakura!!", "logistics team password", "株式会社のながいパスワードです", "taro yamada is here now", "yamada-yamada-yamada"] {
+            let m = refused(s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some(pw), now).await, pw);
+            assert!(m.contains("組織名") && m.contains("email address"), "{pw}: {m}");
+        }
+        let id = s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("correct horse battery staple"), now).await.unwrap();
+        // Change and reset check the same words (looked up from the tenant and the account).
+        let m = refused(s.change_password(&t, id, "correct horse battery staple", "SAKURA shelter check 2026").await, "change");
+        assert!(m.contains("組織名"), "{m}");
+        refused(s.change_password(&t, id, "correct horse battery staple", "qwertyuiop123456").await, "change common");
+        s.change_password(&t, id, "correct horse battery staple", "blue shelter check 2026").await.unwrap();
+        let mut token = String::new();
+        assert!(s.request_password_reset("sakura", "taro.yamada@hq.example", now, |tok, _| { token = tok.to_string(); ("s".into(), "b".into()) }).await.unwrap());
+        refused(s.reset_password(&token, "hq.example is my home", now).await, "reset with email domain");
+        s.reset_password(&token, "green shelter check 2027", now).await.unwrap();
+        assert!(s.account_login("sakura", "taro.yamada@hq.example", "green shelter check 2027", now).await.unwrap().is_some());
+        // Operators: the service name and their email.
+        assert!(matches!(s.create_operator("ops@opsteam.example", "opsteam night shift key", now).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(s.create_operator("ops@opsteam.example", "password1234567890", now).await, Err(StoreError::Invalid(_))));
+        s.create_operator("ops@opsteam.example", "night shift rotation key", now).await.unwrap();
     }
 }

@@ -50,6 +50,8 @@ pub struct Console {
     pub tenant_code: String,
     pub csrf: String,
     pub t: Tr,
+    /// The client's address, for the audit log ("unknown" when it cannot be told).
+    pub ip: String,
 }
 
 impl Console {
@@ -74,6 +76,22 @@ impl Console {
     pub fn role(&self) -> Role {
         self.account.role
     }
+    /// Records an action of this user in the tenant's audit log. A failure to record is logged,
+    /// not shown: the action itself already happened.
+    pub async fn audit(&self, st: &AppState, action: &str, target: impl Into<String>, detail: impl Into<String>) {
+        let e = anpi_store::audit::AuditEvent {
+            actor: anpi_store::audit::Actor::Account(self.account.id),
+            action,
+            target: target.into(),
+            outcome: "ok",
+            ip: &self.ip,
+            detail: detail.into(),
+        };
+        if let Err(err) = st.store.audit(Some(&self.scope), &e, st.clock.now()).await {
+            tracing::error!(error = %err, action, "audit log write failed");
+        }
+    }
+
     /// The people this user may see and message: `None` for everyone, else their ids (a
     /// distributor scoped to departments or groups).
     pub async fn reach(&self, st: &AppState) -> Result<Option<std::collections::HashSet<i64>>, WebError> {
@@ -96,7 +114,8 @@ impl FromRequestParts<AppState> for Console {
             Ok(Some(ctx)) => match (ctx.principal, ctx.stage) {
                 (Principal::Account { scope, account, tenant_code }, SessionStage::Full) => {
                     crate::client_ip::guard_console(parts, state, &scope, &account, t).await?;
-                    Ok(Console { scope, account, tenant_code, csrf: ctx.csrf, t })
+                    let ip = crate::client_ip::ClientIp(crate::client_ip::of_request(parts, &state.trusted_proxies)).shown();
+                    Ok(Console { scope, account, tenant_code, csrf: ctx.csrf, t, ip })
                 }
                 (Principal::Account { .. }, SessionStage::Mfa) => Err(Redirect::to("/login/mfa").into_response()),
                 (Principal::Account { .. }, SessionStage::Enrol) => Err(Redirect::to("/account/mfa").into_response()),
@@ -120,6 +139,7 @@ pub struct SignIn {
     /// The session cookie, to end this session when it is replaced.
     pub token: String,
     pub t: Tr,
+    pub ip: String,
 }
 
 impl SignIn {
@@ -144,7 +164,8 @@ impl FromRequestParts<AppState> for SignIn {
             Ok(Some(ctx)) => match ctx.principal {
                 Principal::Account { scope, account, tenant_code } => {
                     crate::client_ip::guard_console(parts, state, &scope, &account, t).await?;
-                    Ok(SignIn { scope, account, tenant_code, csrf: ctx.csrf, stage: ctx.stage, token, t })
+                    let ip = crate::client_ip::ClientIp(crate::client_ip::of_request(parts, &state.trusted_proxies)).shown();
+                    Ok(SignIn { scope, account, tenant_code, csrf: ctx.csrf, stage: ctx.stage, token, t, ip })
                 }
                 Principal::Operator { .. } => Err(Redirect::to("/login").into_response()),
             },

@@ -9,7 +9,7 @@ use anpi_notify::MailCatcher;
 
 pub const TENANT: &str = "demo";
 pub const ADMIN_EMAIL: &str = "admin@demo.example";
-pub const ADMIN_PASSWORD: &str = "anpi-demo-password";
+pub const ADMIN_PASSWORD: &str = "sakura-shelter-check-2026";
 pub const DISTRIBUTOR_EMAIL: &str = "haishin@demo.example";
 
 const SITES: &[(&str, &str)] = &[("東京本社", "13101"), ("大阪支社", "27128"), ("仙台営業所", "04101")];

@@ -57,11 +57,25 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// JMA telegrams.
     Jma {
         #[command(subcommand)]
         command: JmaCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every hash chain; exits with status 1 and names each problem if any entry was
+    /// edited, inserted or removed.
+    Verify,
+    /// Delete entries older than each tenant's retention now (the service also does this hourly).
+    Purge,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +106,33 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&cli.db, args, None).await,
         Command::Demo(args) => demo::run(&cli.db, args).await,
         Command::Jma { command: JmaCommand::Replay(args) } => jma::replay(&cli.db, args).await,
+        Command::Audit { command } => {
+            let store = cli.db.store().await?;
+            use anpi_core::Clock;
+            match command {
+                AuditCommand::Verify => {
+                    let reports = store.verify_audit().await?;
+                    let mut bad = 0;
+                    for r in &reports {
+                        let chain = if r.tenant_id == 0 { "operators/system".to_string() } else { format!("tenant {}", r.tenant_id) };
+                        if r.problems.is_empty() {
+                            println!("{chain}: {} entries, intact", r.entries);
+                        } else {
+                            bad += 1;
+                            for p in &r.problems {
+                                println!("{chain}: {p}");
+                            }
+                        }
+                    }
+                    if bad > 0 {
+                        anyhow::bail!("{bad} audit chain(s) failed verification");
+                    }
+                    println!("all {} chain(s) intact", reports.len());
+                }
+                AuditCommand::Purge => println!("purged {} entries", store.purge_audit(anpi_core::SystemClock.now()).await?),
+            }
+            Ok(())
+        }
         Command::Migrate => {
             cli.db.store().await?;
             println!("migrations applied");

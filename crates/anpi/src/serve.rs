@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// Shared secret for `POST /api/jma/telegrams` (Bearer); without it the endpoint is off.
     #[arg(long, env = "ANPI_JMA_PUSH_SECRET", hide_env_values = true)]
     pub jma_push_secret: Option<String>,
+    /// Reverse proxy (address or CIDR) whose X-Forwarded-For names the client (repeat the
+    /// flag). Without one, the TCP peer is the client and the header is ignored.
+    #[arg(long = "trusted-proxy", env = "ANPI_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl ServeArgs {
@@ -80,7 +84,9 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     if let Some(secret) = &args.jma_push_secret {
         state.jma_push_secret = Some(anpi_web::PushSecret::new(secret).map_err(|e| anyhow::anyhow!(e))?);
     }
+    state.trusted_proxies = anpi_core::netlist::NetList::parse(&args.trusted_proxies.join(" ")).map_err(|e| anyhow::anyhow!("--trusted-proxy: {e}"))?;
     state.intake.max_age_ms = (args.jma_max_age_min > 0).then(|| args.jma_max_age_min * 60_000);
+    let housekeeping = tokio::spawn(housekeeping(store.clone(), state.clock.clone(), stop_tx.subscribe()));
     let intake = tokio::spawn(state.intake.clone().run(std::time::Duration::from_secs(5), stop_tx.subscribe()));
     let poller = match feeds(&args) {
         Some(feeds) => {
@@ -111,11 +117,27 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     r2?;
     let _ = worker.await;
     let _ = intake.await;
+    let _ = housekeeping.await;
     if let Some(p) = poller {
         let _ = p.await;
     }
     store.close().await;
     Ok(())
+}
+
+/// Hourly duties: the audit log's retention purge.
+async fn housekeeping(store: anpi_store::Store, clock: Arc<dyn Clock>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        match store.purge_audit(clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "audit log purged by retention"),
+            Err(e) => tracing::warn!(error = %e, "audit purge failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// The feeds to poll, or `None` when polling is off.

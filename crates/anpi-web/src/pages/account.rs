@@ -22,6 +22,13 @@ pub struct SessionLine {
     pub current: bool,
 }
 
+pub struct PasskeyLine {
+    pub id: i64,
+    pub name: String,
+    pub created: String,
+    pub used: String,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage {
@@ -29,6 +36,10 @@ struct AccountPage {
     csrf: String,
     mfa: bool,
     mfa_required: bool,
+    totp: bool,
+    passkeys: Vec<PasskeyLine>,
+    /// Adding a passkey asks for the password again (for the shared passkey form).
+    ask_password: bool,
     codes_left: i64,
     sessions: Vec<SessionLine>,
 }
@@ -49,12 +60,27 @@ pub async fn page(State(st): State<AppState>, c: Console, headers: HeaderMap, Qu
             id: s.id,
         })
         .collect();
+    let passkeys = st
+        .store
+        .passkeys(&c.scope, c.account.id)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyLine {
+            id: p.id,
+            name: p.name,
+            created: format_local(p.created_at, "Asia/Tokyo"),
+            used: if p.last_used_at > 0 { format_local(p.last_used_at, "Asia/Tokyo") } else { "—".into() },
+        })
+        .collect();
     render(&AccountPage {
         l: Layout::console(&c, c.t.p("アカウント設定", "My account")).with_flash(flash.message(c.t)),
         csrf: c.csrf.clone(),
         mfa: c.account.mfa,
         mfa_required: st.store.security_policy(&c.scope).await?.mfa_required.applies_to(c.account.role),
         codes_left: st.store.recovery_codes_left(&c.scope, c.account.id).await?,
+        totp: st.store.totp_enabled(&c.scope, c.account.id).await?,
+        passkeys,
+        ask_password: true,
         sessions,
     })
 }
@@ -62,6 +88,7 @@ pub async fn page(State(st): State<AppState>, c: Console, headers: HeaderMap, Qu
 pub async fn end_session(State(st): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.check_csrf(&f.csrf)?;
     st.store.end_account_session(&c.scope, c.account.id, &id).await?;
+    c.audit(&st, "session_ended", format!("session:{id}"), "").await;
     Ok(Redirect::to("/account?done=saved").into_response())
 }
 
@@ -71,6 +98,7 @@ pub async fn end_others(State(st): State<AppState>, c: Console, headers: HeaderM
     let here = cookie(&headers, TENANT_COOKIE);
     let n = st.store.end_account_sessions(&c.scope, c.account.id, here.as_deref()).await?;
     tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, sessions = n, "signed out everywhere else");
+    c.audit(&st, "sessions_ended", format!("account:{}", c.account.id), format!("{n} other session(s)")).await;
     Ok(Redirect::to("/account?done=saved").into_response())
 }
 
@@ -81,6 +109,7 @@ pub async fn admin_end_sessions(State(st): State<AppState>, c: Console, Path(id)
     st.store.account(&c.scope, id).await?;
     let n = st.store.end_account_sessions(&c.scope, id, None).await?;
     tracing::info!(tenant = c.scope.tenant_id(), admin = c.account.id, account = id, sessions = n, "sessions ended by admin");
+    c.audit(&st, "sessions_ended", format!("account:{id}"), format!("{n} session(s)")).await;
     Ok(Redirect::to("/accounts?done=saved").into_response())
 }
 
@@ -89,5 +118,6 @@ pub async fn unlock(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
     c.check_csrf(&f.csrf)?;
     st.store.unlock_account(&c.scope, id).await?;
     tracing::info!(tenant = c.scope.tenant_id(), admin = c.account.id, account = id, "account unlocked");
+    c.audit(&st, "account_unlocked", format!("account:{id}"), "").await;
     Ok(Redirect::to("/accounts?done=saved").into_response())
 }

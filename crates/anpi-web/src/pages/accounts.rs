@@ -49,6 +49,7 @@ pub async fn set_reach(State(st): State<AppState>, c: Console, Path(id): Path<i6
     }
     st.store.set_reach(&c.scope, id, &ids("department")?, &ids("group")?).await?;
     tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, account = id, "distributor reach changed");
+    c.audit(&st, "reach_changed", format!("account:{id}"), "").await;
     Ok(Redirect::to("/accounts?done=saved").into_response())
 }
 
@@ -74,6 +75,7 @@ pub async fn create(State(st): State<AppState>, c: Console, Form(f): Form<NewAcc
     st.store.invite_account(&c.scope, id, now, |token, _| super::auth::reset_mail(&base, token)).await?;
     st.wake.notify_one();
     tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, account = id, role = role.as_str(), "account created");
+    c.audit(&st, "account_created", format!("account:{id}"), format!("{} {}", f.email.trim(), role.as_str())).await;
     Ok(Redirect::to("/accounts?done=invited").into_response())
 }
 
@@ -85,6 +87,7 @@ async fn set_disabled(st: &AppState, c: &Console, id: i64, csrf: &str, disabled:
     }
     st.store.set_account_disabled(&c.scope, id, disabled).await?;
     tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, account = id, disabled, "account state changed");
+    c.audit(st, if disabled { "account_disabled" } else { "account_enabled" }, format!("account:{id}"), "").await;
     Ok(Redirect::to("/accounts?done=saved").into_response())
 }
 

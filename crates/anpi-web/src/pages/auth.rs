@@ -80,6 +80,7 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
     }
     let Some((scope, account)) = st.store.account_login(&f.tenant, &f.email, &f.password, now).await? else {
         st.store.note_login_failure(&keys, now).await?;
+        st.store.audit_failed_sign_in(&f.tenant, &f.email, &client.ip, "password", now).await?;
         tracing::info!(tenant = %f.tenant, ip = %client.ip, "failed sign-in");
         let page = LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), tenant: f.tenant, email: f.email, error: true };
         return Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response());
@@ -95,6 +96,9 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
     };
     let token = st.store.create_staged_session("account", account.id, Some(&scope), stage, &client, now).await?;
     tracing::info!(tenant = scope.tenant_id(), account = account.id, stage = stage.code(), ip = %client.ip, "password accepted");
+    let action = if stage == SessionStage::Full { "sign_in" } else { "password_accepted" };
+    let e = anpi_store::audit::AuditEvent { actor: anpi_store::audit::Actor::Account(account.id), action, target: account.email.clone(), outcome: "ok", ip: &client.ip, detail: stage.code().into() };
+    st.store.audit(Some(&scope), &e, now).await?;
     Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to(next)).into_response())
 }
 
@@ -103,6 +107,7 @@ pub async fn logout(State(st): State<AppState>, c: Console, headers: HeaderMap, 
     if let Some(token) = crate::session::cookie(&headers, TENANT_COOKIE) {
         st.store.end_session(&token).await?;
     }
+    c.audit(&st, "sign_out", c.account.email.clone(), "").await;
     Ok(([(header::SET_COOKIE, clear_cookie(TENANT_COOKIE))], Redirect::to("/login")).into_response())
 }
 
@@ -138,6 +143,7 @@ pub async fn change_password(State(st): State<AppState>, c: Console, Form(f): Fo
     c.check_csrf(&f.csrf)?;
     match st.store.change_password(&c.scope, c.account.id, &f.current, &f.new).await {
         Ok(()) => {
+            c.audit(&st, "password_changed", c.account.email.clone(), "").await;
             // Every session ended with the change; start a fresh one for this browser.
             let token = st.store.create_session("account", c.account.id, Some(&c.scope), st.clock.now()).await?;
             Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to("/password?done=password")).into_response())

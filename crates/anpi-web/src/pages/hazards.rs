@@ -423,7 +423,8 @@ async fn save(st: &AppState, c: &Console, id: i64, form: RuleForm) -> WebResult<
     c.check_csrf(&form.csrf)?;
     match form.to_rule(id) {
         Ok(rule) => {
-            st.store.save_rule(&c.scope, &rule.to_row(), st.clock.now()).await?;
+            let rid = st.store.save_rule(&c.scope, &rule.to_row(), st.clock.now()).await?;
+            c.audit(st, if id == 0 { "rule_created" } else { "rule_updated" }, format!("rule:{rid}"), format!("{} {} {}", rule.name, rule.kind.code(), rule.threshold)).await;
             Ok(Redirect::to("/rules?done=saved").into_response())
         }
         Err(e) => rule_page(c, id, form, Some(e)),
@@ -446,6 +447,7 @@ pub async fn delete_rule(State(st): State<AppState>, c: Console, Path(id): Path<
     c.require(Permission::ManageRules)?;
     c.check_csrf(&f.csrf)?;
     st.store.delete_rule(&c.scope, id).await?;
+    c.audit(&st, "rule_deleted", format!("rule:{id}"), "").await;
     Ok(Redirect::to("/rules?done=deleted").into_response())
 }
 

@@ -118,6 +118,7 @@ pub async fn start(State(st): State<AppState>, c: Console, Form(fields): Form<Ve
     match st.store.start_incident(&c.scope, &new, st.clock.now()).await {
         Ok((id, n)) => {
             tracing::info!(tenant = c.scope.tenant_id(), incident = id, recipients = n, drill = new.drill, "incident started");
+            c.audit(&st, "incident_started", format!("incident:{id}"), format!("{n} recipients{}", if new.drill { ", drill" } else { "" })).await;
             st.wake.notify_one();
             Ok(Redirect::to(&format!("/incidents/{id}?done=started")).into_response())
         }
@@ -308,6 +309,7 @@ pub async fn resend(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
     c.check_csrf(&f.csrf)?;
     let n = st.store.resend_unanswered(&c.scope, id, c.reach(&st).await?.as_ref(), st.clock.now()).await?;
     tracing::info!(tenant = c.scope.tenant_id(), incident = id, recipients = n, "re-send");
+    c.audit(&st, "incident_resent", format!("incident:{id}"), format!("{n} recipients")).await;
     st.wake.notify_one();
     Ok(Redirect::to(&format!("/incidents/{id}?done=resent")).into_response())
 }
@@ -316,6 +318,7 @@ pub async fn close(State(st): State<AppState>, c: Console, Path(id): Path<i64>, 
     c.require(Permission::ManageIncident)?;
     c.check_csrf(&f.csrf)?;
     st.store.close_incident(&c.scope, id, st.clock.now()).await?;
+    c.audit(&st, "incident_closed", format!("incident:{id}"), "").await;
     Ok(Redirect::to(&format!("/incidents/{id}?done=closed")).into_response())
 }
 

@@ -11,7 +11,7 @@ use anpi_store::mfa::{new_totp_secret, otpauth_url};
 use anpi_store::{MfaRequirement, SecurityPolicy, SessionStage};
 use askama::Template;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
@@ -23,13 +23,27 @@ struct SecondFactorPage {
     l: Layout,
     csrf: String,
     error: bool,
+    /// The account has TOTP (else only recovery codes go in the code field).
+    totp: bool,
+    /// The account has passkeys: offer "use a passkey".
+    passkeys: bool,
 }
 
-pub async fn second_factor_page(s: SignIn) -> WebResult<Response> {
+async fn second_factor_view(st: &AppState, s: &SignIn, error: bool) -> WebResult<SecondFactorPage> {
+    Ok(SecondFactorPage {
+        l: Layout::public(s.t, s.t.p("確認コード", "Verification code")),
+        csrf: s.csrf.clone(),
+        error,
+        totp: st.store.totp_enabled(&s.scope, s.account.id).await?,
+        passkeys: !st.store.passkeys(&s.scope, s.account.id).await?.is_empty(),
+    })
+}
+
+pub async fn second_factor_page(State(st): State<AppState>, s: SignIn) -> WebResult<Response> {
     if s.stage != SessionStage::Mfa {
         return Ok(Redirect::to("/").into_response());
     }
-    render(&SecondFactorPage { l: Layout::public(s.t, s.t.p("確認コード", "Verification code")), csrf: s.csrf.clone(), error: false })
+    render(&second_factor_view(&st, &s, false).await?)
 }
 
 #[derive(Deserialize)]
@@ -47,34 +61,79 @@ pub async fn second_factor(State(st): State<AppState>, s: SignIn, ConnectInfo(pe
         return Ok(Redirect::to("/").into_response());
     }
     s.check_csrf(&f.csrf)?;
-    let now = st.clock.now();
-    let client = client_info(&st, &headers, peer);
-    let keys = [format!("ip:{}", client.ip), format!("account:{}", s.account.id)];
-    let wait = st.store.login_wait(&keys, now).await?;
+    let attempt = FactorAttempt::new(&st, &s, &headers, peer);
+    let wait = attempt.wait(&st).await?;
     if wait > 0 {
         return Ok(throttled(s.t, wait));
     }
-    if st.store.verify_second_factor(&s.scope, s.account.id, &f.code, now).await? {
-        st.store.clear_login_failures(&keys).await?;
-        return full_session(&st, &s, &client, "/").await;
+    if st.store.verify_second_factor(&s.scope, s.account.id, &f.code, attempt.now).await? {
+        let cookie = attempt.passed(&st, &s, "second factor").await?;
+        return Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response());
     }
-    st.store.note_login_failure(&keys, now).await?;
-    let policy = st.store.security_policy(&s.scope).await?;
-    tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, ip = %client.ip, "wrong second factor");
-    if st.store.note_failed_login(&s.scope, s.account.id, policy.lockout_threshold, now).await? {
-        st.store.end_session(&s.token).await?;
+    if attempt.failed(&st, &s, "code").await? {
         return Ok(Redirect::to("/login").into_response());
     }
-    let page = SecondFactorPage { l: Layout::public(s.t, s.t.p("確認コード", "Verification code")), csrf: s.csrf.clone(), error: true };
+    let page = second_factor_view(&st, &s, true).await?;
     Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
 }
 
-/// Replaces a half-way session by a full one (a new token: no session fixation).
-async fn full_session(st: &AppState, s: &SignIn, client: &anpi_store::ClientInfo, next: &str) -> WebResult<Response> {
-    st.store.end_session(&s.token).await?;
-    let token = st.store.create_staged_session("account", s.account.id, Some(&s.scope), SessionStage::Full, client, st.clock.now()).await?;
-    tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, "sign-in");
-    Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to(next)).into_response())
+pub(super) async fn audit_sign_in(st: &AppState, s: &SignIn, action: &str, outcome: &str, detail: &str) -> WebResult<()> {
+    let e = anpi_store::audit::AuditEvent {
+        actor: anpi_store::audit::Actor::Account(s.account.id),
+        action,
+        target: s.account.email.clone(),
+        outcome,
+        ip: &s.ip,
+        detail: detail.into(),
+    };
+    st.store.audit(Some(&s.scope), &e, st.clock.now()).await?;
+    Ok(())
+}
+
+/// One second-factor attempt (a code or a passkey): throttled per client address and per
+/// account; a failure counts towards the lockout like a wrong password.
+pub(super) struct FactorAttempt {
+    keys: [String; 2],
+    client: anpi_store::ClientInfo,
+    pub now: anpi_core::Millis,
+}
+
+impl FactorAttempt {
+    pub(super) fn new(st: &AppState, s: &SignIn, headers: &HeaderMap, peer: SocketAddr) -> FactorAttempt {
+        let client = client_info(st, headers, peer);
+        FactorAttempt { keys: [format!("ip:{}", client.ip), format!("account:{}", s.account.id)], client, now: st.clock.now() }
+    }
+
+    /// Milliseconds to wait before another attempt (0: go ahead).
+    pub(super) async fn wait(&self, st: &AppState) -> WebResult<i64> {
+        Ok(st.store.login_wait(&self.keys, self.now).await?)
+    }
+
+    /// The factor was right: forgets the failures and replaces the half-way session by a full
+    /// one (a new token: no session fixation). Returns the new session cookie.
+    pub(super) async fn passed(&self, st: &AppState, s: &SignIn, how: &str) -> WebResult<HeaderValue> {
+        st.store.clear_login_failures(&self.keys).await?;
+        audit_sign_in(st, s, "sign_in", "ok", how).await?;
+        st.store.end_session(&s.token).await?;
+        let token = st.store.create_staged_session("account", s.account.id, Some(&s.scope), SessionStage::Full, &self.client, st.clock.now()).await?;
+        tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, how, "sign-in");
+        Ok(session_cookie(TENANT_COOKIE, &token))
+    }
+
+    /// The factor was wrong: counts the failure; true when the account is now locked (its
+    /// half-way session is then ended).
+    pub(super) async fn failed(&self, st: &AppState, s: &SignIn, how: &str) -> WebResult<bool> {
+        st.store.note_login_failure(&self.keys, self.now).await?;
+        audit_sign_in(st, s, "sign_in_mfa_failed", "failed", how).await?;
+        let policy = st.store.security_policy(&s.scope).await?;
+        tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, ip = %self.client.ip, how, "wrong second factor");
+        if st.store.note_failed_login(&s.scope, s.account.id, policy.lockout_threshold, self.now).await? {
+            audit_sign_in(st, s, "account_locked", "denied", "").await?;
+            st.store.end_session(&s.token).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
 }
 
 #[derive(Template)]
@@ -88,6 +147,8 @@ struct EnrolPage {
     ask_password: bool,
     required: bool,
     error: Option<String>,
+    /// Part-way through sign-in: a passkey can be enrolled here instead of an app.
+    passkey_enrol: bool,
 }
 
 /// An `otpauth://` URL as an inline SVG QR code (no external service, no JavaScript).
@@ -115,6 +176,7 @@ async fn enrol_page(st: &AppState, s: &SignIn, secret: String, error: Option<Str
         qr_svg: qr_svg(&otpauth_url(&secret, &issuer, &s.account.email)),
         secret,
         ask_password: s.stage == SessionStage::Full,
+        passkey_enrol: s.stage == SessionStage::Enrol,
         required,
         error: error.clone(),
     };
@@ -161,6 +223,7 @@ pub async fn enrol(State(st): State<AppState>, s: SignIn, ConnectInfo(peer): Con
         Err(e) => return Err(e.into()),
     };
     tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, "two-step sign-in enabled");
+    audit_sign_in(&st, &s, "mfa_enabled", "ok", "totp").await?;
     let page = render(&CodesPage { l: Layout::public(s.t, s.t.p("リカバリーコード", "Recovery codes")), codes })?;
     if s.stage == SessionStage::Enrol {
         // Enrolment completes the sign-in.
@@ -189,6 +252,7 @@ pub async fn disable(State(st): State<AppState>, c: Console, Form(f): Form<Passw
         return Err(WebError::BadRequest("パスワードが違います (the password is not correct)".into()));
     }
     st.store.disable_mfa(&c.scope, c.account.id).await?;
+    c.audit(&st, "mfa_disabled", c.account.email.clone(), "").await;
     tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, "two-step sign-in disabled");
     Ok(Redirect::to("/account?done=saved").into_response())
 }
@@ -256,6 +320,7 @@ pub async fn save_policy(State(st): State<AppState>, c: Console, Form(f): Form<P
     match st.store.set_security_policy(&c.scope, &p).await {
         Ok(()) => {
             tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, mfa = p.mfa_required.code(), "security policy changed");
+            c.audit(&st, "security_policy_changed", "", format!("mfa={} lockout={} idle={} absolute={}", p.mfa_required.code(), p.lockout_threshold, p.idle_min, p.absolute_min)).await;
             Ok(Redirect::to("/security?done=saved").into_response())
         }
         Err(anpi_store::StoreError::Invalid(m)) => policy_page(&c, p, Some(m), None),

@@ -3,11 +3,13 @@
 mod account;
 mod accounts;
 mod answer;
+mod audit;
 mod auth;
 mod hazards;
 mod incidents;
 mod mail;
 mod network;
+mod passkeys;
 mod mfa;
 pub mod operator;
 mod org;
@@ -121,23 +123,35 @@ async fn live_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/live.js"))
 }
 
+async fn passkey_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/passkey.js"))
+}
+
 pub fn tenant_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/static/app.css", get(css))
         .route("/static/live.js", get(live_js))
+        .route("/static/passkey.js", get(passkey_js))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/login/mfa", get(mfa::second_factor_page).post(mfa::second_factor))
+        .route("/login/passkey/options", post(passkeys::login_options))
+        .route("/login/passkey", post(passkeys::login))
         .route("/account", get(account::page))
         .route("/account/mfa", get(mfa::enrol_form).post(mfa::enrol))
         .route("/account/mfa/disable", post(mfa::disable))
+        .route("/account/passkeys/options", post(passkeys::register_options))
+        .route("/account/passkeys", post(passkeys::register))
+        .route("/account/passkeys/{id}/delete", post(passkeys::delete))
         .route("/account/sessions/end-others", post(account::end_others))
         .route("/account/sessions/{id}/end", post(account::end_session))
         .route("/accounts/{id}/unlock", post(account::unlock))
         .route("/accounts/{id}/reach", post(accounts::set_reach))
         .route("/accounts/{id}/sessions/end", post(account::admin_end_sessions))
         .route("/security", get(mfa::policy).post(mfa::save_policy))
+        .route("/audit", get(audit::page))
+        .route("/audit.csv", get(audit::csv))
         .route("/security/network", get(network::page).post(network::save))
         .route("/password", get(auth::password_page).post(auth::change_password))
         .route("/password/reset", get(auth::reset_request_page).post(auth::reset_request))

@@ -89,5 +89,6 @@ pub async fn save(State(st): State<AppState>, c: Console, ip: ClientIp, Form(for
     }
     let saved = st.store.set_allowlists(&c.scope, &lists).await?;
     tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, ip = %ip.shown(), console = %saved.console, admin = %saved.admin, answer = %saved.answer, "IP allowlists changed");
+    c.audit(&st, "allowlists_changed", "", format!("console=[{}] admin=[{}] answer=[{}]", saved.console, saved.admin, saved.answer)).await;
     Ok(Redirect::to("/security/network?done=saved").into_response())
 }

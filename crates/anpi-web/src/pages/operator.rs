@@ -10,6 +10,7 @@ use anpi_core::clock::format_local;
 use anpi_core::Role;
 use anpi_store::TenantSummary;
 use askama::Template;
+use anpi_store::audit::Actor;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -47,15 +48,24 @@ struct LoginForm {
     password: String,
 }
 
+/// Records an operator action in the operators' and system chain of the audit log.
+async fn system_audit(st: &AppState, actor: Actor, action: &str, target: String, outcome: &str) -> WebResult<()> {
+    let e = anpi_store::audit::AuditEvent { actor, action, target, outcome, ip: "", detail: String::new() };
+    st.store.audit(None, &e, st.clock.now()).await?;
+    Ok(())
+}
+
 async fn login(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
     match st.store.operator_login(&f.email, &f.password).await? {
         Some(id) => {
             let token = st.store.create_session("operator", id, None, st.clock.now()).await?;
             tracing::info!(operator = id, "operator sign-in");
+            system_audit(&st, Actor::Operator(id), "operator_sign_in", f.email.trim().to_lowercase(), "ok").await?;
             Ok(([(header::SET_COOKIE, session_cookie(OPERATOR_COOKIE, &token))], Redirect::to("/")).into_response())
         }
         None => {
             tracing::info!("failed operator sign-in");
+            system_audit(&st, Actor::Anonymous, "operator_sign_in_failed", f.email.trim().chars().take(100).collect(), "failed").await?;
             let t = Tr::from_request(&headers, None);
             Ok((StatusCode::UNAUTHORIZED, render(&LoginPage { l: Layout::public(t, "Operator sign in"), error: true })?).into_response())
         }
@@ -127,5 +137,6 @@ async fn create_tenant(State(st): State<AppState>, op: Operator, headers: Header
     st.store.invite_account(&scope, admin, now, |token, _| super::auth::reset_mail(&base, token)).await?;
     st.wake.notify_one();
     tracing::info!(operator = op.id, tenant = scope.tenant_id(), "tenant created");
+    system_audit(&st, Actor::Operator(op.id), "tenant_created", format!("tenant:{} {}", scope.tenant_id(), f.code.trim()), "ok").await?;
     home_page(&st, &op, t, None, Some(f.code.trim().to_string())).await
 }

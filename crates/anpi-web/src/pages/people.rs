@@ -129,7 +129,10 @@ async fn save(st: &AppState, c: &Console, id: Option<i64>, form: PersonForm) -> 
         Err(errors) => return person_page(st, c, id, false, form.fields, errors).await,
     };
     match st.store.save_person(&c.scope, id, &input, st.clock.now()).await {
-        Ok(_) => Ok(Redirect::to("/people?done=saved").into_response()),
+        Ok(pid) => {
+            c.audit(st, if id.is_some() { "person_updated" } else { "person_created" }, format!("person:{pid}"), "").await;
+            Ok(Redirect::to("/people?done=saved").into_response())
+        }
         Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => person_page(st, c, id, false, form.fields, vec![e]).await,
         Err(e) => Err(e.into()),
     }
@@ -148,6 +151,7 @@ async fn set_disabled(st: &AppState, c: &Console, id: i64, csrf: &str, disabled:
     c.require(Permission::ManageDirectory)?;
     c.check_csrf(csrf)?;
     st.store.set_person_disabled(&c.scope, id, disabled, st.clock.now()).await?;
+    c.audit(st, if disabled { "person_disabled" } else { "person_enabled" }, format!("person:{id}"), "").await;
     Ok(Redirect::to(&format!("/people/{id}")).into_response())
 }
 
@@ -163,6 +167,7 @@ pub async fn delete(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
     c.require(Permission::ManageDirectory)?;
     c.check_csrf(&f.csrf)?;
     st.store.delete_person(&c.scope, id).await?;
+    c.audit(&st, "person_deleted", format!("person:{id}"), "").await;
     Ok(Redirect::to("/people?done=deleted").into_response())
 }
 
@@ -170,6 +175,7 @@ pub async fn export(State(st): State<AppState>, c: Console) -> WebResult<Respons
     c.require(Permission::ManageDirectory)?;
     let people: Vec<PersonInput> = st.store.people(&c.scope).await?.into_iter().map(|p| p.input).collect();
     tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, rows = people.len(), "directory export");
+    c.audit(&st, "directory_exported", "", format!("{} people", people.len())).await;
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"people.csv\"")],
         csv_import::export(&people),
@@ -270,6 +276,7 @@ pub async fn import_confirm(State(st): State<AppState>, c: Console, Path(id): Pa
     match st.store.import_people(&c.scope, &people, st.clock.now()).await {
         Ok(n) => {
             tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, rows = n, "directory import");
+            c.audit(&st, "directory_imported", "", format!("{n} rows")).await;
             Ok(Redirect::to("/people?done=imported").into_response())
         }
         Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => import_page_for(&c, Some(e), vec![], None),

@@ -206,3 +206,48 @@ fn id_before(text: &str, marker: &str, prefix: &str) -> String {
     let start = text[..end].rfind(prefix).expect("prefix") + prefix.len();
     text[start..end].to_string()
 }
+
+#[tokio::test]
+async fn audit_log_records_actions_and_detects_tampering() {
+    use crate::support::server::{run_cli, run_cli_ok};
+    for engine in engines() {
+        let env = env(engine).await;
+        let mut admin = tenant(&env, "aud").await;
+        let url = env.server.database_url().to_string();
+        // A failed sign-in, a policy change, an incident.
+        let mut stranger = env.server.client();
+        stranger.get("/login").await;
+        assert_eq!(stranger.post_form("/login", &[("tenant", "aud"), ("email", &admin_email("aud")), ("password", "not the password!")]).await.status, 401);
+        admin.get("/security").await;
+        admin.post_form("/security", &[("mfa_required", "admins"), ("lockout_threshold", "20"), ("idle_min", "30"), ("absolute_min", "720")]).await.expect_status(303);
+        import_csv(&mut admin, people_csv(2, "L").as_bytes(), "auto").await;
+        let inc = start_incident(&mut admin, "監査の訓練", &[("all", "1"), ("drill", "1")]).await;
+
+        let history = admin.get("/audit").await.expect_status(200);
+        assert!(history.text.contains("sign_in_failed") && history.text.contains("127.0.0.1"), "{}", history.text);
+        assert!(history.text.contains("id=\"chain-ok\""));
+        let usage = admin.get("/audit?view=all").await.expect_status(200);
+        for action in ["security_policy_changed", "directory_imported", "incident_started", "sign_in"] {
+            assert!(usage.text.contains(action), "{action} missing from the usage log");
+        }
+        assert!(usage.text.contains(&format!("incident:{inc}")));
+        let csv = admin.get("/audit.csv").await.expect_status(200);
+        assert!(csv.text.contains("incident_started"));
+        // Members cannot read the log; other tenants see their own only.
+        let mut other = tenant(&env, "aud2").await;
+        assert!(!other.get("/audit?view=all").await.expect_status(200).text.contains("監査"));
+        assert!(!other.get("/audit?view=all").await.text.contains(&format!("incident:{inc}")));
+
+        // `anpi audit verify` passes, then finds an edited entry; the page says so too.
+        let out = run_cli_ok(&["audit", "verify", "--database-url", &url], None);
+        assert!(out.contains("intact"), "{out}");
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::query("UPDATE audit_log SET ip = '198.51.100.66' WHERE action = 'sign_in_failed'").execute(&pool).await.unwrap();
+        pool.close().await;
+        let out = run_cli(&["audit", "verify", "--database-url", &url], None);
+        assert!(!out.status.success(), "tampering must fail verification");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("was changed"), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(admin.get("/audit").await.expect_status(200).text.contains("id=\"chain-broken\""));
+    }
+}

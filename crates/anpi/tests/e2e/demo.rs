@@ -38,7 +38,7 @@ async fn demo_runs_the_loop_without_smtp() {
     }
     assert!(up, "anpi demo did not come up");
     c.get("/login").await.expect_status(200);
-    c.post_form("/login", &[("tenant", "demo"), ("email", "admin@demo.example"), ("password", "anpi-demo-password")]).await.expect_status(303);
+    c.post_form("/login", &[("tenant", "demo"), ("email", "admin@demo.example"), ("password", "sakura-shelter-check-2026")]).await.expect_status(303);
     let people = c.get("/people").await.expect_status(200);
     assert!(people.text.contains("(50)"), "50 demo people");
     c.get("/incidents/new").await.expect_status(200);
