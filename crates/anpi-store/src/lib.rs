@@ -121,6 +121,12 @@ impl Store {
         Ok(())
     }
 
+    /// A trivial query: does the database answer?
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -2,6 +2,7 @@
 //! Pages are server-rendered and work without JavaScript.
 
 mod client_ip;
+pub mod clock_sync;
 mod error;
 mod i18n;
 mod pages;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub wake: Arc<tokio::sync::Notify>,
     /// Set in demo mode: the page listing caught mail.
     pub catcher: Option<MailCatcher>,
+    /// Whether the system clock is synchronised (for `/health`).
+    pub clock_check: Arc<clock_sync::ClockCheck>,
     /// Where telegrams enter (the push endpoint uses it).
     pub intake: Intake,
     /// The shared secret of the JMA push endpoint; without one the endpoint is off.
@@ -89,6 +92,7 @@ impl AppState {
             events: tokio::sync::broadcast::channel(1024).0,
             wake,
             catcher: None,
+            clock_check: Arc::default(),
         }
     }
 }

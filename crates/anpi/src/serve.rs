@@ -125,9 +125,15 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     Ok(())
 }
 
-/// Hourly duties: the audit log's retention purge.
+/// Hourly duties: the audit log's retention purge, and a warning when the system clock is
+/// not synchronised.
 async fn housekeeping(store: anpi_store::Store, clock: Arc<dyn Clock>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
+        match anpi_web::clock_sync::probe().await {
+            anpi_web::clock_sync::ClockSync::Synchronised => {}
+            anpi_web::clock_sync::ClockSync::NotSynchronised => tracing::warn!("the system clock is NOT synchronised (chrony / systemd-timesyncd): times in answers and logs may be wrong"),
+            anpi_web::clock_sync::ClockSync::Unknown => tracing::warn!("cannot tell whether the system clock is synchronised: no chrony or systemd-timesyncd answered"),
+        }
         match store.purge_audit(clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(entries = n, "audit log purged by retention"),

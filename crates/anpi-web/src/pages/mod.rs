@@ -115,6 +115,15 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Health with details: the database answers, and whether the system clock is synchronised
+/// (times in answers, audit entries and mail depend on it). 503 when the database does not.
+async fn health(axum::extract::State(st): axum::extract::State<AppState>) -> axum::response::Response {
+    let db = st.store.ping().await.is_ok();
+    let clock = st.clock_check.status().await;
+    let status = if db { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(serde_json::json!({"status": if db { "ok" } else { "degraded" }, "database": db, "clock": clock}))).into_response()
+}
+
 async fn css() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/app.css"))
 }
@@ -130,6 +139,7 @@ async fn passkey_js() -> impl IntoResponse {
 pub fn tenant_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/health", get(health))
         .route("/static/app.css", get(css))
         .route("/static/live.js", get(live_js))
         .route("/static/passkey.js", get(passkey_js))

@@ -214,6 +214,10 @@ async fn audit_log_records_actions_and_detects_tampering() {
         let env = env(engine).await;
         let mut admin = tenant(&env, "aud").await;
         let url = env.server.database_url().to_string();
+        // Health says whether the database answers and whether the clock is synchronised.
+        let health = admin.get("/health").await.expect_status(200).json();
+        assert_eq!(health["database"], true, "{health}");
+        assert!(["synchronised", "not_synchronised", "unknown"].contains(&health["clock"].as_str().unwrap_or("")), "{health}");
         // A failed sign-in, a policy change, an incident.
         let mut stranger = env.server.client();
         stranger.get("/login").await;
