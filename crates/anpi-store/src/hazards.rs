@@ -210,14 +210,15 @@ impl Store {
 
     /// Creates (`rule.id == 0`) or updates a rule; returns its id.
     pub async fn save_rule(&self, scope: &TenantScope, rule: &RuleRow, now: Millis) -> Result<i64> {
-        let t = scope.tenant_id();
-        if rule.id == 0 {
-            let id = sqlx::query_scalar(
-                "INSERT INTO rules (tenant_id, name, enabled, kind, threshold, areas, basis, survey, message, hold_secs, suppress_min, \
-                   reminder_interval_min, reminder_count, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
-            )
-            .bind(t)
+        // $1–$12: the rule's fields, $13: now, $14: tenant, $15: the rule's id (updates).
+        const FIELDS: &str = "name, enabled, kind, threshold, areas, basis, survey, message, hold_secs, suppress_min, reminder_interval_min, reminder_count";
+        let sql = if rule.id == 0 {
+            format!("INSERT INTO rules ({FIELDS}, updated_at, tenant_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $13) RETURNING id")
+        } else {
+            let set: Vec<String> = FIELDS.split(", ").enumerate().map(|(i, f)| format!("{f} = ${}", i + 1)).collect();
+            format!("UPDATE rules SET {}, updated_at = $13 WHERE tenant_id = $14 AND id = $15 RETURNING id", set.join(", "))
+        };
+        let mut q = sqlx::query_scalar(&sql)
             .bind(&rule.name)
             .bind(rule.enabled)
             .bind(&rule.kind)
@@ -231,36 +232,11 @@ impl Store {
             .bind(rule.reminder_interval_min)
             .bind(rule.reminder_count)
             .bind(now)
-            .fetch_one(&self.pool)
-            .await?;
-            return Ok(id);
+            .bind(scope.tenant_id());
+        if rule.id != 0 {
+            q = q.bind(rule.id);
         }
-        let done = sqlx::query(
-            "UPDATE rules SET name = $3, enabled = $4, kind = $5, threshold = $6, areas = $7, basis = $8, survey = $9, message = $10, \
-               hold_secs = $11, suppress_min = $12, reminder_interval_min = $13, reminder_count = $14, updated_at = $15 \
-             WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(t)
-        .bind(rule.id)
-        .bind(&rule.name)
-        .bind(rule.enabled)
-        .bind(&rule.kind)
-        .bind(&rule.threshold)
-        .bind(&rule.areas)
-        .bind(&rule.basis)
-        .bind(&rule.survey)
-        .bind(&rule.message)
-        .bind(rule.hold_secs)
-        .bind(rule.suppress_min)
-        .bind(rule.reminder_interval_min)
-        .bind(rule.reminder_count)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(rule.id)
+        q.fetch_optional(&self.pool).await?.ok_or(StoreError::NotFound)
     }
 
     /// Deletes a rule with the decisions it recorded; incidents it started stay.

@@ -42,6 +42,15 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The session's CSRF token must come back with every form.
+fn check_csrf(expected: &str, given: &str) -> Result<(), WebError> {
+    if same(expected, given) {
+        Ok(())
+    } else {
+        Err(WebError::BadRequest("フォームの有効期限が切れました。ページを再読み込みしてください (form expired, reload the page)".into()))
+    }
+}
+
 /// A signed-in tenant user.
 #[derive(Debug, Clone)]
 pub struct Console {
@@ -64,11 +73,7 @@ impl Console {
         }
     }
     pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
-        if same(&self.csrf, token) {
-            Ok(())
-        } else {
-            Err(WebError::BadRequest("フォームの有効期限が切れました。ページを再読み込みしてください (form expired, reload the page)".into()))
-        }
+        check_csrf(&self.csrf, token)
     }
     pub fn can(&self, p: Permission) -> bool {
         self.account.role.can(p)
@@ -105,24 +110,13 @@ impl Console {
 impl FromRequestParts<AppState> for Console {
     type Rejection = Response;
 
+    /// A fully signed-in tenant user; half-way sign-ins are sent on to finish.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let t = Tr::from_request(&parts.headers, query_lang(parts).as_deref());
-        let Some(token) = cookie(&parts.headers, TENANT_COOKIE) else {
-            return Err(Redirect::to("/login").into_response());
-        };
-        match state.store.session(&token, state.clock.now(), state.sessions).await {
-            Ok(Some(ctx)) => match (ctx.principal, ctx.stage) {
-                (Principal::Account { scope, account, tenant_code }, SessionStage::Full) => {
-                    crate::client_ip::guard_console(parts, state, &scope, &account, t).await?;
-                    let ip = crate::client_ip::ClientIp(crate::client_ip::of_request(parts, &state.trusted_proxies)).shown();
-                    Ok(Console { scope, account, tenant_code, csrf: ctx.csrf, t, ip })
-                }
-                (Principal::Account { .. }, SessionStage::Mfa) => Err(Redirect::to("/login/mfa").into_response()),
-                (Principal::Account { .. }, SessionStage::Enrol) => Err(Redirect::to("/account/mfa").into_response()),
-                (Principal::Operator { .. }, _) => Err(Redirect::to("/login").into_response()),
-            },
-            Ok(None) => Err(([(header::SET_COOKIE, clear_cookie(TENANT_COOKIE))], Redirect::to("/login")).into_response()),
-            Err(e) => Err(WebError::from(e).into_response()),
+        let s = SignIn::from_request_parts(parts, state).await?;
+        match s.stage {
+            SessionStage::Full => Ok(Console { scope: s.scope, account: s.account, tenant_code: s.tenant_code, csrf: s.csrf, t: s.t, ip: s.ip }),
+            SessionStage::Mfa => Err(Redirect::to("/login/mfa").into_response()),
+            SessionStage::Enrol => Err(Redirect::to("/account/mfa").into_response()),
         }
     }
 }
@@ -144,11 +138,7 @@ pub struct SignIn {
 
 impl SignIn {
     pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
-        if same(&self.csrf, token) {
-            Ok(())
-        } else {
-            Err(WebError::BadRequest("フォームの有効期限が切れました。ページを再読み込みしてください (form expired, reload the page)".into()))
-        }
+        check_csrf(&self.csrf, token)
     }
 }
 
@@ -185,11 +175,7 @@ pub struct Operator {
 
 impl Operator {
     pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
-        if same(&self.csrf, token) {
-            Ok(())
-        } else {
-            Err(WebError::BadRequest("form expired, reload the page".into()))
-        }
+        check_csrf(&self.csrf, token)
     }
 }
 
