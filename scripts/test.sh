@@ -4,7 +4,8 @@
 #   scripts/test.sh [extra args for the test runner]
 #
 # 1. installs what is missing from Debian packages (nothing when the machine is prepared):
-#    PostgreSQL server, chromium + chromium-driver, fonts-ipafont-gothic, python3-aiosmtpd;
+#    PostgreSQL server, chromium + chromium-driver, fonts-ipafont-gothic, python3-aiosmtpd,
+#    openssl (test certificates and TLS version checks);
 # 2. starts a throwaway PostgreSQL cluster on a free loopback port (removed on exit);
 # 3. exports the ANPI_TEST_* variables that the integration tests read;
 # 4. runs `cargo nextest run --workspace --no-fail-fast` (or `cargo test --workspace`);
@@ -45,6 +46,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 has_pkg fonts-ipafont-gothic || missing+=(fonts-ipafont-gothic)
 has_aiosmtpd || missing+=(python3-aiosmtpd)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 apt_install() {
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"

@@ -200,6 +200,11 @@ mod tests {
         assert_eq!(check("ninechars", false, &[]), Err(PasswordProblem::TooShort(15)), "15 without MFA");
         assert!(check("防災訓練のためのながいパスワードです", false, &[]).is_ok());
         assert_eq!(check(&"x".repeat(129), true, &[]), Err(PasswordProblem::TooLong));
+        // 64 characters and more are allowed (ASVS V6.2.9), up to 128; spaces and any Unicode too.
+        let long = "correct horse battery staple, ".repeat(5);
+        assert_eq!(check(&long[..64], false, &[]), Ok(()));
+        assert_eq!(check(&format!("{}{}", long, "zz").chars().take(128).collect::<String>(), false, &[]), Ok(()));
+        assert_eq!(check("🌸🌸🌸 桜 の 季節 🌸🌸🌸 sakura", false, &[]), Ok(()));
     }
 
     #[test]

@@ -527,6 +527,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("t.sqlite").display())).await.unwrap();
         store.migrate().await.unwrap();
+        store.set_master_keys(anpi_store::MasterKeys::new(anpi_store::MasterKey::generate()));
         let clock = Arc::new(TestClock(AtomicI64::new(reported(&suruga) + 60_000)));
         let intake = Intake::new(store.clone(), clock.clone(), Arc::default());
         let now = || clock.now();

@@ -269,7 +269,7 @@ impl Store {
     /// (the Argon2 work is always done). A wrong password counts towards the lockout.
     pub async fn account_login(&self, tenant_code: &str, email: &str, pw: &str, now: Millis) -> Result<Option<(TenantScope, Account)>> {
         let row: Option<(i64, String, i64, AccountRow)> = sqlx::query_as::<_, LoginRow>(&format!(
-            "SELECT a.tenant_id, a.password_hash, COALESCE(s.lockout_threshold, 10) AS threshold, {ACCOUNT_COLUMNS} \
+            "SELECT a.tenant_id, a.password_hash, COALESCE(s.lockout_threshold, 100) AS threshold, {ACCOUNT_COLUMNS} \
              FROM accounts a JOIN tenants t ON t.id = a.tenant_id LEFT JOIN tenant_security s ON s.tenant_id = a.tenant_id \
              WHERE t.code = $1 AND a.email = $2"
         ))
@@ -574,6 +574,7 @@ impl Store {
         let token = random_token();
         let hash = token_hash(&token);
         let (subject, body) = compose(&token, email);
+        let ring = self.system_ring(tenant).await?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO password_resets (token_hash, tenant_id, account_id, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(&hash)
@@ -582,7 +583,7 @@ impl Store {
             .bind(now + RESET_TTL_MS)
             .execute(&mut *tx)
             .await?;
-        crate::outbox::enqueue_system(&mut tx, tenant, &format!("reset:{hash}"), email, &subject, &body, now).await?;
+        crate::outbox::enqueue_system(&mut tx, ring.as_ref(), tenant, &format!("reset:{hash}"), email, &subject, &body, now).await?;
         tx.commit().await?;
         Ok(())
     }

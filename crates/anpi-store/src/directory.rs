@@ -1,5 +1,6 @@
 //! The tenant directory: people, departments (a tree), positions, sites, contact groups.
 
+use crate::keys::{write_email_hashes, KeyRing, PREFIX};
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::directory::PersonInput;
 use anpi_core::{AreaCode, Lang, Millis};
@@ -178,11 +179,23 @@ impl Store {
         for (p, g) in members {
             by_person.entry(p).or_default().push(g);
         }
-        Ok(rows
-            .into_iter()
+        // Contact fields are encrypted (keys.rs); the keys are loaded only when needed.
+        let ring = match rows.iter().any(|r| r.emails.starts_with(PREFIX) || r.phone.starts_with(PREFIX)) {
+            true => Some(self.keyring(scope.tenant_id()).await?),
+            false => None,
+        };
+        let open = |column: &str, v: String| -> Result<String> {
+            match &ring {
+                Some(k) => k.open(column, &v),
+                None => Ok(v),
+            }
+        };
+        rows.into_iter()
             .map(|r| {
                 let group_ids = by_person.remove(&r.id).unwrap_or_default();
-                PersonRow {
+                let emails = open("people.emails", r.emails)?;
+                let phone = open("people.phone", r.phone)?;
+                Ok(PersonRow {
                     id: r.id,
                     disabled: r.disabled != 0,
                     department_id: r.department_id,
@@ -191,8 +204,8 @@ impl Store {
                         employee_no: r.employee_no,
                         name: r.name,
                         furigana: r.furigana,
-                        emails: r.emails.split('\n').filter(|e| !e.is_empty()).map(String::from).collect(),
-                        phone: r.phone,
+                        emails: emails.split('\n').filter(|e| !e.is_empty()).map(String::from).collect(),
+                        phone,
                         department: r.department_id.and_then(|d| depts.get(&d).cloned()).unwrap_or_default(),
                         position: r.position.unwrap_or_default(),
                         site: r.site_id.and_then(|s| sites.get(&s).cloned()).unwrap_or_default(),
@@ -201,25 +214,53 @@ impl Store {
                         groups: group_ids.iter().filter_map(|g| groups.get(g).cloned()).collect(),
                     },
                     group_ids,
-                }
+                })
             })
-            .collect())
+            .collect()
+    }
+
+    /// The person with this email (case-insensitive), found by its keyed hash.
+    pub async fn person_by_email(&self, scope: &TenantScope, email: &str) -> Result<Option<PersonRow>> {
+        if email.trim().is_empty() {
+            return Ok(None);
+        }
+        let ring = self.keyring(scope.tenant_id()).await?;
+        let hashes: Vec<String> = ring.email_hashes(email).into_iter().map(|(_, h)| h).collect();
+        let sql = format!("SELECT person_id FROM person_email_hashes WHERE tenant_id = $1 AND hash IN ({}) ORDER BY person_id LIMIT 1", crate::in_list(2, hashes.len()));
+        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(scope.tenant_id());
+        for h in &hashes {
+            q = q.bind(h);
+        }
+        match q.fetch_optional(&self.pool).await? {
+            Some(id) => Ok(Some(self.person(scope, id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The tenant's keys when any of these people has contact data to encrypt.
+    async fn ring_for(&self, scope: &TenantScope, people: &[PersonInput]) -> Result<Option<KeyRing>> {
+        match people.iter().any(|p| !p.emails.is_empty() || !p.phone.is_empty()) {
+            true => Ok(Some(self.keyring(scope.tenant_id()).await?)),
+            false => Ok(None),
+        }
     }
 
     /// Adds a person, or updates the one with the same employee number when `id` is `None`
     /// and `upsert` is set. With `id`, updates that person.
     pub async fn save_person(&self, scope: &TenantScope, id: Option<i64>, p: &PersonInput, now: Millis) -> Result<i64> {
+        let ring = self.ring_for(scope, std::slice::from_ref(p)).await?;
         let mut tx = self.pool.begin().await?;
-        let id = save_person_tx(&mut tx, scope, id, p, false, now).await?;
+        let id = save_person_tx(&mut tx, ring.as_ref(), scope, id, p, false, now).await?;
         tx.commit().await?;
         Ok(id)
     }
 
     /// Imports rows all-or-nothing: upsert by employee number.
     pub async fn import_people(&self, scope: &TenantScope, rows: &[PersonInput], now: Millis) -> Result<usize> {
+        let ring = self.ring_for(scope, rows).await?;
         let mut tx = self.pool.begin().await?;
         for p in rows {
-            save_person_tx(&mut tx, scope, None, p, true, now).await?;
+            save_person_tx(&mut tx, ring.as_ref(), scope, None, p, true, now).await?;
         }
         tx.commit().await?;
         Ok(rows.len())
@@ -244,6 +285,7 @@ impl Store {
     pub async fn delete_person(&self, scope: &TenantScope, id: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM group_members WHERE tenant_id = $1 AND person_id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM person_email_hashes WHERE tenant_id = $1 AND person_id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?;
         let n = sqlx::query("DELETE FROM people WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?.rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound);
@@ -304,7 +346,7 @@ async fn ensure_department(tx: &mut Transaction<'static, Any>, scope: &TenantSco
     Ok(parent)
 }
 
-async fn save_person_tx(tx: &mut Transaction<'static, Any>, scope: &TenantScope, id: Option<i64>, p: &PersonInput, upsert: bool, now: Millis) -> Result<i64> {
+async fn save_person_tx(tx: &mut Transaction<'static, Any>, ring: Option<&KeyRing>, scope: &TenantScope, id: Option<i64>, p: &PersonInput, upsert: bool, now: Millis) -> Result<i64> {
     let t = scope.tenant_id();
     let department = ensure_department(tx, scope, &p.department).await?;
     let position = ensure_named(tx, "positions", scope, &p.position).await?;
@@ -324,7 +366,17 @@ async fn save_person_tx(tx: &mut Transaction<'static, Any>, scope: &TenantScope,
         (None, Some(_)) => return Err(StoreError::Conflict(format!("社員番号 {} は使用中です (employee number in use)", p.employee_no))),
         (None, None) => None,
     };
-    let emails = p.emails.join("\n");
+    // Encrypted under the tenant's active key (keys.rs); `ring` is there whenever a value is
+    // not empty.
+    let seal = |column: &str, v: &str| -> Result<String> {
+        match ring {
+            Some(k) => k.seal(column, v),
+            None if v.is_empty() => Ok(String::new()),
+            None => Err(StoreError::Crypto("no tenant key".into())),
+        }
+    };
+    let emails = seal("people.emails", &p.emails.join("\n"))?;
+    let phone = seal("people.phone", &p.phone)?;
     let home = p.home_area.as_ref().map(|a| a.as_str()).unwrap_or("");
     let person_id = match existing {
         Some(pid) => {
@@ -336,7 +388,7 @@ async fn save_person_tx(tx: &mut Transaction<'static, Any>, scope: &TenantScope,
             .bind(&p.name)
             .bind(&p.furigana)
             .bind(&emails)
-            .bind(&p.phone)
+            .bind(&phone)
             .bind(home)
             .bind(department)
             .bind(position)
@@ -362,7 +414,7 @@ async fn save_person_tx(tx: &mut Transaction<'static, Any>, scope: &TenantScope,
         .bind(&p.name)
         .bind(&p.furigana)
         .bind(&emails)
-        .bind(&p.phone)
+        .bind(&phone)
         .bind(home)
         .bind(department)
         .bind(position)
@@ -372,6 +424,12 @@ async fn save_person_tx(tx: &mut Transaction<'static, Any>, scope: &TenantScope,
         .fetch_one(&mut **tx)
         .await?,
     };
+    match ring {
+        Some(k) => write_email_hashes(tx, k, t, person_id, &p.emails).await?,
+        None => {
+            sqlx::query("DELETE FROM person_email_hashes WHERE tenant_id = $1 AND person_id = $2").bind(t).bind(person_id).execute(&mut **tx).await?;
+        }
+    }
     sqlx::query("DELETE FROM group_members WHERE tenant_id = $1 AND person_id = $2").bind(t).bind(person_id).execute(&mut **tx).await?;
     for g in &p.groups {
         if let Some(gid) = ensure_named(tx, "contact_groups", scope, g).await? {
@@ -391,10 +449,15 @@ impl Store {
     pub async fn stage_import(&self, scope: &TenantScope, account: i64, content: &str, now: Millis) -> Result<i64> {
         // Old staged uploads are not kept beyond a day.
         sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND created_at < $2").bind(scope.tenant_id()).bind(now - 86_400_000).execute(&self.pool).await?;
+        // The upload holds contact data: encrypted like the people it describes.
+        let content = match content.is_empty() {
+            true => String::new(),
+            false => self.keyring(scope.tenant_id()).await?.seal("csv_imports.content", content)?,
+        };
         Ok(sqlx::query_scalar("INSERT INTO csv_imports (tenant_id, account_id, content, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(scope.tenant_id())
             .bind(account)
-            .bind(content)
+            .bind(&content)
             .bind(now)
             .fetch_one(&self.pool)
             .await?)
@@ -409,6 +472,9 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&self.pool).await?;
-        Ok(content)
+        match content.starts_with(PREFIX) {
+            true => self.keyring(scope.tenant_id()).await?.open("csv_imports.content", &content),
+            false => Ok(content),
+        }
     }
 }

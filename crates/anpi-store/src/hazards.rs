@@ -389,9 +389,10 @@ impl Store {
             .bind(scope.tenant_id())
             .fetch_all(&self.pool)
             .await?;
+        let ring = self.system_ring(scope.tenant_id()).await?;
         let mut tx = self.pool.begin().await?;
         for (id, email) in &admins {
-            crate::outbox::enqueue_system(&mut tx, scope.tenant_id(), &format!("{key}:{id}"), email, subject, body, now).await?;
+            crate::outbox::enqueue_system(&mut tx, ring.as_ref(), scope.tenant_id(), &format!("{key}:{id}"), email, subject, body, now).await?;
         }
         tx.commit().await?;
         Ok(admins.len())

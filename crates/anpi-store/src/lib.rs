@@ -10,6 +10,7 @@ mod directory;
 mod feeds;
 mod hazards;
 mod incidents;
+mod keys;
 pub mod mfa;
 mod outbox;
 pub mod passkeys;
@@ -25,6 +26,7 @@ pub use crypto::{hash_password, random_token, verify_password};
 pub use directory::{Department, Group, PersonRow, Site};
 pub use feeds::FeedStatus;
 pub use hazards::{DispatchRow, NewDispatch, NewTelegram, PeopleAreas, PriorDispatch, RuleRow, TelegramRow};
+pub use keys::{normalise_email, MasterKey, MasterKeys};
 pub use incidents::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
 pub use outbox::{Claimed, OutboxKind};
 pub use responses::AnswerContext;
@@ -47,6 +49,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// Encryption at rest: no or wrong master key, or a value that does not decrypt.
+    #[error("encryption: {0}")]
+    Crypto(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -64,6 +69,8 @@ pub struct Store {
     engine: Engine,
     /// The answer-link key, read once.
     answer_key: std::sync::Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Master keys for encryption at rest (memory only).
+    keys: std::sync::Arc<keys::KeyState>,
 }
 
 impl std::fmt::Debug for Store {
@@ -93,7 +100,9 @@ impl Store {
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             use sqlx::Executor;
-                            conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;")
+                            // secure_delete: freed space is zeroed, so plaintext replaced by ciphertext
+                            // (encryption at rest of older rows) does not linger in the file.
+                            conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; PRAGMA secure_delete=ON;")
                                 .await?;
                             Ok(())
                         })
@@ -103,7 +112,7 @@ impl Store {
             }
             Engine::Postgres => opts.max_connections(16).connect(url).await?,
         };
-        Ok(Store { pool, engine, answer_key: Default::default() })
+        Ok(Store { pool, engine, answer_key: Default::default(), keys: Default::default() })
     }
 
     pub fn engine(&self) -> Engine {

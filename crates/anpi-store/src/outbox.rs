@@ -2,7 +2,9 @@
 //! workers claim them with a lease, send, and record the outcome. A crash mid-send lets
 //! the lease expire and the row is sent again with the same idempotency key (Message-ID).
 
+use crate::keys::{KeyRing, PREFIX};
 use crate::{in_list, values_placeholders, Result, Store};
+use std::collections::HashMap;
 use anpi_core::Millis;
 use sqlx::any::Any;
 use sqlx::Transaction;
@@ -107,7 +109,14 @@ pub(crate) async fn enqueue_survey(tx: &mut Transaction<'static, Any>, tenant: i
     Ok(())
 }
 
-pub(crate) async fn enqueue_system(tx: &mut Transaction<'static, Any>, tenant: i64, key: &str, to: &str, subject: &str, body: &str, now: Millis) -> Result<()> {
+/// `ring`: the tenant's keys (see [`Store::system_ring`]); the address and the body (it holds
+/// a password link) are then stored encrypted.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn enqueue_system(tx: &mut Transaction<'static, Any>, ring: Option<&KeyRing>, tenant: i64, key: &str, to: &str, subject: &str, body: &str, now: Millis) -> Result<()> {
+    let (to, body) = match ring {
+        Some(k) => (k.seal("outbox.to_addrs", to)?, k.seal("outbox.body", body)?),
+        None => (to.to_string(), body.to_string()),
+    };
     sqlx::query(
         "INSERT INTO outbox (tenant_id, idempotency_key, kind, to_addrs, subject, body, next_attempt_at, created_at) VALUES ($1, $2, 'system', $3, $4, $5, $6, $6) \
          ON CONFLICT (idempotency_key) DO NOTHING",
@@ -124,6 +133,22 @@ pub(crate) async fn enqueue_system(tx: &mut Transaction<'static, Any>, tenant: i
 }
 
 impl Store {
+    /// The tenant's keys for system mail when a master key is configured (always in a
+    /// service). Without one, system mail is stored as before only on a database that has no
+    /// tenant keys yet (some tests); else it is an error (no plaintext next to ciphertext).
+    pub(crate) async fn system_ring(&self, tenant: i64) -> Result<Option<KeyRing>> {
+        match self.master_keys() {
+            Ok(_) => Ok(Some(self.keyring(tenant).await?)),
+            Err(e) => {
+                let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenant_keys").fetch_one(&self.pool).await?;
+                match keys {
+                    0 => Ok(None),
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
     /// Claims up to `limit` due messages for `lease_ms`.
     pub async fn claim_outbox(&self, now: Millis, limit: i64, lease_ms: i64) -> Result<Vec<Claimed>> {
         let mut tx = self.pool.begin().await?;
@@ -154,6 +179,23 @@ impl Store {
         let rows = q.fetch_all(&mut *tx).await?;
         tx.commit().await?;
         let key = self.answer_key().await?;
+        // Contact data and system mail are encrypted with the tenant's keys (keys.rs).
+        let mut rings: HashMap<i64, KeyRing> = HashMap::new();
+        for r in &rows {
+            let sealed = [r.emails.as_deref().unwrap_or(""), &r.to_addrs, &r.body].iter().any(|v| v.starts_with(PREFIX));
+            if sealed && !rings.contains_key(&r.tenant_id) {
+                rings.insert(r.tenant_id, self.keyring(r.tenant_id).await?);
+            }
+        }
+        let open = |tenant: i64, id: i64, column: &str, v: String| -> String {
+            match (v.starts_with(PREFIX), rings.get(&tenant)) {
+                (true, Some(k)) => k.open(column, &v).unwrap_or_else(|e| {
+                    tracing::error!(outbox = id, error = %e, "cannot decrypt {column}");
+                    String::new()
+                }),
+                _ => v,
+            }
+        };
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -172,9 +214,10 @@ impl Store {
                     }),
                 };
                 let to = match &survey {
-                    Some(_) => r.emails.unwrap_or_default(),
-                    None => r.to_addrs,
+                    Some(_) => open(r.tenant_id, r.id, "people.emails", r.emails.unwrap_or_default()),
+                    None => open(r.tenant_id, r.id, "outbox.to_addrs", r.to_addrs),
                 };
+                let body = open(r.tenant_id, r.id, "outbox.body", r.body);
                 Claimed {
                     id: r.id,
                     tenant_id: r.tenant_id,
@@ -183,7 +226,7 @@ impl Store {
                     attempts: r.attempts,
                     to: to.split('\n').filter(|s| !s.is_empty()).map(String::from).collect(),
                     subject: r.subject,
-                    body: r.body,
+                    body,
                     survey,
                 }
             })

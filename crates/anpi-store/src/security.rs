@@ -49,7 +49,7 @@ pub struct SecurityPolicy {
 
 impl Default for SecurityPolicy {
     fn default() -> Self {
-        SecurityPolicy { mfa_required: MfaRequirement::Nobody, lockout_threshold: 10, idle_min: 30, absolute_min: 720 }
+        SecurityPolicy { mfa_required: MfaRequirement::Nobody, lockout_threshold: 100, idle_min: 30, absolute_min: 720 }
     }
 }
 

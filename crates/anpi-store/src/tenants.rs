@@ -45,7 +45,18 @@ impl Store {
             .bind(now)
             .fetch_one(&self.pool)
             .await?;
+        // The tenant's data key, when a master key is configured (else created on first use).
+        if self.master_keys().is_ok() {
+            self.ensure_tenant_key(id, now).await?;
+        }
         Ok(TenantScope::new(id))
+    }
+
+    /// The scope of a tenant named by its code, for operator tools on the command line
+    /// (`anpi keys rotate-tenant`); never for request handling.
+    pub async fn tenant_scope_by_code(&self, code: &str) -> Result<Option<TenantScope>> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(code.trim().to_lowercase()).fetch_optional(&self.pool).await?;
+        Ok(id.map(TenantScope::new))
     }
 
     pub async fn tenant(&self, scope: &TenantScope) -> Result<Tenant> {

@@ -11,6 +11,7 @@ pub(crate) async fn stores() -> Vec<(Store, Option<tempdir::TempDir>)> {
     let dir = tempdir::TempDir::new();
     let s = Store::connect(&format!("sqlite://{}/t.sqlite?mode=rwc", dir.0.display())).await.unwrap();
     s.migrate().await.unwrap();
+    s.set_master_keys(crate::MasterKeys::new(crate::MasterKey::generate()));
     out.push((s, Some(dir)));
     match std::env::var("ANPI_TEST_DATABASE_URL") {
         Ok(admin) => {
@@ -23,6 +24,7 @@ pub(crate) async fn stores() -> Vec<(Store, Option<tempdir::TempDir>)> {
             };
             let s = Store::connect(&url).await.unwrap();
             s.migrate().await.unwrap();
+            s.set_master_keys(crate::MasterKeys::new(crate::MasterKey::generate()));
             assert_eq!(s.engine(), Engine::Postgres);
             out.push((s, None));
         }
@@ -130,6 +132,9 @@ async fn whole_loop_on_every_engine() {
         assert!(s.incident(&b, inc).await.is_err(), "other tenant cannot see it");
         let claimed = s.claim_outbox(now, 100, 60_000).await.unwrap();
         assert_eq!(claimed.len(), 2);
+        let mut to: Vec<String> = claimed.iter().flat_map(|c| c.to.clone()).collect();
+        to.sort();
+        assert_eq!(to, ["one@example.jp", "two@b.example.jp", "two@example.jp"], "addresses decrypted for sending");
         assert!(s.claim_outbox(now, 100, 60_000).await.unwrap().is_empty(), "leased rows are not claimed twice");
         assert_eq!(s.claim_outbox(now + 61_000, 100, 60_000).await.unwrap().len(), 2, "expired lease is claimed again");
         let mail = claimed[0].survey.clone().unwrap();
@@ -268,6 +273,8 @@ async fn passwords_refuse_common_and_context_words_on_every_engine() {
         let m = refused(s.change_password(&t, id, "correct horse battery staple", "SAKURA shelter check 2026").await, "change");
         assert!(m.contains("組織名"), "{m}");
         refused(s.change_password(&t, id, "correct horse battery staple", "qwertyuiop123456").await, "change common");
+        let m = refused(s.change_password(&t, id, "not the current password", "blue shelter check 2026").await, "wrong current password");
+        assert!(m.contains("current password is wrong"), "{m}");
         s.change_password(&t, id, "correct horse battery staple", "blue shelter check 2026").await.unwrap();
         let mut token = String::new();
         assert!(s.request_password_reset("sakura", "taro.yamada@hq.example", now, |tok, _| { token = tok.to_string(); ("s".into(), "b".into()) }).await.unwrap());
@@ -278,5 +285,224 @@ async fn passwords_refuse_common_and_context_words_on_every_engine() {
         assert!(matches!(s.create_operator("ops@opsteam.example", "opsteam night shift key", now).await, Err(StoreError::Invalid(_))));
         assert!(matches!(s.create_operator("ops@opsteam.example", "password1234567890", now).await, Err(StoreError::Invalid(_))));
         s.create_operator("ops@opsteam.example", "night shift rotation key", now).await.unwrap();
+    }
+}
+
+/// Every stored value of every table, as text (SQLite: `quote()` of each column, so blobs show
+/// as hex; PostgreSQL: each row cast to text, bytea as `\x…` hex).
+async fn dump_all(s: &Store) -> String {
+    let mut out = String::new();
+    match s.engine() {
+        Engine::Sqlite => {
+            let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&s.pool).await.unwrap();
+            for t in tables {
+                let cols: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')")).fetch_all(&s.pool).await.unwrap();
+                for c in cols {
+                    let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(quote(\"{c}\"), '') FROM \"{t}\"")).fetch_all(&s.pool).await.unwrap();
+                    out.push_str(&vals.join("\n"));
+                    out.push('\n');
+                }
+            }
+        }
+        Engine::Postgres => {
+            let tables: Vec<String> = sqlx::query_scalar("SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+            assert!(tables.iter().any(|t| t == "people"), "{tables:?}");
+            for t in tables {
+                let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(CAST(x AS TEXT), '') FROM \"{t}\" AS x")).fetch_all(&s.pool).await.unwrap();
+                out.push_str(&vals.join("\n"));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn assert_absent(haystack: &str, secrets: &[&str], what: &str) {
+    let lower = haystack.to_lowercase();
+    for secret in secrets {
+        assert!(!haystack.contains(secret), "{what}: plaintext {secret:?} found");
+        assert!(!lower.contains(&hex(secret)), "{what}: hex of {secret:?} found");
+    }
+}
+
+#[tokio::test]
+async fn contact_data_is_encrypted_at_rest_on_every_engine() {
+    use crate::{MasterKey, MasterKeys};
+    for (s, guard) in stores().await {
+        let now = 1_700_000_000_000;
+        let a = s.create_tenant("acme", "ACME", now).await.unwrap();
+        let b = s.create_tenant("beta", "Beta", now).await.unwrap();
+        let mut p1 = person("1", "総務", "", "hanako.secret@acme.example;h.s2@acme.example");
+        p1.phone = "090-1111-2222".into();
+        let id1 = s.save_person(&a, None, &p1, now).await.unwrap();
+        let mut p2 = person("2", "総務", "", "taro.hidden@acme.example");
+        p2.phone = "03-3333-4444".into();
+        s.import_people(&a, &[p2.clone()], now).await.unwrap();
+        s.save_person(&b, None, &person("1", "", "", "beta.person@beta.example"), now).await.unwrap();
+        let staged = s.stage_import(&a, 1, "社員番号,氏名,メール\n9,staged,staged.upload@acme.example\n", now).await.unwrap();
+        s.create_account(&a, "admin@acme.example", "管理者", Role::Admin, Some("long enough pass"), now).await.unwrap();
+        s.notify_admins(&a, "notice", "件名", "BODY-MARKER-reset-link-7788", now).await.unwrap();
+        let secrets = [
+            "hanako.secret@acme.example",
+            "h.s2@acme.example",
+            "090-1111-2222",
+            "taro.hidden@acme.example",
+            "03-3333-4444",
+            "beta.person@beta.example",
+            "staged.upload@acme.example",
+            "BODY-MARKER-reset-link-7788",
+        ];
+
+        // Read back through the store: plaintext again.
+        let people = s.people(&a).await.unwrap();
+        assert_eq!(people[0].input.emails, ["hanako.secret@acme.example", "h.s2@acme.example"]);
+        assert_eq!(people[0].input.phone, "090-1111-2222");
+        assert_eq!(people[1].input.emails, ["taro.hidden@acme.example"]);
+        assert_eq!(s.person(&a, id1).await.unwrap().input.phone, "090-1111-2222");
+        assert!(s.take_staged_import(&a, staged).await.unwrap().contains("staged.upload@acme.example"));
+        let staged = s.stage_import(&a, 1, "9,staged,staged.upload@acme.example\n", now).await.unwrap();
+        let system = s.claim_outbox(now, 10, 60_000).await.unwrap();
+        assert_eq!(system.len(), 1);
+        assert_eq!(system[0].to, ["admin@acme.example"]);
+        assert_eq!(system[0].body, "BODY-MARKER-reset-link-7788");
+
+        // Lookups by email use the keyed hash, within the tenant only.
+        assert_eq!(s.person_by_email(&a, " H.S2@Acme.Example ").await.unwrap().map(|p| p.id), Some(id1));
+        assert!(s.person_by_email(&b, "hanako.secret@acme.example").await.unwrap().is_none());
+        assert!(s.person_by_email(&a, "nobody@acme.example").await.unwrap().is_none());
+
+        // The dump: no plaintext contact data anywhere.
+        let dump = dump_all(&s).await;
+        assert!(dump.contains("enc1:"), "ciphertexts are there");
+        assert_absent(&dump, &secrets, "table dump");
+
+        // Associated data binds tenant and column: a ciphertext moved elsewhere does not open.
+        let (enc_emails, enc_phone): (String, String) = sqlx::query_as("SELECT emails, phone FROM people WHERE id = $1").bind(id1).fetch_one(&s.pool).await.unwrap();
+        let b_id: i64 = sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1").bind(b.tenant_id()).fetch_one(&s.pool).await.unwrap();
+        let b_emails: String = sqlx::query_scalar("SELECT emails FROM people WHERE id = $1").bind(b_id).fetch_one(&s.pool).await.unwrap();
+        sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&enc_emails).bind(b_id).execute(&s.pool).await.unwrap();
+        assert!(matches!(s.people(&b).await, Err(crate::StoreError::Crypto(_))), "another tenant's ciphertext must not decrypt");
+        sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&b_emails).bind(b_id).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE people SET phone = $1 WHERE id = $2").bind(&enc_emails).bind(id1).execute(&s.pool).await.unwrap();
+        assert!(s.person(&a, id1).await.is_err(), "another column's ciphertext must not decrypt");
+        sqlx::query("UPDATE people SET phone = $1 WHERE id = $2").bind(&enc_phone).bind(id1).execute(&s.pool).await.unwrap();
+        assert_eq!(s.person(&a, id1).await.unwrap().input.phone, "090-1111-2222");
+
+        // Master key rotation: re-wrapped, still readable; the old key alone no longer works,
+        // nor does a wrong one (with a clear error).
+        let old = s.master_keys().unwrap().current().clone();
+        let new = MasterKey::generate();
+        assert_eq!(s.rewrap_tenant_keys(&new).await.unwrap(), 2);
+        let masters: Vec<String> = sqlx::query_scalar("SELECT DISTINCT master_id FROM tenant_keys").fetch_all(&s.pool).await.unwrap();
+        assert_eq!(masters, [new.id().to_string()]);
+        assert_eq!(s.people(&a).await.unwrap()[0].input.phone, "090-1111-2222");
+        s.set_master_keys(MasterKeys::new(old.clone()));
+        let err = s.people(&a).await.unwrap_err().to_string();
+        assert!(err.contains("master key") && err.contains(new.id()), "{err}");
+        s.set_master_keys(MasterKeys::new(MasterKey::generate()));
+        assert!(s.people(&a).await.unwrap_err().to_string().contains("wrong --master-key-file"));
+        s.set_master_keys(MasterKeys::new(new.clone()).with_old(old));
+        assert_eq!(s.people(&b).await.unwrap()[0].input.emails, ["beta.person@beta.example"]);
+
+        // Tenant key rotation: the old key still decrypts until the rows are re-encrypted.
+        let old_kid = KeyRingProbe::kid(&enc_emails);
+        let new_kid = s.rotate_tenant_key(&a, now).await.unwrap();
+        assert_ne!(old_kid, new_kid);
+        assert_eq!(s.people(&a).await.unwrap()[1].input.emails, ["taro.hidden@acme.example"]);
+        let mut p3 = person("3", "", "", "new.hire@acme.example");
+        p3.phone = "080-5555-6666".into();
+        s.save_person(&a, None, &p3, now).await.unwrap();
+        assert_eq!(s.reencrypt_tenant(&a, 1).await.unwrap(), 3, "two people and the staged upload");
+        let kids: Vec<String> = sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&s.pool).await.unwrap();
+        assert!(kids.iter().all(|e| KeyRingProbe::kid(e) == new_kid), "{kids:?}");
+        assert_eq!(s.person_by_email(&a, "taro.hidden@acme.example").await.unwrap().map(|p| p.input.employee_no), Some("2".to_string()));
+        assert!(s.take_staged_import(&a, staged).await.unwrap().contains("staged.upload@acme.example"));
+        assert_eq!(s.people(&b).await.unwrap().len(), 1, "other tenants untouched");
+
+        // Rows written before encryption at rest are encrypted at start.
+        sqlx::query("UPDATE people SET emails = $1, phone = $2 WHERE id = $3").bind("legacy.plain@acme.example").bind("06-7777-8888").bind(id1).execute(&s.pool).await.unwrap();
+        assert_eq!(s.encrypt_existing().await.unwrap(), 1);
+        assert_eq!(s.encrypt_existing().await.unwrap(), 0);
+        let p = s.person(&a, id1).await.unwrap();
+        assert_eq!((p.input.emails.clone(), p.input.phone.as_str()), (vec!["legacy.plain@acme.example".to_string()], "06-7777-8888"));
+        assert_eq!(s.person_by_email(&a, "legacy.plain@acme.example").await.unwrap().map(|p| p.id), Some(id1));
+
+        let mut secrets = secrets.to_vec();
+        secrets.extend(["new.hire@acme.example", "080-5555-6666", "legacy.plain@acme.example", "06-7777-8888"]);
+        assert_absent(&dump_all(&s).await, &secrets, "table dump after rotations");
+
+        // SQLite: the raw database files (WAL included, before and after a checkpoint).
+        if let Some(dir) = &guard {
+            let raw = |label: &str| {
+                let mut bytes = Vec::new();
+                for e in std::fs::read_dir(&dir.0).unwrap() {
+                    bytes.extend(std::fs::read(e.unwrap().path()).unwrap());
+                }
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                assert!(text.contains("enc1:"), "{label}: ciphertexts in the file");
+                assert_absent(&text, &secrets[..secrets.len() - 2], label);
+                text
+            };
+            raw("database files with WAL");
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&s.pool).await.unwrap();
+            let text = raw("database file after checkpoint");
+            assert_absent(&text, &secrets, "database file after checkpoint (legacy rows overwritten)");
+        }
+    }
+}
+
+struct KeyRingProbe;
+impl KeyRingProbe {
+    fn kid(v: &str) -> i64 {
+        crate::keys::KeyRing::key_of(v).unwrap_or(-1)
+    }
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_or_too_old_on_every_engine() {
+    use crate::{SessionPolicy, SessionStage};
+    for (s, _guard) in stores().await {
+        let now = 1_700_000_000_000;
+        let min = 60_000;
+        let t = s.create_tenant("sess", "Sess", now).await.unwrap();
+        let acc = s.create_account(&t, "a@sess.example", "A", Role::Admin, Some("correct horse battery staple"), now).await.unwrap();
+        let policy = SessionPolicy::default();
+        // Idle timeout (30 minutes by default): activity keeps the session alive.
+        let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
+        assert!(s.session(&tok, now + 29 * min, policy).await.unwrap().is_some());
+        assert!(s.session(&tok, now + 58 * min, policy).await.unwrap().is_some(), "seen at 29 min: still within 30 min of that");
+        assert!(s.session(&tok, now + 89 * min, policy).await.unwrap().is_none(), "idle for 31 minutes");
+        assert!(s.session(&tok, now + 90 * min, policy).await.unwrap().is_none(), "and it is gone for good");
+        // Absolute timeout (12 hours by default), however active.
+        let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
+        let mut at = now;
+        while at < now + 12 * 60 * min - 20 * min {
+            at += 20 * min;
+            assert!(s.session(&tok, at, policy).await.unwrap().is_some(), "active at {}", (at - now) / min);
+        }
+        assert!(s.session(&tok, now + 12 * 60 * min + 1, policy).await.unwrap().is_none(), "older than 12 hours");
+        // The tenant's own timeouts replace the defaults.
+        s.set_security_policy(&t, &crate::SecurityPolicy { idle_min: 5, absolute_min: 60, ..Default::default() }).await.unwrap();
+        let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
+        assert!(s.session(&tok, now + 6 * min, policy).await.unwrap().is_none(), "tenant idle timeout 5 minutes");
+        // A half-way sign-in (second factor pending) lasts ten minutes at most.
+        s.set_security_policy(&t, &crate::SecurityPolicy::default()).await.unwrap();
+        let half = s.create_staged_session("account", acc, Some(&t), SessionStage::Mfa, &Default::default(), now).await.unwrap();
+        assert_eq!(s.session(&half, now + 5 * min, policy).await.unwrap().unwrap().stage, SessionStage::Mfa);
+        assert!(s.session(&half, now + 11 * min, policy).await.unwrap().is_none(), "half-way sessions end after 10 minutes");
+        // Sign-out and disabling end sessions on the server.
+        let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
+        s.end_session(&tok).await.unwrap();
+        assert!(s.session(&tok, now, policy).await.unwrap().is_none(), "signed out");
+        let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
+        s.set_account_disabled(&t, acc, true).await.unwrap();
+        assert!(s.session(&tok, now, policy).await.unwrap().is_none(), "disabled account");
     }
 }

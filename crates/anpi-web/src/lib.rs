@@ -45,6 +45,8 @@ pub struct AppState {
     pub jma_push_secret: Option<PushSecret>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (empty: the peer is the client).
     pub trusted_proxies: anpi_core::netlist::NetList,
+    /// The listeners serve HTTPS themselves: every response carries `Strict-Transport-Security`.
+    pub hsts: bool,
 }
 
 /// The push endpoint's shared secret. Compared in constant time; never printed.
@@ -85,6 +87,7 @@ impl AppState {
             intake: Intake::new(store.clone(), clock.clone(), wake.clone()),
             jma_push_secret: None,
             trusted_proxies: Default::default(),
+            hsts: false,
             store,
             clock,
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -97,13 +100,14 @@ impl AppState {
     }
 }
 
-fn security_headers(router: Router) -> Router {
+fn security_headers(router: Router, hsts: bool) -> Router {
     let h = |name: &'static str, v: &'static str| SetResponseHeaderLayer::if_not_present(header::HeaderName::from_static(name), HeaderValue::from_static(v));
+    let router = if hsts { router.layer(h("strict-transport-security", "max-age=31536000; includeSubDomains")) } else { router };
     router
         .layer(h("x-content-type-options", "nosniff"))
         .layer(h("x-frame-options", "DENY"))
         .layer(h("referrer-policy", "no-referrer"))
-        .layer(h("content-security-policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"))
+        .layer(h("content-security-policy", "default-src 'self'; object-src 'none'; base-uri 'none'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"))
         .layer(h("cache-control", "no-store"))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(close_after_refused_body))
@@ -119,10 +123,12 @@ async fn close_after_refused_body(mut r: axum::response::Response) -> axum::resp
 
 /// The tenant listener: answer pages and the tenant console.
 pub fn tenant_router(state: AppState) -> Router {
-    security_headers(pages::tenant_routes().with_state(state))
+    let hsts = state.hsts;
+    security_headers(pages::tenant_routes().with_state(state), hsts)
 }
 
 /// The operator listener: tenants and their first admins, no personal data.
 pub fn operator_router(state: AppState) -> Router {
-    security_headers(pages::operator::routes().with_state(state))
+    let hsts = state.hsts;
+    security_headers(pages::operator::routes().with_state(state), hsts)
 }

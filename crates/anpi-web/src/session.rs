@@ -196,3 +196,22 @@ impl FromRequestParts<AppState> for Operator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookies_are_host_only_secure_httponly_samesite() {
+        for name in [TENANT_COOKIE, OPERATOR_COOKIE] {
+            assert!(name.starts_with("__Host-"), "{name}");
+            let set = session_cookie(name, "tok");
+            assert_eq!(set.to_str().unwrap(), format!("{name}=tok; Path=/; Secure; HttpOnly; SameSite=Lax"));
+            // No Domain (host-only) and no Expires/Max-Age (gone when the browser closes).
+            let s = set.to_str().unwrap().to_ascii_lowercase();
+            assert!(!s.contains("domain=") && !s.contains("expires=") && !s.contains("max-age="), "{s}");
+            assert!(clear_cookie(name).to_str().unwrap().contains("Max-Age=0"));
+        }
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+}

@@ -93,6 +93,7 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     let (db_url, _db_guard) = fresh_database(engine).await;
     let store = Store::connect(&db_url).await.expect("connect");
     store.migrate().await.expect("migrate");
+    store.set_master_keys(support::server::test_master_keys());
     let now = now_ms();
     let scope = store.create_tenant(TENANT, "Bench 株式会社", now).await.expect("create tenant");
     store.create_account(&scope, ADMIN, "管理 一郎", Role::Admin, Some(PASSWORD), now).await.expect("create admin");
@@ -335,6 +336,7 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
 async fn telegram_latency(engine: Engine, n: usize, scope: anpi_store::TenantScope, db_url: &str, server: &Server, sink: &SmtpSink, xml: Vec<u8>, timeout: Duration) -> Row {
     use anpi_intake::Rule;
     let store = Store::connect(db_url).await.expect("connect");
+    store.set_master_keys(support::server::test_master_keys());
     let rule = Rule::from_row(&anpi_store::RuleRow {
         name: "震度5弱以上".into(),
         enabled: 1,

@@ -29,6 +29,13 @@ const GIVEN: &[(&str, &str)] = &[("陽子", "ヨウコ"), ("大輔", "ダイス�
 const HOMES: &[&str] = &["13104", "13113", "14131", "27102", "27212", "04102", "11101", "13201"];
 
 pub async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
+    // The demo makes its own master key on first start (DATA_DIR/master.key, mode 0600).
+    if db.master_keys()?.is_none() {
+        std::fs::create_dir_all(&db.data_dir)?;
+        let path = db.data_dir.join(crate::MASTER_KEY_FILE_NAME);
+        let key = crate::write_new_master_key(&path)?;
+        println!("generated master key {} in {} (encryption at rest; keep it, and keep it out of backups of the database)", key.id(), path.display());
+    }
     let store = db.store().await?;
     let now = SystemClock.now();
     if !store.tenant_summaries().await?.iter().any(|t| t.code == TENANT) {
@@ -42,7 +49,7 @@ pub async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     println!("    admin:       {ADMIN_EMAIL} / {ADMIN_PASSWORD}");
     println!("    distributor: {DISTRIBUTOR_EMAIL} / {ADMIN_PASSWORD}");
     println!("  Mailbox (messages the demo sends): {base}/mail");
-    println!("  Operator console: http://{}/login", args.operator_listen);
+    println!("  Operator console: {}://{}/login", if args.tls_cert.is_some() { "https" } else { "http" }, args.operator_listen);
     println!("Try: sign in, 新規配信 (start an incident) to 全員, open a link in the mailbox, answer, watch the dashboard.");
     println!("Or replay a JMA telegram as a drill (the demo rule sends 震度5弱以上 to Sendai and Tokyo):");
     println!("  cargo run --release -p anpi -- jma replay --drill ../shared/jma/samples/32-39_11_01_120615_VXSE51.xml");

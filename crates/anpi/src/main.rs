@@ -1,8 +1,9 @@
-//! The `anpi` binary: `serve`, `demo`, `migrate`, `operator create`, `jma replay`.
+//! The `anpi` binary: `serve`, `demo`, `migrate`, `operator create`, `jma replay`, `keys`.
 
 mod demo;
 mod jma;
 mod serve;
+mod tls;
 
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
@@ -25,6 +26,40 @@ pub struct DbArgs {
     /// Directory for the embedded database and other local state.
     #[arg(long, env = "ANPI_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
+    /// Master key for encryption at rest (32 bytes as 64 hex digits or base64), read from this
+    /// file. Else the ANPI_MASTER_KEY environment variable, else DATA_DIR/master.key when it
+    /// exists. Never stored in the database. See docs/security.md.
+    #[arg(long, env = "ANPI_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+    /// The previous master key, during a master key rotation: tenant keys still wrapped by it
+    /// can be unwrapped.
+    #[arg(long, env = "ANPI_OLD_MASTER_KEY_FILE", global = true)]
+    pub old_master_key_file: Option<PathBuf>,
+}
+
+/// Where `anpi demo` keeps its generated master key (and `serve` looks when none is given).
+pub const MASTER_KEY_FILE_NAME: &str = "master.key";
+
+fn read_master_key(path: &std::path::Path) -> anyhow::Result<anpi_store::MasterKey> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read master key file {}: {e}", path.display()))?;
+    anpi_store::MasterKey::parse(&text).map_err(|e| anyhow::anyhow!("master key file {}: {e}", path.display()))
+}
+
+/// Writes a fresh master key to `path`, readable by the owner only; fails if it exists.
+pub fn write_new_master_key(path: &std::path::Path) -> anyhow::Result<anpi_store::MasterKey> {
+    use std::io::Write;
+    let key = anpi_store::MasterKey::generate();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    writeln!(f, "{}", key.to_hex())?;
+    f.sync_all()?;
+    Ok(key)
 }
 
 impl DbArgs {
@@ -37,10 +72,48 @@ impl DbArgs {
             }
         }
     }
+    /// The configured master keys, if any (see `--master-key-file`).
+    pub fn master_keys(&self) -> anyhow::Result<Option<anpi_store::MasterKeys>> {
+        let default_file = self.data_dir.join(MASTER_KEY_FILE_NAME);
+        let current = match (&self.master_key_file, std::env::var("ANPI_MASTER_KEY")) {
+            (Some(f), _) => read_master_key(f)?,
+            (None, Ok(v)) if !v.trim().is_empty() => anpi_store::MasterKey::parse(&v).map_err(|e| anyhow::anyhow!("ANPI_MASTER_KEY: {e}"))?,
+            _ if default_file.is_file() => read_master_key(&default_file)?,
+            _ => return Ok(None),
+        };
+        let mut keys = anpi_store::MasterKeys::new(current);
+        if let Some(old) = &self.old_master_key_file {
+            keys = keys.with_old(read_master_key(old)?);
+        }
+        Ok(Some(keys))
+    }
+
+    /// Connects and migrates. With a master key: checks that it unwraps every tenant key and
+    /// encrypts contact data still stored in plaintext.
     pub async fn store(&self) -> anyhow::Result<anpi_store::Store> {
+        let keys = self.master_keys()?;
         let store = anpi_store::Store::connect(&self.url()?).await?;
         store.migrate().await?;
+        if let Some(keys) = keys {
+            tracing::info!(master_key = keys.current().id(), "master key loaded");
+            store.set_master_keys(keys);
+            store.check_master_keys().await?;
+            store.encrypt_existing().await?;
+        }
         Ok(store)
+    }
+
+    /// [`DbArgs::store`] for the service: a master key is required.
+    pub async fn service_store(&self) -> anyhow::Result<anpi_store::Store> {
+        if self.master_keys()?.is_none() {
+            anyhow::bail!(
+                "no master key for encryption at rest: pass --master-key-file FILE (32 bytes as 64 hex digits or base64; \
+                 `anpi keys generate --out FILE` writes one) or set ANPI_MASTER_KEY, or put the key in {} (used when it exists). \
+                 Keep it outside the database and its backups; see docs/security.md",
+                self.data_dir.join(MASTER_KEY_FILE_NAME).display()
+            );
+        }
+        self.store().await
     }
 }
 
@@ -66,6 +139,38 @@ enum Command {
     Jma {
         #[command(subcommand)]
         command: JmaCommand,
+    },
+    /// Encryption keys (docs/security.md, "Encryption at rest").
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a new random master key to a file (mode 0600).
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Re-wrap every tenant key under a new master key, in one transaction. The current key
+    /// (--master-key-file, and --old-master-key-file if set) unwraps them.
+    Rotate {
+        /// The new master key. Without it, keys are re-wrapped under --master-key-file (to
+        /// finish a rotation started with --old-master-key-file).
+        #[arg(long)]
+        new_master_key_file: Option<PathBuf>,
+    },
+    /// Give a tenant a new data key and re-encrypt its contact data in batches while the
+    /// service runs; the old key is retired (kept: it still decrypts older backups).
+    RotateTenant {
+        /// Organisation code.
+        #[arg(long)]
+        tenant: String,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
     },
 }
 
@@ -133,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys { command } => keys(&cli.db, command).await,
         Command::Migrate => {
             cli.db.store().await?;
             println!("migrations applied");
@@ -152,4 +258,35 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn keys(db: &DbArgs, command: KeysCommand) -> anyhow::Result<()> {
+    use anpi_core::Clock;
+    match command {
+        KeysCommand::Generate { out } => {
+            let key = write_new_master_key(&out)?;
+            println!("wrote master key {} to {}", key.id(), out.display());
+        }
+        KeysCommand::Rotate { new_master_key_file } => {
+            let store = db.service_store().await?;
+            let new = match &new_master_key_file {
+                Some(f) => read_master_key(f)?,
+                None => db.master_keys()?.map(|k| k.current().clone()).ok_or_else(|| anyhow::anyhow!("no master key"))?,
+            };
+            let n = store.rewrap_tenant_keys(&new).await?;
+            println!("re-wrapped {n} tenant key(s) under master key {}", new.id());
+            if new_master_key_file.is_some() {
+                println!("now restart every anpi process with --master-key-file set to the new key (the old one is no longer needed)");
+            }
+        }
+        KeysCommand::RotateTenant { tenant, batch } => {
+            let store = db.service_store().await?;
+            let scope = store.tenant_scope_by_code(&tenant).await?.ok_or_else(|| anyhow::anyhow!("no tenant with code {tenant}"))?;
+            let id = store.rotate_tenant_key(&scope, anpi_core::SystemClock.now()).await?;
+            println!("tenant {tenant}: new data key {id}; re-encrypting…");
+            let n = store.reencrypt_tenant(&scope, batch).await?;
+            println!("tenant {tenant}: re-encrypted {n} row(s) under key {id}");
+        }
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@ use anpi_notify::{Channel, MailCatcher, Worker, WorkerConfig};
 use anpi_web::AppState;
 use clap::Args;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Args, Clone)]
@@ -50,16 +51,28 @@ pub struct ServeArgs {
     /// flag). Without one, the TCP peer is the client and the header is ignored.
     #[arg(long = "trusted-proxy", env = "ANPI_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// Serve HTTPS (TLS 1.3 and 1.2) on both listeners with this certificate chain (PEM, leaf
+    /// first); reloaded when the file changes.
+    #[arg(long, env = "ANPI_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ANPI_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Plain-HTTP address whose every request is redirected (308) to the same path on the
+    /// --base-url host over https.
+    #[arg(long, env = "ANPI_HTTP_REDIRECT", requires = "tls_cert")]
+    pub http_redirect: Option<SocketAddr>,
 }
 
 impl ServeArgs {
     pub fn base_url(&self) -> String {
-        self.base_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+        let scheme = if self.tls_cert.is_some() { "https" } else { "http" };
+        self.base_url.clone().unwrap_or_else(|| format!("{scheme}://{}", self.listen))
     }
 }
 
 pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> anyhow::Result<()> {
-    let store = db.store().await?;
+    let store = db.service_store().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut state = AppState::new(store.clone(), clock.clone(), &args.base_url());
     state.catcher = catcher.clone();
@@ -97,24 +110,53 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
         None => None,
     };
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let provider = crate::tls::provider();
+            let files = crate::tls::CertFiles::load(cert, key, provider.clone()).map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
+            let config = crate::tls::server_config(files.clone(), provider)?;
+            tokio::spawn(files.watch(stop_tx.subscribe()));
+            if !state.base_url.starts_with("https://") {
+                tracing::warn!(base_url = %state.base_url, "TLS is on but --base-url is not https://: mailed links will not use it");
+            }
+            Some(tokio_rustls::TlsAcceptor::from(config))
+        }
+        _ => None,
+    };
+    state.hsts = tls.is_some();
+    let redirect = match args.http_redirect {
+        Some(addr) => {
+            let router = crate::tls::redirect_router(&state.base_url).map_err(anyhow::Error::msg)?;
+            Some((tokio::net::TcpListener::bind(addr).await?, router))
+        }
+        None => None,
+    };
     let tenant = tokio::net::TcpListener::bind(args.listen).await?;
     let operator = tokio::net::TcpListener::bind(args.operator_listen).await?;
-    tracing::info!(listen = %args.listen, operator = %args.operator_listen, engine = ?store.engine(), "anpi serving");
+    tracing::info!(listen = %args.listen, operator = %args.operator_listen, tls = tls.is_some(), http_redirect = ?args.http_redirect, engine = ?store.engine(), "anpi serving");
     let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let t = axum::serve(tenant, anpi_web::tenant_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown(stop_tx.subscribe()));
-    let o = axum::serve(operator, anpi_web::operator_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown(stop_tx.subscribe()));
+    let t = crate::tls::serve(tenant, tls.clone(), anpi_web::tenant_router(state.clone()), shutdown(stop_tx.subscribe()));
+    let o = crate::tls::serve(operator, tls.clone(), anpi_web::operator_router(state.clone()), shutdown(stop_tx.subscribe()));
+    let r = {
+        let stop = shutdown(stop_tx.subscribe());
+        async move {
+            match redirect {
+                Some((listener, router)) => crate::tls::serve(listener, None, router, stop).await,
+                None => Ok(()),
+            }
+        }
+    };
     let signal = async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     };
-    let (r1, r2, _) = tokio::join!(t, o, signal);
+    let (r1, r2, r3, _) = tokio::join!(t, o, r, signal);
     r1?;
     r2?;
+    r3?;
     let _ = worker.await;
     let _ = intake.await;
     let _ = housekeeping.await;

@@ -27,3 +27,7 @@ mod access;
 mod browser_mfa;
 #[path = "e2e/network.rs"]
 mod network;
+#[path = "e2e/tls.rs"]
+mod tls;
+#[path = "e2e/encryption.rs"]
+mod encryption;

@@ -35,7 +35,7 @@ CREATE TABLE login_throttle (
 CREATE TABLE tenant_security (
   tenant_id BIGINT PRIMARY KEY REFERENCES tenants(id),
   mfa_required TEXT NOT NULL DEFAULT 'none',        -- none, admins, distributors, everyone
-  lockout_threshold BIGINT NOT NULL DEFAULT 10,
+  lockout_threshold BIGINT NOT NULL DEFAULT 100,
   idle_min BIGINT NOT NULL DEFAULT 30,
   absolute_min BIGINT NOT NULL DEFAULT 720,
   console_allowlist TEXT NOT NULL DEFAULT '',       -- CIDRs, space-separated; empty: anywhere

@@ -32,7 +32,7 @@ pub async fn login_page(headers: HeaderMap, Query(q): Query<LangQuery>) -> WebRe
     let t = Tr::from_request(&headers, q.lang.as_deref());
     let mut resp = render(&LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), tenant: String::new(), email: String::new(), error: false })?;
     if let Some(l) = q.lang.as_deref().and_then(anpi_core::Lang::parse) {
-        if let Ok(v) = format!("anpi_lang={}; Path=/; SameSite=Lax; Max-Age=31536000", l.code()).parse() {
+        if let Ok(v) = format!("anpi_lang={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000", l.code()).parse() {
             resp.headers_mut().insert(header::SET_COOKIE, v);
         }
     }
@@ -187,13 +187,22 @@ pub fn reset_mail(base_url: &str, token: &str) -> (String, String) {
     )
 }
 
-pub async fn reset_request(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<ResetRequestForm>) -> WebResult<Response> {
+/// Mails a reset link. The answer is the same whether or not the account exists; requests are
+/// throttled per address and per account name like sign-ins (each request counts), so nobody
+/// can flood a mailbox.
+pub async fn reset_request(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<ResetRequestForm>) -> WebResult<Response> {
     let t = Tr::from_request(&headers, None);
     let base = st.base_url.clone();
-    // The answer is the same whether or not the account exists.
-    let queued = st.store.request_password_reset(&f.tenant, &f.email, st.clock.now(), |token, _| reset_mail(&base, token)).await?;
-    if queued {
-        st.wake.notify_one();
+    let now = st.clock.now();
+    let client = client_info(&st, &headers, peer);
+    let keys = [format!("reset-ip:{}", client.ip), format!("reset:{}/{}", f.tenant.trim().to_lowercase(), f.email.trim().to_lowercase())];
+    if st.store.login_wait(&keys, now).await? > 0 {
+        tracing::warn!(ip = %client.ip, tenant = %f.tenant, "password reset request throttled");
+    } else {
+        st.store.note_login_failure(&keys, now).await?;
+        if st.store.request_password_reset(&f.tenant, &f.email, now, |token, _| reset_mail(&base, token)).await? {
+            st.wake.notify_one();
+        }
     }
     render(&ResetRequestPage { l: Layout::public(t, t.p("パスワードの再設定", "Reset password")), sent: true })
 }

@@ -4,6 +4,9 @@
 //! The relying party (RP id and origin) comes from `--base-url`. Errors are generic for the
 //! client; the reasons go to the log. Verification itself is in `anpi_store::passkeys`.
 
+// The JSON handlers return their error responses directly (`Result<_, Response>`).
+#![allow(clippy::result_large_err)]
+
 use super::mfa::FactorAttempt;
 use crate::error::{WebError, WebResult};
 use crate::i18n::Tr;
@@ -164,12 +167,12 @@ pub struct DeleteForm {
 /// none is left, the recovery codes go too.
 pub async fn delete(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<DeleteForm>) -> WebResult<Response> {
     c.check_csrf(&f.csrf)?;
-    if !st.store.verify_account_password(&c.scope, c.account.id, &f.password).await? {
-        return Err(WebError::BadRequest("パスワードが違います (the password is not correct)".into()));
-    }
     let keys = st.store.passkeys(&c.scope, c.account.id).await?;
     if !keys.iter().any(|k| k.id == id) {
         return Err(WebError::NotFound);
+    }
+    if !st.store.verify_account_password(&c.scope, c.account.id, &f.password).await? {
+        return Err(WebError::BadRequest("パスワードが違います (the password is not correct)".into()));
     }
     let last = keys.len() == 1 && !st.store.totp_enabled(&c.scope, c.account.id).await?;
     if last && st.store.security_policy(&c.scope).await?.mfa_required.applies_to(c.account.role) {

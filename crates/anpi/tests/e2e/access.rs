@@ -87,6 +87,23 @@ async fn mfa_lockout_throttling_and_sessions() {
         assert_eq!(other.get("/").await.status, 303, "signed out elsewhere");
         admin.get("/").await.expect_status(200);
 
+        // A password reset by mail link signs nobody in, ends every session, and the next
+        // sign-in still asks for the second factor.
+        let mut stranger = env.server.client();
+        stranger.get("/password/reset").await.expect_status(200);
+        stranger.post_form("/password/reset", &[("tenant", "sec"), ("email", &admin_email)]).await.expect_status(200);
+        let mails = wait_mails(&env.sink, 2, |m| m.to.contains(&admin_email)).await;
+        let link = mails.last().unwrap().links(&env.server.url("/password/reset/")).remove(0);
+        let done = stranger.post_form_raw(&link, &[("new", PASSWORD)]).await.expect_status(303);
+        assert_eq!(done.location().as_deref(), Some("/login"));
+        assert!(done.header("set-cookie").is_none(), "a reset starts no session");
+        assert_eq!(admin.get("/").await.status, 303, "the reset ended the admin's sessions");
+        let r = sign_in(&mut admin, "sec", &admin_email).await;
+        assert_eq!(r.location().as_deref(), Some("/login/mfa"), "the reset did not turn the second factor off");
+        admin.get("/login/mfa").await.expect_status(200);
+        admin.post_form("/login/mfa", &[("code", &recovery[2])]).await.expect_status(303);
+        admin.get("/").await.expect_status(200);
+
         // Policy: MFA for everyone; a distributor without it is sent to enrolment.
         admin.get("/security").await.expect_status(200);
         let bad = admin.post_form("/security", &[("mfa_required", "everyone"), ("lockout_threshold", "0"), ("idle_min", "30"), ("absolute_min", "720")]).await;

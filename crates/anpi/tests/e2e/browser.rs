@@ -72,3 +72,150 @@ async fn answered_text(wd: &WebDriver) -> String {
     let v = wd.execute("var e = document.getElementById('answered'); return e ? e.textContent : '';", vec![]).await;
     v.as_str().unwrap_or_default().trim().to_string()
 }
+
+/// Passkeys in Chromium with its virtual authenticator (WebDriver): an admin adds a passkey on
+/// "My account" (password again first), gets recovery codes, signs out, signs in with the
+/// password and then the passkey, and lands on the console. The JSON endpoints refuse a forged
+/// assertion, a missing CSRF token and a half-way session's attempt to skip the second step.
+/// The server's `--base-url` is `http://localhost:PORT`: browsers refuse WebAuthn on IP addresses.
+#[tokio::test]
+async fn passkey_registration_and_sign_in_in_chromium() {
+    let Some(wd) = WebDriver::start().await else { return };
+    let (url, _db) = fresh_database(Engine::Sqlite).await;
+    let sink = SmtpSink::start().await;
+    let server = Server::builder(&url).smtp(&sink).base_host("localhost").start().await;
+    crate::support::server::create_operator(&url, OPERATOR, PASSWORD);
+    let env = Env { server, sink, _db };
+    let _admin = tenant(&env, "passkey").await;
+    let email = admin_email("passkey");
+    let authenticator = wd
+        .add_virtual_authenticator(serde_json::json!({
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserVerified": true, "isUserConsenting": true
+        }))
+        .await;
+
+    // Sign in (no second factor yet) and add a passkey on My account.
+    password_step(&wd, &env, "passkey", &email).await;
+    wd.wait_for("#new-incident", Duration::from_secs(10)).await;
+    wd.goto(&env.server.url("/account")).await;
+    wd.wait_for("#passkey-add:not([hidden])", Duration::from_secs(10)).await;
+    wd.send_keys(&wd.find("#passkey-name").await, "テスト端末").await;
+    wd.send_keys(&wd.find("#passkey-password").await, PASSWORD).await;
+    wd.screenshot("passkey-01-add").await;
+    wd.click(&wd.find("#passkey-register").await).await;
+    wd.wait_for("#passkey-codes:not([hidden])", Duration::from_secs(20)).await;
+    assert_eq!(wd.find_all("#codes li").await.len(), 10, "recovery codes shown once");
+    wd.screenshot("passkey-02-codes").await;
+    assert_eq!(wd.authenticator_credentials(&authenticator).await.len(), 1);
+    wd.click(&wd.find("#passkey-continue").await).await;
+    let list = wd.wait_for("#passkey-list", Duration::from_secs(10)).await;
+    assert!(wd.text(&list).await.contains("テスト端末"));
+    assert!(wd.try_find("#mfa-on").await.is_some(), "two-step sign-in is on");
+
+    // Sign out; the password now leads to the second step, where the passkey finishes it.
+    let logout = wd.find("form[action='/logout'] button").await;
+    wd.click(&logout).await;
+    wd.wait_for("#tenant", Duration::from_secs(10)).await;
+    password_step(&wd, &env, "passkey", &email).await;
+    wd.wait_for_url("/login/mfa", Duration::from_secs(10)).await;
+    let use_it = wd.wait_for("#passkey-login:not([hidden]) #passkey-use", Duration::from_secs(10)).await;
+    wd.screenshot("passkey-03-second-step").await;
+    wd.click(&use_it).await;
+    wd.wait_for("#new-incident", Duration::from_secs(20)).await;
+    wd.screenshot("passkey-04-signed-in").await;
+    let count = wd.authenticator_credentials(&authenticator).await[0]["signCount"].as_i64().unwrap_or(0);
+    assert!(count >= 1, "the authenticator signed: {count}");
+    wd.goto(&env.server.url("/account")).await;
+    let list = wd.wait_for("#passkey-list", Duration::from_secs(10)).await;
+    assert!(!wd.text(&list).await.contains('—'), "last use recorded");
+    wd.quit().await;
+
+    // Over HTTP: a half-way session cannot skip the second step, and the passkey endpoints
+    // refuse a missing CSRF token and a forged assertion (which counts as a failure).
+    let mut c = env.server.client();
+    c.get("/login").await.expect_status(200);
+    let r = c.post_form("/login", &[("tenant", "passkey"), ("email", &email), ("password", PASSWORD)]).await;
+    assert_eq!(r.location().as_deref(), Some("/login/mfa"));
+    assert_eq!(c.get("/").await.location().as_deref(), Some("/login/mfa"));
+    let page = c.get("/login/mfa").await.expect_status(200);
+    assert!(page.text.contains("id=\"passkey-use\""));
+    let csrf = c.csrf().expect("csrf");
+    let r = c.post_json("/login/passkey/options", &serde_json::json!({})).await;
+    assert_eq!(r.status, 400, "no CSRF token: {}", r.text);
+    let r = c.post_json("/login/passkey/options", &serde_json::json!({ "csrf": csrf })).await.expect_status(200);
+    let options = r.json();
+    assert_eq!(options["publicKey"]["rpId"], "localhost");
+    let challenge = options["publicKey"]["challenge"].as_str().unwrap().to_string();
+    let id = options["publicKey"]["allowCredentials"][0]["id"].as_str().unwrap().to_string();
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let client_data = serde_json::json!({ "type": "webauthn.get", "challenge": challenge, "origin": env.server.base_url() }).to_string();
+    // authenticatorData: an RP ID hash, flags UP|UV, counter 99; the signature is junk DER.
+    let mut auth_data = vec![0u8; 32];
+    auth_data.extend_from_slice(&[0x05, 0, 0, 0, 99]);
+    let forged = serde_json::json!({ "csrf": csrf, "credential": { "id": id, "rawId": id, "type": "public-key", "response": {
+        "clientDataJSON": b64(client_data.as_bytes()), "authenticatorData": b64(&auth_data), "signature": b64(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]) } } });
+    let r = c.post_json("/login/passkey", &forged).await;
+    assert_eq!(r.status, 401, "forged assertion: {}", r.text);
+    assert!(r.json()["error"].is_string());
+    // The challenge was spent: the same request again is refused too, and nothing leaked.
+    let r = c.post_json("/login/passkey", &forged).await;
+    assert_eq!(r.status, 401);
+    assert!(!r.text.contains("signature") && !r.text.contains("challenge"), "generic errors: {}", r.text);
+    assert_eq!(c.get("/").await.location().as_deref(), Some("/login/mfa"), "still half-way");
+    let r = c.post_json("/account/passkeys/options", &serde_json::json!({ "csrf": csrf, "password": PASSWORD })).await;
+    assert_eq!(r.status, 403, "no passkey enrolment while the second factor is pending");
+}
+
+/// The password step of signing in, in the browser.
+async fn password_step(wd: &WebDriver, env: &Env, code: &str, email: &str) {
+    wd.goto(&env.server.url("/login")).await;
+    wd.send_keys(&wd.wait_for("#tenant", Duration::from_secs(10)).await, code).await;
+    wd.send_keys(&wd.find("#email").await, email).await;
+    wd.send_keys(&wd.find("#password").await, PASSWORD).await;
+    wd.click(&wd.find("#login").await).await;
+}
+
+/// When the tenant requires MFA, the enrolment step right after the password offers a passkey:
+/// enrolling one (no second password prompt) completes the sign-in, and the last passkey
+/// cannot then be removed.
+#[tokio::test]
+async fn passkey_enrolment_when_required_in_chromium() {
+    let Some(wd) = WebDriver::start().await else { return };
+    let (url, _db) = fresh_database(Engine::Sqlite).await;
+    let sink = SmtpSink::start().await;
+    let server = Server::builder(&url).smtp(&sink).base_host("localhost").start().await;
+    crate::support::server::create_operator(&url, OPERATOR, PASSWORD);
+    let env = Env { server, sink, _db };
+    let mut admin = tenant(&env, "pkenrol").await;
+    admin.get("/security").await.expect_status(200);
+    admin
+        .post_form("/security", &[("mfa_required", "admins"), ("lockout_threshold", "10"), ("idle_min", "30"), ("absolute_min", "720")])
+        .await
+        .expect_status(303);
+    wd.add_virtual_authenticator(serde_json::json!({
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+        "hasUserVerification": true, "isUserVerified": true, "isUserConsenting": true
+    }))
+    .await;
+
+    password_step(&wd, &env, "pkenrol", &admin_email("pkenrol")).await;
+    wd.wait_for_url("/account/mfa", Duration::from_secs(10)).await;
+    wd.wait_for("#passkey-add:not([hidden])", Duration::from_secs(10)).await;
+    assert!(wd.try_find("#passkey-password").await.is_none(), "the password was just given");
+    wd.screenshot("passkey-05-enrol").await;
+    wd.click(&wd.find("#passkey-register").await).await;
+    wd.wait_for("#passkey-codes:not([hidden])", Duration::from_secs(20)).await;
+    assert_eq!(wd.find_all("#codes li").await.len(), 10);
+    wd.click(&wd.find("#passkey-continue").await).await;
+    wd.wait_for("#new-incident", Duration::from_secs(10)).await;
+    wd.quit().await;
+
+    // The only second factor stays while the policy requires one.
+    let page = admin.get("/account").await.expect_status(200);
+    let action = crate::support::extract(&page.text, "action=\"/account/passkeys/", "\"").expect("remove form");
+    let r = admin.post_form(&format!("/account/passkeys/{action}"), &[("password", PASSWORD)]).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(admin.get("/account").await.text.contains("id=\"passkey-list\""));
+}

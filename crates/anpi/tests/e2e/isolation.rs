@@ -164,6 +164,12 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
                 assert!(r.header(h).is_some(), "{h} missing on {path}");
             }
             assert_eq!(r.header("cache-control").as_deref(), Some("no-store"), "{path}");
+            let csp = r.header("content-security-policy").unwrap_or_default();
+            for d in ["object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'", "script-src 'self'"] {
+                assert!(csp.contains(d), "{d} missing from the CSP of {path}: {csp}");
+            }
+            assert_eq!(r.header("referrer-policy").as_deref(), Some("no-referrer"), "{path}");
+            assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"), "{path}");
         }
     }
 }
@@ -223,6 +229,19 @@ async fn every_route_with_an_id_refuses_other_tenants() {
         login(&mut a2, "owner", &admin_email("owner"), PASSWORD).await;
         let sessions = a.get("/account").await.text;
         let session = extract(&sessions, "action=\"/account/sessions/", "/end\"").expect("another session of A");
+        // A passkey of A's admin (inserted directly: registering one needs an authenticator).
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(env.server.database_url()).await.unwrap();
+        let passkey: i64 = sqlx::query_scalar(
+            "INSERT INTO passkeys (tenant_id, account_id, credential_id, public_key, sign_count, name, created_at) \
+             SELECT a.tenant_id, a.id, 'isolation-test', $1, 0, 'owner key', 0 FROM accounts a JOIN tenants t ON t.id = a.tenant_id \
+             WHERE t.code = 'owner' ORDER BY a.id LIMIT 1 RETURNING id",
+        )
+        .bind(vec![4u8; 65])
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
 
         let id_for = |path: &str| -> Option<String> {
             let id = if path.starts_with("/incidents/") {
@@ -235,6 +254,8 @@ async fn every_route_with_an_id_refuses_other_tenants() {
                 account.clone()
             } else if path.starts_with("/account/sessions/") {
                 session.clone()
+            } else if path.starts_with("/account/passkeys/") {
+                passkey.to_string()
             } else if path.starts_with("/rules/") {
                 rule.clone()
             } else {
@@ -267,6 +288,7 @@ async fn every_route_with_an_id_refuses_other_tenants() {
         let accounts = a.get("/accounts").await.text;
         assert!(!accounts.contains("ロック中") && accounts.contains("d@owner.example"));
         a2.get("/").await.expect_status(200);
+        assert!(a.get("/account").await.text.contains("owner key"), "A's passkey is still there");
         a.post_form(&format!("/people/import/{staged}"), &[]).await.expect_status(303);
     }
 }

@@ -207,6 +207,7 @@ async fn jma_feed_rules_and_dispatch() {
 
         // `anpi jma replay --drill` feeds a file through the same path: a drill incident.
         let out = std::process::Command::new(ANPI_BIN)
+            .env("ANPI_MASTER_KEY", crate::support::server::TEST_MASTER_KEY)
             .args(["--database-url", &url, "jma", "replay", "--drill"])
             .arg(samples.join(TOHOKU))
             .output()
@@ -215,7 +216,7 @@ async fn jma_feed_rules_and_dispatch() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("rule decision"), "{}", String::from_utf8_lossy(&out.stdout));
         let m = wait_mail(&env.sink, "drill replay", |m| m.to.iter().any(|t| t == "m1@jma.example") && m.subject.contains("訓練")).await;
         assert!(m.body.contains("/a/"), "answer link in the drill mail");
-        let out = std::process::Command::new(ANPI_BIN).args(["--database-url", &url, "jma", "replay", "/nonexistent.xml"]).output().unwrap();
+        let out = std::process::Command::new(ANPI_BIN).env("ANPI_MASTER_KEY", crate::support::server::TEST_MASTER_KEY).args(["--database-url", &url, "jma", "replay", "/nonexistent.xml"]).output().unwrap();
         assert!(!out.status.success());
     }
 }

@@ -29,6 +29,20 @@ pub fn reqwest_client() -> reqwest::Client {
         .expect("cannot build reqwest client")
 }
 
+/// Like [`reqwest_client`], also trusting the PEM certificate `ca` (for `https://` servers
+/// with a test CA).
+pub fn reqwest_client_trusting(ca: &[u8]) -> reqwest::Client {
+    install_crypto_provider();
+    let ca = reqwest::Certificate::from_pem(ca).expect("test CA is not PEM");
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .no_proxy()
+        .add_root_certificate(ca)
+        .build()
+        .expect("cannot build reqwest client")
+}
+
 /// A response, fully read.
 #[derive(Debug, Clone)]
 pub struct Resp {

@@ -8,12 +8,25 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::http::{reqwest_client, Client};
+use super::http::{reqwest_client, reqwest_client_trusting, Client};
 use super::smtp::SmtpSink;
 use super::util::{free_port, signal, tail_file};
 
 /// Path of the application binary built by Cargo for this test.
 pub const ANPI_BIN: &str = env!("CARGO_BIN_EXE_anpi");
+
+/// The master key (encryption at rest) given to every `anpi` process the tests start, as
+/// `ANPI_MASTER_KEY`, unless a test sets its own: servers sharing a database share it.
+pub const TEST_MASTER_KEY: &str = "a8f1c2d3e4b5a6978899aabbccddeeff00112233445566778899aabbccddeef0";
+
+/// The same key for tests and benchmarks that open a `Store` directly.
+#[allow(dead_code)]
+pub fn test_master_keys() -> anpi_store::MasterKeys {
+    match anpi_store::MasterKey::parse(TEST_MASTER_KEY) {
+        Ok(k) => anpi_store::MasterKeys::new(k),
+        Err(e) => panic!("TEST_MASTER_KEY: {e}"),
+    }
+}
 
 /// How many log lines a failure report shows.
 const LOG_TAIL: usize = 80;
@@ -29,9 +42,23 @@ pub struct ServerBuilder {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     startup_timeout: Duration,
+    base_host: Option<String>,
+    tls_ca: Option<Vec<u8>>,
 }
 
 impl ServerBuilder {
+    /// The listeners serve HTTPS (the test passes `--tls-cert`/`--tls-key`): `--base-url`
+    /// and [`Server::url`] use `https://`, and the health check trusts the PEM CA `ca`.
+    pub fn https(mut self, ca: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca = Some(ca.into());
+        self
+    }
+    /// The host name in `--base-url` (default `127.0.0.1`; the listener stays on 127.0.0.1).
+    /// Browsers refuse WebAuthn on IP addresses: passkey tests use `localhost`.
+    pub fn base_host(mut self, host: impl Into<String>) -> Self {
+        self.base_host = Some(host.into());
+        self
+    }
     /// SMTP relay: the given sink.
     pub fn smtp(mut self, sink: &SmtpSink) -> Self {
         self.smtp_url = Some(sink.smtp_url());
@@ -96,7 +123,8 @@ impl ServerBuilder {
             .unwrap_or_else(|e| panic!("cannot create data dir {}: {e}", data_dir.display()));
         let port = free_port();
         let operator_port = free_port();
-        let base_url = format!("http://127.0.0.1:{port}");
+        let scheme = if self.tls_ca.is_some() { "https" } else { "http" };
+        let base_url = format!("{scheme}://{}:{port}", self.base_host.as_deref().unwrap_or("127.0.0.1"));
         let smtp_url = self
             .smtp_url
             .clone()
@@ -139,6 +167,7 @@ impl ServerBuilder {
             log,
             dir: Some(dir),
             startup_timeout: self.startup_timeout,
+            tls_ca: self.tls_ca,
             starts: 0,
             reported: false,
         };
@@ -162,6 +191,7 @@ pub struct Server {
     log: PathBuf,
     dir: Option<TempDir>,
     startup_timeout: Duration,
+    tls_ca: Option<Vec<u8>>,
     starts: u32,
     /// The log was already shown in a panic message.
     reported: bool,
@@ -179,6 +209,8 @@ impl Server {
             args: Vec::new(),
             envs: Vec::new(),
             startup_timeout: Duration::from_secs(60),
+            base_host: None,
+            tls_ca: None,
         }
     }
 
@@ -210,6 +242,9 @@ impl Server {
             cmd.env("RUST_LOG", "info");
         }
         cmd.env("RUST_BACKTRACE", "1");
+        if !self.envs.iter().any(|(k, _)| k == "ANPI_MASTER_KEY" || k == "ANPI_MASTER_KEY_FILE") && !self.args.iter().any(|a| a.starts_with("--master-key-file")) {
+            cmd.env("ANPI_MASTER_KEY", TEST_MASTER_KEY);
+        }
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
@@ -221,7 +256,10 @@ impl Server {
 
     async fn spawn_and_wait(&mut self) {
         self.spawn();
-        let http = reqwest_client();
+        let http = match &self.tls_ca {
+            Some(ca) => reqwest_client_trusting(ca),
+            None => reqwest_client(),
+        };
         let urls = [self.url("/healthz"), self.operator_url("/healthz")];
         let started = Instant::now();
         let mut last = String::from("no attempt yet");
@@ -282,9 +320,11 @@ impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
-    /// `http://127.0.0.1:OPERATOR_PORT` + `path` (the operator console listener).
+    /// `http://127.0.0.1:OPERATOR_PORT` + `path` (the operator console listener; `https://`
+    /// with [`ServerBuilder::https`]).
     pub fn operator_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.operator_port, path)
+        let scheme = if self.tls_ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{}", self.operator_port, path)
     }
     /// The `--base-url`.
     pub fn base_url(&self) -> &str {
@@ -399,6 +439,9 @@ pub fn run_cli(args: &[&str], stdin: Option<&str>) -> Output {
         .stderr(Stdio::piped());
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "warn");
+    }
+    if !args.iter().any(|a| a.starts_with("--master-key-file")) {
+        cmd.env("ANPI_MASTER_KEY", TEST_MASTER_KEY);
     }
     let mut child = cmd
         .spawn()

@@ -402,6 +402,18 @@ impl WebDriver {
         )
         .await
     }
+    /// Adds a virtual WebAuthn authenticator (the WebDriver extension of Web Authentication
+    /// §11.3), e.g. `{"protocol":"ctap2","transport":"internal","hasResidentKey":true,
+    /// "hasUserVerification":true,"isUserVerified":true}`; returns its id.
+    pub async fn add_virtual_authenticator(&self, options: Value) -> String {
+        let v = self.cmd(Method::POST, "/webauthn/authenticator", Some(options)).await;
+        v.as_str().unwrap_or_else(|| panic!("no authenticator id in {v}")).to_string()
+    }
+    /// The credentials a virtual authenticator holds (each with `credentialId`, `signCount`, …).
+    pub async fn authenticator_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let v = self.cmd(Method::GET, &format!("/webauthn/authenticator/{authenticator}/credentials"), None).await;
+        v.as_array().cloned().unwrap_or_default()
+    }
     /// An element reference usable as an [`WebDriver::execute`] argument.
     pub fn element_arg(el: &str) -> Value {
         json!({ ELEMENT_KEY: el })
