@@ -1,7 +1,7 @@
 //! Second factors: TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30 s steps, each code accepted once)
 //! and one-time recovery codes, stored hashed.
 
-use crate::crypto::{random_bytes, token_hash};
+use crate::crypto::random_bytes;
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::Millis;
 use hmac::{Hmac, Mac};
@@ -103,7 +103,7 @@ pub(crate) async fn replace_recovery_codes(tx: &mut sqlx::Transaction<'_, sqlx::
         sqlx::query("INSERT INTO recovery_codes (tenant_id, account_id, code_hash) VALUES ($1, $2, $3)")
             .bind(scope.tenant_id())
             .bind(account)
-            .bind(token_hash(&normalise_recovery(c)))
+            .bind(crate::crypto::hash_password(&normalise_recovery(c)))
             .execute(&mut **tx)
             .await?;
     }
@@ -192,10 +192,17 @@ impl Store {
         if normal.len() != 12 {
             return Ok(false);
         }
-        let done = sqlx::query("UPDATE recovery_codes SET used_at = $4 WHERE tenant_id = $1 AND account_id = $2 AND code_hash = $3 AND used_at IS NULL")
+        // Codes are stored as Argon2id hashes (60-bit codes: a plain hash would be guessable
+        // offline), so each unused one is checked in turn; then it is spent, once.
+        let unused: Vec<(i64, String)> = sqlx::query_as("SELECT id, code_hash FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2 AND used_at IS NULL")
             .bind(scope.tenant_id())
             .bind(account)
-            .bind(token_hash(&normal))
+            .fetch_all(&self.pool)
+            .await?;
+        let Some((id, _)) = unused.iter().find(|(_, h)| crate::crypto::verify_password(&normal, h)) else { return Ok(false) };
+        let done = sqlx::query("UPDATE recovery_codes SET used_at = $3 WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL")
+            .bind(scope.tenant_id())
+            .bind(id)
             .bind(now)
             .execute(&self.pool)
             .await?;

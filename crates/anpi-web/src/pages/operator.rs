@@ -11,6 +11,8 @@ use anpi_core::Role;
 use anpi_store::TenantSummary;
 use askama::Template;
 use anpi_store::audit::Actor;
+use std::net::SocketAddr;
+use axum::extract::ConnectInfo;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -55,8 +57,23 @@ async fn system_audit(st: &AppState, actor: Actor, action: &str, target: String,
     Ok(())
 }
 
-async fn login(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
-    match st.store.operator_login(&f.email, &f.password).await? {
+/// Operator sign-in, throttled per address and per email like tenant sign-ins.
+async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
+    let now = st.clock.now();
+    let ip = crate::client_ip::ClientIp(crate::client_ip::resolve(peer.ip(), &headers, &st.trusted_proxies)).shown();
+    let keys = [format!("op-ip:{ip}"), format!("op:{}", f.email.trim().to_lowercase())];
+    let wait = st.store.login_wait(&keys, now).await?;
+    if wait > 0 {
+        tracing::warn!(%ip, "operator sign-in throttled");
+        return Ok(super::auth::throttled(Tr::from_request(&headers, None), wait));
+    }
+    let found = st.store.operator_login(&f.email, &f.password).await?;
+    if found.is_some() {
+        st.store.clear_login_failures(&keys).await?;
+    } else {
+        st.store.note_login_failure(&keys, now).await?;
+    }
+    match found {
         Some(id) => {
             let token = st.store.create_session("operator", id, None, st.clock.now()).await?;
             tracing::info!(operator = id, "operator sign-in");

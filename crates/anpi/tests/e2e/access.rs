@@ -272,3 +272,24 @@ async fn audit_log_records_actions_and_detects_tampering() {
         assert!(admin.get("/audit").await.expect_status(200).text.contains("id=\"chain-broken\""));
     }
 }
+
+#[tokio::test]
+async fn operator_sign_in_is_throttled() {
+    let env = env(crate::support::Engine::Sqlite).await;
+    let mut op = env.server.operator_client();
+    op.get("/login").await;
+    let mut throttled = None;
+    for _ in 0..8 {
+        let r = op.post_form("/login", &[("email", OPERATOR), ("password", "not the operator password")]).await;
+        if r.status == 429 {
+            throttled = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 401);
+    }
+    assert!(throttled.expect("throttled after repeated failures").header("retry-after").is_some());
+    // Even the right password waits until the delay is over.
+    assert_eq!(op.post_form("/login", &[("email", OPERATOR), ("password", PASSWORD)]).await.status, 429);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    op.post_form("/login", &[("email", OPERATOR), ("password", PASSWORD)]).await.expect_status(303);
+}
