@@ -169,7 +169,7 @@ mod tests {
     fn export_parses_back() {
         let rows = parse("社員番号,氏名,メールアドレス,グループ\n7,佐藤,a@x.jp;b@y.jp,\"A;B\"\n").unwrap();
         let p = rows[0].result.clone().unwrap();
-        let out = export(&[p.clone()]);
+        let out = export(std::slice::from_ref(&p));
         let again = parse(out.trim_start_matches('\u{FEFF}')).unwrap();
         assert_eq!(again[0].result.as_ref().unwrap(), &p);
     }

@@ -136,6 +136,10 @@ impl Default for SessionPolicy {
 }
 
 const RESET_TTL_MS: i64 = 24 * 3_600_000;
+/// A session row with its tenant's timeouts: principal, principal id, tenant, CSRF token,
+/// created, last seen, stage, idle and absolute minutes.
+type SessionDb = (String, i64, Option<i64>, String, i64, i64, String, Option<i64>, Option<i64>);
+
 /// A half-way sign-in (second factor or enrolment pending) lasts at most this long.
 const HALF_SESSION_MS: i64 = 10 * 60_000;
 
@@ -394,7 +398,7 @@ impl Store {
     /// and account state. Half-way sessions expire after ten minutes.
     pub async fn session(&self, token: &str, now: Millis, policy: SessionPolicy) -> Result<Option<AuthContext>> {
         let hash = token_hash(token);
-        let row: Option<(String, i64, Option<i64>, String, i64, i64, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+        let row: Option<SessionDb> = sqlx::query_as(
             "SELECT x.principal, x.principal_id, x.tenant_id, x.csrf, x.created_at, x.last_seen_at, x.stage, s.idle_min, s.absolute_min \
              FROM sessions x LEFT JOIN tenant_security s ON s.tenant_id = x.tenant_id WHERE x.token_hash = $1",
         )

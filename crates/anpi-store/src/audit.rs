@@ -69,8 +69,8 @@ struct ChainRow {
 
 /// The hash of an entry: SHA-256 over a JSON array of the previous hash and every field
 /// (JSON makes the encoding unambiguous).
-fn entry_hash(prev: &str, tenant: i64, seq: i64, at: i64, actor: &str, action: &str, target: &str, outcome: &str, ip: &str, detail: &str) -> String {
-    let canonical = serde_json::json!([prev, tenant, seq, at, actor, action, target, outcome, ip, detail]).to_string();
+fn entry_hash(tenant: i64, r: &ChainRow) -> String {
+    let canonical = serde_json::json!([r.prev_hash, tenant, r.seq, r.at, r.actor, r.action, r.target, r.outcome, r.ip, r.detail]).to_string();
     Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -110,21 +110,33 @@ impl Store {
         let seq = seq + 1;
         let actor = e.actor.code();
         let detail: String = e.detail.chars().take(2000).collect();
-        let hash = entry_hash(&prev, tenant, seq, now, &actor, e.action, &e.target, e.outcome, e.ip, &detail);
+        let row = ChainRow {
+            seq,
+            at: now,
+            actor,
+            action: e.action.into(),
+            target: e.target.clone(),
+            outcome: e.outcome.into(),
+            ip: e.ip.into(),
+            detail,
+            prev_hash: prev,
+            hash: String::new(),
+        };
+        let hash = entry_hash(tenant, &row);
         sqlx::query(
             "INSERT INTO audit_log (tenant_id, seq, at, actor, action, target, outcome, ip, detail, prev_hash, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(tenant)
-        .bind(seq)
-        .bind(now)
-        .bind(&actor)
-        .bind(e.action)
-        .bind(&e.target)
-        .bind(e.outcome)
-        .bind(e.ip)
-        .bind(&detail)
-        .bind(&prev)
+        .bind(row.seq)
+        .bind(row.at)
+        .bind(&row.actor)
+        .bind(&row.action)
+        .bind(&row.target)
+        .bind(&row.outcome)
+        .bind(&row.ip)
+        .bind(&row.detail)
+        .bind(&row.prev_hash)
         .bind(&hash)
         .execute(&mut *tx)
         .await?;
@@ -180,7 +192,7 @@ impl Store {
                 if r.prev_hash != prev {
                     problems.push(format!("entry {} does not link to the entry before it", r.seq));
                 }
-                let h = entry_hash(&r.prev_hash, tenant, r.seq, r.at, &r.actor, &r.action, &r.target, &r.outcome, &r.ip, &r.detail);
+                let h = entry_hash(tenant, r);
                 if h != r.hash {
                     problems.push(format!("entry {} was changed (its hash does not match its contents)", r.seq));
                 }

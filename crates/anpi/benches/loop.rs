@@ -18,7 +18,6 @@
 //! SMTP sink, cookie- and CSRF-aware client).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

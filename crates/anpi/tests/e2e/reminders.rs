@@ -29,9 +29,9 @@ async fn reminders_on(engine: Engine) {
 async fn unanswered_people_are_reminded_automatically() {
     // Both engines at once, on one task: the wait is a minute either way.
     match engines().as_slice() {
-        [one] => reminders_on(one.clone()).await,
+        [one] => reminders_on(*one).await,
         [a, b] => {
-            tokio::join!(reminders_on(a.clone()), reminders_on(b.clone()));
+            tokio::join!(reminders_on(*a), reminders_on(*b));
         }
         other => panic!("unexpected engines {}", other.len()),
     }
