@@ -123,10 +123,12 @@ impl Intake {
         Ok(Accepted::New { telegram_id: id, decisions })
     }
 
-    /// Applies the rules to a stored telegram whose processing was interrupted. Idempotent.
+    /// Applies the rules to a stored telegram whose processing was interrupted. A telegram
+    /// already processed is left alone: applying its rules again later could undo newer
+    /// decisions (a correction replaces the event's held decisions).
     async fn process(&self, id: i64) -> Result<(), IntakeError> {
         let row = self.store.telegram(id).await?;
-        if row.error.is_some() {
+        if row.error.is_some() || row.processed_at.is_some() {
             return Ok(());
         }
         let xml = self.store.telegram_xml(id).await?;

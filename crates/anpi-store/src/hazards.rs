@@ -45,10 +45,12 @@ pub struct TelegramRow {
     pub headline: String,
     pub areas: String,
     pub error: Option<String>,
+    /// When the rules were applied; `None` while that is still to do.
+    pub processed_at: Option<i64>,
 }
 
 const TELEGRAM_COLUMNS: &str =
-    "id, source, received_at, type_code, title, status, info_type, event_id, serial, reported_at, kind, severity, headline, areas, error";
+    "id, source, received_at, type_code, title, status, info_type, event_id, serial, reported_at, kind, severity, headline, areas, error, processed_at";
 
 /// A tenant's dispatch rule, as stored.
 #[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]

@@ -59,10 +59,9 @@ pub fn client_info(st: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Clie
 }
 
 /// 429 with the wait, for throttled sign-in attempts. Says nothing about the account.
-pub fn throttled(t: Tr, wait_ms: i64) -> Response {
+pub fn throttled(wait_ms: i64) -> Response {
     let secs = (wait_ms + 999) / 1000;
     let msg = format!("試行が多すぎます。{secs}秒後にもう一度お試しください (too many attempts: try again in {secs} s)");
-    let _ = t;
     (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], crate::WebError::BadRequest(msg)).into_response()
 }
 
@@ -76,7 +75,7 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
     let wait = st.store.login_wait(&keys, now).await?;
     if wait > 0 {
         tracing::warn!(ip = %client.ip, tenant = %f.tenant, "sign-in throttled");
-        return Ok(throttled(t, wait));
+        return Ok(throttled(wait));
     }
     let Some((scope, account)) = st.store.account_login(&f.tenant, &f.email, &f.password, now).await? else {
         st.store.note_login_failure(&keys, now).await?;

@@ -64,7 +64,7 @@ pub async fn second_factor(State(st): State<AppState>, s: SignIn, ConnectInfo(pe
     let attempt = FactorAttempt::new(&st, &s, &headers, peer);
     let wait = attempt.wait(&st).await?;
     if wait > 0 {
-        return Ok(throttled(s.t, wait));
+        return Ok(throttled(wait));
     }
     if st.store.verify_second_factor(&s.scope, s.account.id, &f.code, attempt.now).await? {
         let cookie = attempt.passed(&st, &s, "second factor").await?;

@@ -65,7 +65,7 @@ async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<Socket
     let wait = st.store.login_wait(&keys, now).await?;
     if wait > 0 {
         tracing::warn!(%ip, "operator sign-in throttled");
-        return Ok(super::auth::throttled(Tr::from_request(&headers, None), wait));
+        return Ok(super::auth::throttled(wait));
     }
     let found = st.store.operator_login(&f.email, &f.password).await?;
     if found.is_some() {
