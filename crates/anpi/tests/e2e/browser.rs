@@ -3,17 +3,13 @@
 //! Screenshots go to test-artifacts/screenshots/.
 
 use super::common::*;
-use crate::support::{fresh_database, Engine, Server, SmtpSink, WebDriver};
+use crate::support::{Engine, WebDriver};
 use std::time::Duration;
 
 #[tokio::test]
 async fn admin_and_employee_in_chromium() {
     let Some(wd) = WebDriver::start().await else { return };
-    let (url, _db) = fresh_database(Engine::Sqlite).await;
-    let sink = SmtpSink::start().await;
-    let server = Server::start(&url, &sink).await;
-    crate::support::server::create_operator(&url, OPERATOR, PASSWORD);
-    let env = Env { server, sink, _db };
+    let env = env(Engine::Sqlite).await;
     let mut admin = tenant(&env, "browser").await;
     import_csv(&mut admin, people_csv(6, "W").as_bytes(), "auto").await;
 
@@ -81,11 +77,7 @@ async fn answered_text(wd: &WebDriver) -> String {
 #[tokio::test]
 async fn passkey_registration_and_sign_in_in_chromium() {
     let Some(wd) = WebDriver::start().await else { return };
-    let (url, _db) = fresh_database(Engine::Sqlite).await;
-    let sink = SmtpSink::start().await;
-    let server = Server::builder(&url).smtp(&sink).base_host("localhost").start().await;
-    crate::support::server::create_operator(&url, OPERATOR, PASSWORD);
-    let env = Env { server, sink, _db };
+    let env = env_with(Engine::Sqlite, |b| b.base_host("localhost")).await;
     let _admin = tenant(&env, "passkey").await;
     let email = admin_email("passkey");
     let authenticator = wd
@@ -96,7 +88,7 @@ async fn passkey_registration_and_sign_in_in_chromium() {
         .await;
 
     // Sign in (no second factor yet) and add a passkey on My account.
-    password_step(&wd, &env, "passkey", &email).await;
+    browser_sign_in(&wd, &env, "passkey", &email, PASSWORD).await;
     wd.wait_for("#new-incident", Duration::from_secs(10)).await;
     wd.goto(&env.server.url("/account")).await;
     wd.wait_for("#passkey-add:not([hidden])", Duration::from_secs(10)).await;
@@ -117,7 +109,7 @@ async fn passkey_registration_and_sign_in_in_chromium() {
     let logout = wd.find("form[action='/logout'] button").await;
     wd.click(&logout).await;
     wd.wait_for("#tenant", Duration::from_secs(10)).await;
-    password_step(&wd, &env, "passkey", &email).await;
+    browser_sign_in(&wd, &env, "passkey", &email, PASSWORD).await;
     wd.wait_for_url("/login/mfa", Duration::from_secs(10)).await;
     let use_it = wd.wait_for("#passkey-login:not([hidden]) #passkey-use", Duration::from_secs(10)).await;
     wd.screenshot("passkey-03-second-step").await;
@@ -168,26 +160,13 @@ async fn passkey_registration_and_sign_in_in_chromium() {
     assert_eq!(r.status, 403, "no passkey enrolment while the second factor is pending");
 }
 
-/// The password step of signing in, in the browser.
-async fn password_step(wd: &WebDriver, env: &Env, code: &str, email: &str) {
-    wd.goto(&env.server.url("/login")).await;
-    wd.send_keys(&wd.wait_for("#tenant", Duration::from_secs(10)).await, code).await;
-    wd.send_keys(&wd.find("#email").await, email).await;
-    wd.send_keys(&wd.find("#password").await, PASSWORD).await;
-    wd.click(&wd.find("#login").await).await;
-}
-
 /// When the tenant requires MFA, the enrolment step right after the password offers a passkey:
 /// enrolling one (no second password prompt) completes the sign-in, and the last passkey
 /// cannot then be removed.
 #[tokio::test]
 async fn passkey_enrolment_when_required_in_chromium() {
     let Some(wd) = WebDriver::start().await else { return };
-    let (url, _db) = fresh_database(Engine::Sqlite).await;
-    let sink = SmtpSink::start().await;
-    let server = Server::builder(&url).smtp(&sink).base_host("localhost").start().await;
-    crate::support::server::create_operator(&url, OPERATOR, PASSWORD);
-    let env = Env { server, sink, _db };
+    let env = env_with(Engine::Sqlite, |b| b.base_host("localhost")).await;
     let mut admin = tenant(&env, "pkenrol").await;
     admin.get("/security").await.expect_status(200);
     admin
@@ -200,7 +179,7 @@ async fn passkey_enrolment_when_required_in_chromium() {
     }))
     .await;
 
-    password_step(&wd, &env, "pkenrol", &admin_email("pkenrol")).await;
+    browser_sign_in(&wd, &env, "pkenrol", &admin_email("pkenrol"), PASSWORD).await;
     wd.wait_for_url("/account/mfa", Duration::from_secs(10)).await;
     wd.wait_for("#passkey-add:not([hidden])", Duration::from_secs(10)).await;
     assert!(wd.try_find("#passkey-password").await.is_none(), "the password was just given");

@@ -2,7 +2,7 @@
 //! the QR page, sign in with a code, and see a locked account get the ordinary error message.
 
 use super::common::*;
-use crate::support::{extract, fresh_database, Engine, Server, SmtpSink, WebDriver};
+use crate::support::{extract, Engine, WebDriver};
 use anpi_store::mfa::{totp_code, unbase32};
 use std::time::Duration;
 
@@ -12,21 +12,13 @@ fn code(secret: &str, offset_steps: i64) -> String {
 }
 
 async fn sign_in(wd: &WebDriver, env: &Env, email: &str, password: &str) {
-    wd.goto(&env.server.url("/login")).await;
-    wd.send_keys(&wd.wait_for("#tenant", Duration::from_secs(10)).await, "mfa").await;
-    wd.send_keys(&wd.find("#email").await, email).await;
-    wd.send_keys(&wd.find("#password").await, password).await;
-    wd.click(&wd.find("#login").await).await;
+    browser_sign_in(wd, env, "mfa", email, password).await;
 }
 
 #[tokio::test]
 async fn totp_enrolment_login_and_lockout_in_chromium() {
     let Some(wd) = WebDriver::start().await else { return };
-    let (url, _db) = fresh_database(Engine::Sqlite).await;
-    let sink = SmtpSink::start().await;
-    let server = Server::start(&url, &sink).await;
-    crate::support::server::create_operator(&url, OPERATOR, PASSWORD);
-    let env = Env { server, sink, _db };
+    let env = env(Engine::Sqlite).await;
     let mut admin = tenant(&env, "mfa").await;
     let email = admin_email("mfa");
 

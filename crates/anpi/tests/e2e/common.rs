@@ -2,7 +2,7 @@
 //! sink, and tenants created the way a customer gets one (operator console + invite mail).
 
 use crate::support::server::create_operator;
-use crate::support::{extract, fresh_database, Client, DbGuard, Engine, Mail, Server, SmtpSink};
+use crate::support::{extract, fresh_database, Client, DbGuard, Engine, Mail, Server, ServerBuilder, SmtpSink, WebDriver};
 use std::time::Duration;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -15,11 +15,25 @@ pub struct Env {
 }
 
 pub async fn env(engine: Engine) -> Env {
+    env_with(engine, |b| b).await
+}
+
+/// [`env`] with extra server settings (flags, base host).
+pub async fn env_with(engine: Engine, configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> Env {
     let (url, db) = fresh_database(engine).await;
     let sink = SmtpSink::start().await;
-    let server = Server::start(&url, &sink).await;
+    let server = configure(Server::builder(&url).smtp(&sink)).start().await;
     create_operator(&url, OPERATOR, PASSWORD);
     Env { server, sink, _db: db }
+}
+
+/// The password step of signing in, in the browser.
+pub async fn browser_sign_in(wd: &WebDriver, env: &Env, tenant: &str, email: &str, password: &str) {
+    wd.goto(&env.server.url("/login")).await;
+    wd.send_keys(&wd.wait_for("#tenant", Duration::from_secs(10)).await, tenant).await;
+    wd.send_keys(&wd.find("#email").await, email).await;
+    wd.send_keys(&wd.find("#password").await, password).await;
+    wd.click(&wd.find("#login").await).await;
 }
 
 /// Waits for the first message matching `pred`.

@@ -4,7 +4,7 @@
 
 use super::common::*;
 use crate::support::server::ANPI_BIN;
-use crate::support::{engines, fresh_database, shared_dir, Client, Server, SmtpSink};
+use crate::support::{engines, shared_dir, Client, SmtpSink};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -120,15 +120,9 @@ async fn jma_feed_rules_and_dispatch() {
     for engine in engines() {
         eprintln!("== engine {engine}");
         let jma = FakeJma::start(samples.clone()).await;
-        let (url, _db) = fresh_database(engine).await;
-        let sink = SmtpSink::start().await;
-        let server = Server::builder(&url)
-            .smtp(&sink)
-            .args(["--jma-feed", &jma.feed_url(), "--jma-poll-secs", "1", "--jma-push-secret", SECRET, "--jma-max-age-min", "0"])
-            .start()
-            .await;
-        crate::support::server::create_operator(&url, OPERATOR, PASSWORD);
-        let env = Env { server, sink, _db };
+        let feed = jma.feed_url();
+        let env = env_with(engine, |b| b.args(["--jma-feed", &feed, "--jma-poll-secs", "1", "--jma-push-secret", SECRET, "--jma-max-age-min", "0"])).await;
+        let url = env.server.database_url().to_string();
         let mut admin = tenant(&env, "jma").await;
 
         // Directory: 静岡 (home), 東京 (home and site), someone living in 東京 but working in 大阪,

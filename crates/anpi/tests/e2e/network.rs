@@ -6,8 +6,7 @@
 //! `X-Forwarded-For`; a plain request is from 127.0.0.1 itself.
 
 use super::common::*;
-use crate::support::server::create_operator;
-use crate::support::{engines, fresh_database, Client, Engine, Resp, Server, SmtpSink, WebDriver};
+use crate::support::{engines, Client, Engine, Resp, Server, WebDriver};
 use reqwest::Method;
 use std::time::Duration;
 
@@ -17,11 +16,7 @@ const OUTSIDE: &str = "203.0.113.9";
 
 /// A server that believes `X-Forwarded-For` from loopback.
 async fn proxied_env(engine: Engine) -> Env {
-    let (url, db) = fresh_database(engine).await;
-    let sink = SmtpSink::start().await;
-    let server = Server::builder(&url).smtp(&sink).args(["--trusted-proxy", "127.0.0.1/32"]).start().await;
-    create_operator(&url, OPERATOR, PASSWORD);
-    Env { server, sink, _db: db }
+    env_with(engine, |b| b.args(["--trusted-proxy", "127.0.0.1/32"])).await
 }
 
 /// GET as a client at `ip` behind the loopback proxy.
