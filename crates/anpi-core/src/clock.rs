@@ -25,8 +25,33 @@ pub fn format_local(at: Millis, zone: &str) -> String {
     }
 }
 
+/// Formats a time in a zone to the second, e.g. `2026-11-23 23:05:09` (logs).
+pub fn format_local_seconds(at: Millis, zone: &str) -> String {
+    let tz: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::Asia::Tokyo);
+    match chrono::DateTime::from_timestamp_millis(at) {
+        Some(t) => t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => String::new(),
+    }
+}
+
+/// The first moment of a day (`YYYY-MM-DD`) in a zone, as UTC milliseconds.
+pub fn local_day_start(date: &str, zone: &str) -> Option<Millis> {
+    use chrono::TimeZone;
+    let tz: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::Asia::Tokyo);
+    let day = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").ok()?;
+    Some(tz.from_local_datetime(&day.and_hms_opt(0, 0, 0)?).earliest()?.timestamp_millis())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn days_start_at_local_midnight() {
+        assert_eq!(super::local_day_start("1970-01-02", "Asia/Tokyo"), Some(15 * 3_600_000));
+        assert_eq!(super::local_day_start("1970-01-02", "UTC"), Some(24 * 3_600_000));
+        assert_eq!(super::local_day_start("2026-13-01", "UTC"), None);
+        assert_eq!(super::format_local_seconds(1_000, "UTC"), "1970-01-01 00:00:01");
+    }
+
     #[test]
     fn tokyo_is_default() {
         assert_eq!(super::format_local(0, "Asia/Tokyo"), "1970-01-01 09:00");

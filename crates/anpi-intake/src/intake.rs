@@ -10,6 +10,7 @@ use anpi_core::survey::Survey;
 use anpi_core::target::Target;
 use anpi_core::{Clock, Lang, Millis};
 use anpi_jma::{InfoType, Severity, Status, Telegram};
+use anpi_store::audit::AuditEvent;
 use anpi_store::{DispatchRow, NewDispatch, NewIncident, NewTelegram, Store, StoreError, TenantScope};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -328,16 +329,8 @@ impl Intake {
             within: None,
             dispatch_id: Some(d.id),
         };
-        let (incident, n) = self.store.start_incident(scope, &new, now).await?;
-        let e = anpi_store::audit::AuditEvent {
-            actor: anpi_store::audit::Actor::System,
-            action: "incident_started",
-            target: format!("incident:{incident}"),
-            outcome: "ok",
-            ip: "",
-            detail: format!("rule:{} telegram:{} {n} recipients", d.rule_id, d.telegram_id),
-        };
-        self.store.audit(Some(scope), &e, now).await?;
+        let audit = AuditEvent { detail: format!("rule:{} telegram:{}", d.rule_id, d.telegram_id), ..AuditEvent::system("incident_started") };
+        let (_, n) = self.store.start_incident(scope, &new, &audit, now).await?;
         Ok(n)
     }
 }
@@ -534,10 +527,10 @@ mod tests {
         let intake = Intake::new(store.clone(), clock.clone(), Arc::default());
         let now = || clock.now();
         let scope = store.create_tenant("t1", "T1", now()).await.unwrap();
-        store.create_account(&scope, "admin@t1.example", "管理者", Role::Admin, Some("a long enough password"), now()).await.unwrap();
+        store.create_account(&scope, "admin@t1.example", "管理者", Role::Admin, Some("a long enough password"), &AuditEvent::system("test"), now()).await.unwrap();
         for (no, home) in [("S1", "22203"), ("I1", "03215"), ("M1", "04101")] {
             let p = PersonFields { employee_no: no.into(), name: no.into(), emails: format!("{no}@t1.example"), home_area: home.into(), ..Default::default() };
-            store.save_person(&scope, None, &p.validate().unwrap(), now()).await.unwrap();
+            store.save_person(&scope, None, &p.validate().unwrap(), &AuditEvent::system("test"), now()).await.unwrap();
         }
         let rule = Rule::from_row(&anpi_store::RuleRow {
             name: "震度5弱以上".into(),
@@ -551,7 +544,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        store.save_rule(&scope, &rule.to_row(), now()).await.unwrap();
+        store.save_rule(&scope, &rule.to_row(), &AuditEvent::system("test"), now()).await.unwrap();
 
         // Held for two minutes, then sent by the background tick.
         assert!(matches!(intake.accept(&suruga, Source::Feed).await.unwrap(), Accepted::New { decisions: 1, .. }));

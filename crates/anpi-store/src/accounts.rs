@@ -1,6 +1,7 @@
 //! Console accounts, operator accounts, sessions and password resets.
 
 use crate::crypto::{hash_password, random_token, token_hash, verify_password};
+use crate::audit::AuditEvent;
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::{password, Millis, Role};
 
@@ -190,7 +191,8 @@ impl Store {
 
     /// Creates a tenant account. Without a password it cannot sign in until it sets one
     /// through a reset link.
-    pub async fn create_account(&self, scope: &TenantScope, email: &str, name: &str, role: Role, pw: Option<&str>, now: Millis) -> Result<i64> {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_account(&self, scope: &TenantScope, email: &str, name: &str, role: Role, pw: Option<&str>, audit: &AuditEvent<'_>, now: Millis) -> Result<i64> {
         let email = email.trim().to_lowercase();
         if !anpi_core::directory::valid_email(&email) {
             return Err(StoreError::Invalid("メールアドレスが正しくありません (invalid email)".into()));
@@ -214,7 +216,8 @@ impl Store {
         if taken.is_some() {
             return Err(StoreError::Conflict("このメールアドレスは登録済みです (email already registered)".into()));
         }
-        Ok(sqlx::query_scalar(
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO accounts (tenant_id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(scope.tenant_id())
@@ -223,8 +226,11 @@ impl Store {
         .bind(role.as_str())
         .bind(hash)
         .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        self.record(&mut tx, scope, &audit.on(format!("account:{id}")), now).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     pub async fn accounts(&self, scope: &TenantScope) -> Result<Vec<Account>> {
@@ -245,7 +251,7 @@ impl Store {
     }
 
     /// Disables or enables an account; disabling ends its sessions at once.
-    pub async fn set_account_disabled(&self, scope: &TenantScope, id: i64, disabled: bool) -> Result<()> {
+    pub async fn set_account_disabled(&self, scope: &TenantScope, id: i64, disabled: bool, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query("UPDATE accounts SET disabled = $1 WHERE tenant_id = $2 AND id = $3")
             .bind(disabled as i64)
@@ -264,6 +270,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        self.record(&mut tx, scope, audit, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -320,7 +327,7 @@ impl Store {
     }
 
     /// Sets a distributor's reach (departments and groups of the tenant; both empty: everyone).
-    pub async fn set_reach(&self, scope: &TenantScope, account: i64, departments: &[i64], groups: &[i64]) -> Result<()> {
+    pub async fn set_reach(&self, scope: &TenantScope, account: i64, departments: &[i64], groups: &[i64], audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let t = scope.tenant_id();
         for d in departments {
             let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM departments WHERE tenant_id = $1 AND id = $2").bind(t).bind(d).fetch_optional(&self.pool).await?;
@@ -331,16 +338,19 @@ impl Store {
             ok.ok_or(StoreError::NotFound)?;
         }
         let join = |v: &[i64]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" ");
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE accounts SET reach_departments = $3, reach_groups = $4 WHERE tenant_id = $1 AND id = $2")
             .bind(t)
             .bind(account)
             .bind(join(departments))
             .bind(join(groups))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        self.record(&mut tx, scope, audit, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -355,26 +365,41 @@ impl Store {
     }
 
     /// Unlocks an account (admin action).
-    pub async fn unlock_account(&self, scope: &TenantScope, id: i64) -> Result<()> {
+    pub async fn unlock_account(&self, scope: &TenantScope, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE accounts SET locked = 0, failed_logins = 0 WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        self.record(&mut tx, scope, audit, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Starts a full session; returns the cookie token (only its hash is stored).
     pub async fn create_session(&self, principal: &str, principal_id: i64, scope: Option<&TenantScope>, now: Millis) -> Result<String> {
-        self.create_staged_session(principal, principal_id, scope, SessionStage::Full, &ClientInfo::default(), now).await
+        self.create_staged_session(principal, principal_id, scope, SessionStage::Full, &ClientInfo::default(), &AuditEvent::system("sign_in"), now).await
     }
 
     /// Starts a session at `stage`, recording where it comes from.
-    pub async fn create_staged_session(&self, principal: &str, principal_id: i64, scope: Option<&TenantScope>, stage: SessionStage, client: &ClientInfo, now: Millis) -> Result<String> {
+    /// The event is recorded in the tenant's chain, or the operators' and system chain.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_staged_session(
+        &self,
+        principal: &str,
+        principal_id: i64,
+        scope: Option<&TenantScope>,
+        stage: SessionStage,
+        client: &ClientInfo,
+        audit: &AuditEvent<'_>,
+        now: Millis,
+    ) -> Result<String> {
         let token = random_token();
+        let mut tx = self.pool.begin().await?;
         let ua: String = client.user_agent.chars().take(200).collect();
         sqlx::query(
             "INSERT INTO sessions (token_hash, principal, principal_id, tenant_id, csrf, created_at, last_seen_at, stage, ip, user_agent) \
@@ -389,8 +414,10 @@ impl Store {
         .bind(stage.code())
         .bind(&client.ip)
         .bind(ua)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        self.append_in(&mut tx, scope.map(|s| s.tenant_id()).unwrap_or(crate::audit::SYSTEM_CHAIN), audit, now).await?;
+        tx.commit().await?;
         Ok(token)
     }
 
@@ -457,40 +484,58 @@ impl Store {
     }
 
     /// Ends the account's sessions: all, or all but the one with cookie `keep`.
-    pub async fn end_account_sessions(&self, scope: &TenantScope, account: i64, keep: Option<&str>) -> Result<u64> {
+    /// The event's detail gets the number of sessions ended.
+    pub async fn end_account_sessions(&self, scope: &TenantScope, account: i64, keep: Option<&str>, audit: &AuditEvent<'_>, now: Millis) -> Result<u64> {
         let keep = keep.map(token_hash).unwrap_or_default();
-        Ok(sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2 AND token_hash <> $3")
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2 AND token_hash <> $3")
             .bind(scope.tenant_id())
             .bind(account)
             .bind(keep)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected())
+            .rows_affected();
+        self.record(&mut tx, scope, &AuditEvent { detail: format!("{n} session(s)"), ..audit.clone() }, now).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Ends one of the account's sessions, named by [`SessionRow::id`].
-    pub async fn end_account_session(&self, scope: &TenantScope, account: i64, id: &str) -> Result<()> {
+    pub async fn end_account_session(&self, scope: &TenantScope, account: i64, id: &str, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(StoreError::NotFound);
         }
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2 AND SUBSTR(token_hash, 1, 16) = $3")
             .bind(scope.tenant_id())
             .bind(account)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        self.record(&mut tx, scope, audit, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
+    /// Ends the session with cookie `token` (signing out; also a half-way sign-in given up).
     pub async fn end_session(&self, token: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash(token)).execute(&self.pool).await?;
         Ok(())
     }
 
-    pub async fn change_password(&self, scope: &TenantScope, account_id: i64, old: &str, new: &str) -> Result<()> {
+    /// Signs the session out and records it in the tenant's chain.
+    pub async fn sign_out(&self, scope: &TenantScope, token: &str, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1 AND tenant_id = $2").bind(token_hash(token)).bind(scope.tenant_id()).execute(&mut *tx).await?;
+        self.record(&mut tx, scope, audit, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn change_password(&self, scope: &TenantScope, account_id: i64, old: &str, new: &str, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account_id)
@@ -499,7 +544,7 @@ impl Store {
         if !verify_password(old, stored.as_deref().unwrap_or("")) {
             return Err(StoreError::Invalid("現在のパスワードが違います (current password is wrong)".into()));
         }
-        self.set_password(scope.tenant_id(), account_id, new, None).await
+        self.set_password(scope.tenant_id(), account_id, new, None, audit, now).await
     }
 
     /// The tenant's code and name: context-specific words a password must not contain
@@ -512,7 +557,7 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
-    async fn set_password(&self, tenant_id: i64, account_id: i64, new: &str, reset_hash: Option<&str>) -> Result<()> {
+    async fn set_password(&self, tenant_id: i64, account_id: i64, new: &str, reset_hash: Option<&str>, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let with_mfa = self.mfa_enrolled(&TenantScope::new(tenant_id), account_id).await?;
         let (code, tenant_name) = self.tenant_words(tenant_id).await?;
         let email: String = sqlx::query_scalar("SELECT email FROM accounts WHERE tenant_id = $1 AND id = $2")
@@ -538,6 +583,7 @@ impl Store {
         if let Some(h) = reset_hash {
             sqlx::query("UPDATE password_resets SET used = 1 WHERE token_hash = $1").bind(h).execute(&mut *tx).await?;
         }
+        self.record(&mut tx, &TenantScope::new(tenant_id), &audit.on(email), now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -605,10 +651,12 @@ impl Store {
             .await?)
     }
 
-    pub async fn reset_password(&self, token: &str, new: &str, now: Millis) -> Result<()> {
+    /// Sets a new password through a reset link; `audit` is recorded with the account as actor.
+    pub async fn reset_password(&self, token: &str, new: &str, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let Some((tenant, account)) = self.reset_target(token, now).await? else {
             return Err(StoreError::Invalid("このリンクは無効か期限切れです (this link is invalid or expired)".into()));
         };
-        self.set_password(tenant, account, new, Some(&token_hash(token))).await
+        let audit = AuditEvent { actor: crate::audit::Actor::Account(account), ..audit.clone() };
+        self.set_password(tenant, account, new, Some(&token_hash(token)), &audit, now).await
     }
 }

@@ -2,8 +2,10 @@
 //! console as an admin, and the answer pages. Each is a space-separated list of CIDR prefixes
 //! (see `anpi_core::netlist`); empty means anywhere. No row means all three are empty.
 
+use crate::audit::AuditEvent;
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::netlist::NetList;
+use anpi_core::Millis;
 
 /// The three lists as stored (canonical text, as [`NetList`] displays them).
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
@@ -38,8 +40,9 @@ impl Store {
 
     /// Validates, normalises and saves the allowlists, leaving the tenant's other security
     /// settings as they are. Returns what was stored.
-    pub async fn set_allowlists(&self, scope: &TenantScope, lists: &Allowlists) -> Result<Allowlists> {
+    pub async fn set_allowlists(&self, scope: &TenantScope, lists: &Allowlists, audit: &AuditEvent<'_>, now: Millis) -> Result<Allowlists> {
         let lists = lists.normalised().map_err(StoreError::Invalid)?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO tenant_security (tenant_id, console_allowlist, admin_allowlist, answer_allowlist) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id) DO UPDATE SET console_allowlist = excluded.console_allowlist, \
@@ -49,8 +52,11 @@ impl Store {
         .bind(&lists.console)
         .bind(&lists.admin)
         .bind(&lists.answer)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let detail = format!("console=[{}] admin=[{}] answer=[{}]", lists.console, lists.admin, lists.answer);
+        self.record(&mut tx, scope, &AuditEvent { detail, ..audit.clone() }, now).await?;
+        tx.commit().await?;
         Ok(lists)
     }
 }
@@ -67,14 +73,14 @@ mod tests {
         let b = s.create_tenant("beta", "Beta", 0).await.unwrap();
         assert_eq!(s.allowlists(&a).await.unwrap(), Allowlists::default());
         let set = Allowlists { console: "203.0.113.0/24,\n2001:DB8::/32".into(), admin: "10.1.2.3/8".into(), answer: String::new() };
-        let stored = s.set_allowlists(&a, &set).await.unwrap();
+        let stored = s.set_allowlists(&a, &set, &AuditEvent::system("test"), 0).await.unwrap();
         assert_eq!(stored.console, "203.0.113.0/24 2001:db8::/32");
         assert_eq!(stored.admin, "10.0.0.0/8");
         assert_eq!(s.allowlists(&a).await.unwrap(), stored);
         assert_eq!(s.allowlists(&b).await.unwrap(), Allowlists::default());
         let bad = Allowlists { answer: "10.0.0.300/8".into(), ..stored.clone() };
-        assert!(matches!(s.set_allowlists(&a, &bad).await, Err(StoreError::Invalid(m)) if m.contains("10.0.0.300/8")));
-        let cleared = s.set_allowlists(&a, &Allowlists::default()).await.unwrap();
+        assert!(matches!(s.set_allowlists(&a, &bad, &AuditEvent::system("test"), 0).await, Err(StoreError::Invalid(m)) if m.contains("10.0.0.300/8")));
+        let cleared = s.set_allowlists(&a, &Allowlists::default(), &AuditEvent::system("test"), 0).await.unwrap();
         assert_eq!(s.allowlists(&a).await.unwrap(), cleared);
     }
 }

@@ -1,6 +1,7 @@
 //! The tenant directory: people, departments (a tree), positions, sites, contact groups.
 
 use crate::keys::{write_email_hashes, KeyRing, PREFIX};
+use crate::audit::AuditEvent;
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::directory::PersonInput;
 use anpi_core::{AreaCode, Lang, Millis};
@@ -247,42 +248,47 @@ impl Store {
 
     /// Adds a person, or updates the one with the same employee number when `id` is `None`
     /// and `upsert` is set. With `id`, updates that person.
-    pub async fn save_person(&self, scope: &TenantScope, id: Option<i64>, p: &PersonInput, now: Millis) -> Result<i64> {
+    pub async fn save_person(&self, scope: &TenantScope, id: Option<i64>, p: &PersonInput, audit: &AuditEvent<'_>, now: Millis) -> Result<i64> {
         let ring = self.ring_for(scope, std::slice::from_ref(p)).await?;
         let mut tx = self.pool.begin().await?;
         let id = save_person_tx(&mut tx, ring.as_ref(), scope, id, p, false, now).await?;
+        self.record(&mut tx, scope, &audit.on(format!("person:{id}")), now).await?;
         tx.commit().await?;
         Ok(id)
     }
 
     /// Imports rows all-or-nothing: upsert by employee number.
-    pub async fn import_people(&self, scope: &TenantScope, rows: &[PersonInput], now: Millis) -> Result<usize> {
+    pub async fn import_people(&self, scope: &TenantScope, rows: &[PersonInput], audit: &AuditEvent<'_>, now: Millis) -> Result<usize> {
         let ring = self.ring_for(scope, rows).await?;
         let mut tx = self.pool.begin().await?;
         for p in rows {
             save_person_tx(&mut tx, ring.as_ref(), scope, None, p, true, now).await?;
         }
+        self.record(&mut tx, scope, &AuditEvent { detail: format!("{} rows", rows.len()), ..audit.clone() }, now).await?;
         tx.commit().await?;
         Ok(rows.len())
     }
 
-    pub async fn set_person_disabled(&self, scope: &TenantScope, id: i64, disabled: bool, now: Millis) -> Result<()> {
+    pub async fn set_person_disabled(&self, scope: &TenantScope, id: i64, disabled: bool, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let n = sqlx::query("UPDATE people SET disabled = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
             .bind(disabled as i64)
             .bind(now)
             .bind(scope.tenant_id())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound);
         }
+        self.record(&mut tx, scope, audit, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Deletes a person from the directory. Past incidents keep their recipient snapshot.
-    pub async fn delete_person(&self, scope: &TenantScope, id: i64) -> Result<()> {
+    pub async fn delete_person(&self, scope: &TenantScope, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM group_members WHERE tenant_id = $1 AND person_id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM person_email_hashes WHERE tenant_id = $1 AND person_id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?;
@@ -290,6 +296,7 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound);
         }
+        self.record(&mut tx, scope, audit, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! (dispatches) each rule took about each telegram. Severity, kinds and areas are stored as the
 //! strings `anpi-intake` gives; this crate does not interpret them.
 
+use crate::audit::AuditEvent;
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::Millis;
 
@@ -211,7 +212,7 @@ impl Store {
     }
 
     /// Creates (`rule.id == 0`) or updates a rule; returns its id.
-    pub async fn save_rule(&self, scope: &TenantScope, rule: &RuleRow, now: Millis) -> Result<i64> {
+    pub async fn save_rule(&self, scope: &TenantScope, rule: &RuleRow, audit: &AuditEvent<'_>, now: Millis) -> Result<i64> {
         // $1–$12: the rule's fields, $13: now, $14: tenant, $15: the rule's id (updates).
         const FIELDS: &str = "name, enabled, kind, threshold, areas, basis, survey, message, hold_secs, suppress_min, reminder_interval_min, reminder_count";
         let sql = if rule.id == 0 {
@@ -238,17 +239,22 @@ impl Store {
         if rule.id != 0 {
             q = q.bind(rule.id);
         }
-        q.fetch_optional(&self.pool).await?.ok_or(StoreError::NotFound)
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = q.fetch_optional(&mut *tx).await?.ok_or(StoreError::NotFound)?;
+        self.record(&mut tx, scope, &audit.on(format!("rule:{id}")), now).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Deletes a rule with the decisions it recorded; incidents it started stay.
-    pub async fn delete_rule(&self, scope: &TenantScope, id: i64) -> Result<()> {
+    pub async fn delete_rule(&self, scope: &TenantScope, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM dispatches WHERE tenant_id = $1 AND rule_id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?;
         let done = sqlx::query("DELETE FROM rules WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        self.record(&mut tx, scope, audit, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Incidents: start (with recipients and outbox rows in one transaction), list, dashboard,
 //! re-send, reminders, close.
 
+use crate::audit::AuditEvent;
 use crate::outbox::OutboxKind;
 use crate::{values_placeholders, Result, Store, StoreError, TenantScope};
 use anpi_core::survey::{Answers, Survey};
@@ -191,8 +192,9 @@ impl Store {
 
 impl Store {
     /// Starts an incident: picks the recipients and queues one message each, all in one
-    /// transaction, so a crash leaves either nothing or everything queued.
-    pub async fn start_incident(&self, scope: &TenantScope, new: &NewIncident, now: Millis) -> Result<(i64, usize)> {
+    /// transaction with its audit entry (target and recipient count filled in), so a crash
+    /// leaves either nothing or everything queued.
+    pub async fn start_incident(&self, scope: &TenantScope, new: &NewIncident, audit: &AuditEvent<'_>, now: Millis) -> Result<(i64, usize)> {
         if new.title.trim().is_empty() {
             return Err(StoreError::Invalid("件名がありません (title is required)".into()));
         }
@@ -249,6 +251,13 @@ impl Store {
                 return Err(StoreError::Conflict("dispatch is no longer held".into()));
             }
         }
+        let detail = [audit.detail.as_str(), &format!("{} recipients", chosen.len()), if new.drill { "drill" } else { "" }]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.record(&mut tx, scope, &AuditEvent { target: format!("incident:{incident}"), detail, ..audit.clone() }, now).await?;
         tx.commit().await?;
         Ok((incident, chosen.len()))
     }
@@ -336,9 +345,16 @@ impl Store {
             .collect())
     }
 
-    /// Queues one more message to everyone who has not answered. Returns how many.
     /// Queues one more message to everyone (of `within`, when given) who has not answered.
-    pub async fn resend_unanswered(&self, scope: &TenantScope, incident: i64, within: Option<&std::collections::HashSet<i64>>, now: Millis) -> Result<usize> {
+    /// Returns how many.
+    pub async fn resend_unanswered(
+        &self,
+        scope: &TenantScope,
+        incident: i64,
+        within: Option<&std::collections::HashSet<i64>>,
+        audit: &AuditEvent<'_>,
+        now: Millis,
+    ) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
         let closed: Option<Option<i64>> = sqlx::query_scalar("SELECT closed_at FROM incidents WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
@@ -356,16 +372,18 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let count = queue_unanswered(&mut tx, scope.tenant_id(), incident, OutboxKind::Resend, n, within, now).await?;
+        self.record(&mut tx, scope, &AuditEvent { detail: format!("{count} recipients"), ..audit.clone() }, now).await?;
         tx.commit().await?;
         Ok(count)
     }
 
-    pub async fn close_incident(&self, scope: &TenantScope, incident: i64, now: Millis) -> Result<()> {
+    pub async fn close_incident(&self, scope: &TenantScope, incident: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let n = sqlx::query("UPDATE incidents SET closed_at = $1 WHERE tenant_id = $2 AND id = $3 AND closed_at IS NULL")
             .bind(now)
             .bind(scope.tenant_id())
             .bind(incident)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         if n == 0 {
@@ -375,8 +393,10 @@ impl Store {
         sqlx::query("UPDATE outbox SET status = 'cancelled' WHERE tenant_id = $1 AND incident_id = $2 AND status = 'pending'")
             .bind(scope.tenant_id())
             .bind(incident)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        self.record(&mut tx, scope, audit, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 

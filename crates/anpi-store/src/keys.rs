@@ -77,6 +77,11 @@ impl MasterKey {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// A secret derived from this key for one purpose (`label`).
+    pub(crate) fn derive(&self, label: &[u8]) -> [u8; 32] {
+        hmac(&self.key, label)
+    }
 }
 
 /// The master keys a process knows: the current one (wraps new keys) and older ones (still
@@ -102,7 +107,11 @@ impl MasterKeys {
         &self.current
     }
     fn find(&self, id: &str) -> Option<&MasterKey> {
-        std::iter::once(&self.current).chain(self.older.iter()).find(|k| k.id == id)
+        self.all().find(|k| k.id == id)
+    }
+    /// The current key, then the older ones.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &MasterKey> {
+        std::iter::once(&self.current).chain(self.older.iter())
     }
 }
 
@@ -337,7 +346,8 @@ impl Store {
 
     /// Re-wraps every tenant key under `new` (which becomes the master key), in one
     /// transaction. Keys are unwrapped with whichever known master key wrapped them (the
-    /// configured ones and `new`). Returns how many keys were re-wrapped.
+    /// configured ones and `new`), and the audit checkpoints are re-signed with `new`'s key.
+    /// Returns how many keys were re-wrapped.
     pub async fn rewrap_tenant_keys(&self, new: &MasterKey) -> Result<usize> {
         let known = match self.master_keys() {
             Ok(k) => k.with_old(new.clone()),
@@ -356,6 +366,8 @@ impl Store {
             sqlx::query("UPDATE tenant_keys SET master_id = $1, wrapped = $2 WHERE id = $3").bind(new.id()).bind(rewrapped).bind(id).execute(&mut *tx).await?;
             n += 1;
         }
+        let checkpoint_keys: Vec<_> = known.all().filter_map(|m| crate::checkpoints::CheckpointKey::of(m).ok()).collect();
+        self.resign_checkpoints(&mut tx, &checkpoint_keys, new).await?;
         tx.commit().await?;
         let older: Vec<MasterKey> = std::iter::once(known.current.clone()).chain(known.older).filter(|k| k.id != new.id).collect();
         self.set_master_keys(MasterKeys { current: new.clone(), older });

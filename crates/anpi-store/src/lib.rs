@@ -5,6 +5,7 @@
 mod accounts;
 pub mod audit;
 mod allowlists;
+mod checkpoints;
 mod crypto;
 mod directory;
 mod feeds;

@@ -2,6 +2,7 @@
 //! and one-time recovery codes, stored hashed.
 
 use crate::crypto::random_bytes;
+use crate::audit::AuditEvent;
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::Millis;
 use hmac::{Hmac, Mac};
@@ -136,7 +137,7 @@ impl Store {
 
     /// Turns TOTP on once the user proves the app works (`code` for `secret`); returns the
     /// recovery codes to show once. Replaces earlier codes.
-    pub async fn enable_totp(&self, scope: &TenantScope, account: i64, secret: &str, code: &str, now: Millis) -> Result<Vec<String>> {
+    pub async fn enable_totp(&self, scope: &TenantScope, account: i64, secret: &str, code: &str, audit: &AuditEvent<'_>, now: Millis) -> Result<Vec<String>> {
         let step = totp_match(secret, code, now).ok_or_else(|| StoreError::Invalid("確認コードが違います (the code does not match)".into()))?;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE accounts SET totp_secret = $3, totp_last_step = $4 WHERE tenant_id = $1 AND id = $2")
@@ -150,12 +151,13 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         let codes = replace_recovery_codes(&mut tx, scope, account).await?;
+        self.record(&mut tx, scope, audit, now).await?;
         tx.commit().await?;
         Ok(codes)
     }
 
     /// Turns the second factor off: TOTP, passkeys and recovery codes.
-    pub async fn disable_mfa(&self, scope: &TenantScope, account: i64) -> Result<()> {
+    pub async fn disable_mfa(&self, scope: &TenantScope, account: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE accounts SET totp_secret = '', totp_last_step = 0 WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
@@ -165,6 +167,7 @@ impl Store {
         sqlx::query("DELETE FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM webauthn_challenges WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
+        self.record(&mut tx, scope, audit, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -15,6 +15,7 @@
 //! without verifying its statement, so nothing is proved about the authenticator's make.
 
 use crate::crypto::{b64, random_bytes, unb64};
+use crate::audit::AuditEvent;
 use crate::{Account, Result, Store, StoreError, TenantScope};
 use anpi_core::Millis;
 use serde::Deserialize;
@@ -522,16 +523,19 @@ impl Store {
     }
 
     /// Removes one of the account's passkeys.
-    pub async fn delete_passkey(&self, scope: &TenantScope, account: i64, id: i64) -> Result<()> {
+    pub async fn delete_passkey(&self, scope: &TenantScope, account: i64, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND account_id = $2 AND id = $3")
             .bind(scope.tenant_id())
             .bind(account)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        self.record(&mut tx, scope, audit, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -965,8 +969,8 @@ mod tests {
             let now = 1_700_000_000_000;
             let a = s.create_tenant("pk-a", "A", now).await.unwrap();
             let b = s.create_tenant("pk-b", "B", now).await.unwrap();
-            let acc = s.create_account(&a, "pk@example.jp", "鍵 太郎", anpi_core::Role::Admin, Some("long enough pass"), now).await.unwrap();
-            let other = s.create_account(&b, "pk@example.jp", "鍵 次郎", anpi_core::Role::Admin, Some("long enough pass"), now).await.unwrap();
+            let acc = s.create_account(&a, "pk@example.jp", "鍵 太郎", anpi_core::Role::Admin, Some("long enough pass"), &AuditEvent::system("test"), now).await.unwrap();
+            let other = s.create_account(&b, "pk@example.jp", "鍵 次郎", anpi_core::Role::Admin, Some("long enough pass"), &AuditEvent::system("test"), now).await.unwrap();
             let account = s.account(&a, acc).await.unwrap();
             assert!(!account.mfa);
             let rp = rp();
@@ -1030,8 +1034,8 @@ mod tests {
             assert!(!s.verify_second_factor(&a, acc, &codes[0], now).await.unwrap());
 
             // Deleting: only one's own; turning MFA off deletes the rest.
-            assert!(s.delete_passkey(&b, acc, list[0].id).await.is_err());
-            s.disable_mfa(&a, acc).await.unwrap();
+            assert!(s.delete_passkey(&b, acc, list[0].id, &AuditEvent::system("test"), 0).await.is_err());
+            s.disable_mfa(&a, acc, &AuditEvent::system("test"), 0).await.unwrap();
             assert!(s.passkeys(&a, acc).await.unwrap().is_empty());
             assert!(!s.account(&a, acc).await.unwrap().mfa);
         }

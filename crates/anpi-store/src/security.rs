@@ -1,6 +1,7 @@
 //! A tenant's security policy (MFA requirement, lockout threshold, session timeouts) and the
 //! throttling of failed sign-ins by client address and by account name.
 
+use crate::audit::AuditEvent;
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::{Millis, Role};
 
@@ -97,8 +98,9 @@ impl Store {
         })
     }
 
-    pub async fn set_security_policy(&self, scope: &TenantScope, p: &SecurityPolicy) -> Result<()> {
+    pub async fn set_security_policy(&self, scope: &TenantScope, p: &SecurityPolicy, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         p.check().map_err(StoreError::Invalid)?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO tenant_security (tenant_id, mfa_required, lockout_threshold, idle_min, absolute_min) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (tenant_id) DO UPDATE SET mfa_required = excluded.mfa_required, lockout_threshold = excluded.lockout_threshold, \
@@ -109,8 +111,11 @@ impl Store {
         .bind(p.lockout_threshold)
         .bind(p.idle_min)
         .bind(p.absolute_min)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let detail = format!("mfa={} lockout={} idle={} absolute={}", p.mfa_required.code(), p.lockout_threshold, p.idle_min, p.absolute_min);
+        self.record(&mut tx, scope, &AuditEvent { detail, ..audit.clone() }, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 

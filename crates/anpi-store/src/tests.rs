@@ -1,5 +1,6 @@
 //! Store tests on both engines: SQLite always, PostgreSQL when ANPI_TEST_DATABASE_URL is set.
 
+use crate::audit::AuditEvent;
 use crate::{Engine, NewIncident, Store};
 use anpi_core::directory::PersonFields;
 use anpi_core::survey::{Answers, Survey};
@@ -64,11 +65,11 @@ async fn whole_loop_on_every_engine() {
         let b = s.create_tenant("beta", "Beta", now).await.unwrap();
         assert!(s.create_tenant("acme", "again", now).await.is_err());
         s.create_site(&a, "東京本社", &AreaCode::parse("13101").unwrap()).await.unwrap();
-        s.save_person(&a, None, &person("1", "本社/総務部", "東京本社", "one@example.jp"), now).await.unwrap();
-        s.save_person(&a, None, &person("2", "本社/営業部", "", "two@example.jp;two@b.example.jp"), now).await.unwrap();
-        s.save_person(&b, None, &person("1", "営業", "", "b1@example.jp"), now).await.unwrap();
-        assert!(s.save_person(&a, None, &person("1", "", "", ""), now).await.is_err(), "duplicate employee number");
-        assert!(s.save_person(&a, None, &person("9", "", "大阪", ""), now).await.is_err(), "unknown site");
+        s.save_person(&a, None, &person("1", "本社/総務部", "東京本社", "one@example.jp"), &AuditEvent::system("test"), now).await.unwrap();
+        s.save_person(&a, None, &person("2", "本社/営業部", "", "two@example.jp;two@b.example.jp"), &AuditEvent::system("test"), now).await.unwrap();
+        s.save_person(&b, None, &person("1", "営業", "", "b1@example.jp"), &AuditEvent::system("test"), now).await.unwrap();
+        assert!(s.save_person(&a, None, &person("1", "", "", ""), &AuditEvent::system("test"), now).await.is_err(), "duplicate employee number");
+        assert!(s.save_person(&a, None, &person("9", "", "大阪", ""), &AuditEvent::system("test"), now).await.is_err(), "unknown site");
         let people = s.people(&a).await.unwrap();
         assert_eq!(people.len(), 2);
         assert_eq!(people[1].input.emails.len(), 2);
@@ -78,10 +79,10 @@ async fn whole_loop_on_every_engine() {
 
         // Import is all-or-nothing.
         let bad = vec![person("3", "", "", ""), person("4", "", "存在しない", "")];
-        assert!(s.import_people(&a, &bad, now).await.is_err());
+        assert!(s.import_people(&a, &bad, &AuditEvent::system("test"), now).await.is_err());
         assert_eq!(s.people(&a).await.unwrap().len(), 2);
 
-        let acc = s.create_account(&a, "Admin@Example.jp", "管理者", Role::Admin, Some("long enough pass"), now).await.unwrap();
+        let acc = s.create_account(&a, "Admin@Example.jp", "管理者", Role::Admin, Some("long enough pass"), &AuditEvent::system("test"), now).await.unwrap();
         assert_eq!(s.account_login("acme", "admin@example.jp", "long enough pass", now).await.unwrap().map(|x| x.1.id), Some(acc));
         assert!(s.account_login("beta", "admin@example.jp", "long enough pass", now).await.unwrap().is_none());
         assert!(s.account_login("acme", "admin@example.jp", "wrong", now).await.unwrap().is_none());
@@ -89,21 +90,21 @@ async fn whole_loop_on_every_engine() {
         s.account_login("acme", "admin@example.jp", "long enough pass", now).await.unwrap().expect("a success resets the count");
 
         // Lockout at the tenant's threshold; the right password then fails too; an admin unlocks.
-        s.set_security_policy(&a, &crate::SecurityPolicy { lockout_threshold: 3, ..Default::default() }).await.unwrap();
+        s.set_security_policy(&a, &crate::SecurityPolicy { lockout_threshold: 3, ..Default::default() }, &AuditEvent::system("test"), 0).await.unwrap();
         for _ in 0..3 {
             assert!(s.account_login("acme", "admin@example.jp", "wrong", now).await.unwrap().is_none());
         }
         assert!(s.account(&a, acc).await.unwrap().locked);
         assert!(s.account_login("acme", "admin@example.jp", "long enough pass", now).await.unwrap().is_none(), "locked");
-        assert!(s.unlock_account(&b, acc).await.is_err(), "another tenant cannot unlock");
-        s.unlock_account(&a, acc).await.unwrap();
+        assert!(s.unlock_account(&b, acc, &AuditEvent::system("test"), 0).await.is_err(), "another tenant cannot unlock");
+        s.unlock_account(&a, acc, &AuditEvent::system("test"), 0).await.unwrap();
         assert!(s.account_login("acme", "admin@example.jp", "long enough pass", now).await.unwrap().is_some());
 
         // TOTP: each code once; recovery codes once; other tenants cannot use them.
         let secret = crate::mfa::new_totp_secret();
         let code = |t: i64| crate::mfa::totp_code(&crate::mfa::unbase32(&secret).unwrap(), t / 30_000);
-        assert!(s.enable_totp(&a, acc, &secret, "000000x", now).await.is_err());
-        let codes = s.enable_totp(&a, acc, &secret, &code(now), now).await.unwrap();
+        assert!(s.enable_totp(&a, acc, &secret, "000000x", &AuditEvent::system("test"), now).await.is_err());
+        let codes = s.enable_totp(&a, acc, &secret, &code(now), &AuditEvent::system("test"), now).await.unwrap();
         assert_eq!(codes.len(), 10);
         assert!(!s.verify_second_factor(&a, acc, &code(now), now).await.unwrap(), "the enrolment code is spent");
         let later = now + 60_000;
@@ -127,7 +128,7 @@ async fn whole_loop_on_every_engine() {
             within: None,
             dispatch_id: None,
         };
-        let (inc, n) = s.start_incident(&a, &new, now).await.unwrap();
+        let (inc, n) = s.start_incident(&a, &new, &AuditEvent::system("test"), now).await.unwrap();
         assert_eq!(n, 2);
         assert!(s.incident(&b, inc).await.is_err(), "other tenant cannot see it");
         let claimed = s.claim_outbox(now, 100, 60_000).await.unwrap();
@@ -158,11 +159,11 @@ async fn whole_loop_on_every_engine() {
         assert_eq!(s.queue_due_reminders(now + 5 * 60_000).await.unwrap(), 0);
         assert_eq!(s.queue_due_reminders(now + 10 * 60_000).await.unwrap(), 1);
         assert_eq!(s.queue_due_reminders(now + 11 * 60_000).await.unwrap(), 0);
-        assert_eq!(s.resend_unanswered(&a, inc, None, now).await.unwrap(), 1);
-        assert!(s.resend_unanswered(&b, inc, None, now).await.is_err());
+        assert_eq!(s.resend_unanswered(&a, inc, None, &AuditEvent::system("test"), now).await.unwrap(), 1);
+        assert!(s.resend_unanswered(&b, inc, None, &AuditEvent::system("test"), now).await.is_err());
         let list = s.incidents(&a).await.unwrap();
         assert_eq!((list[0].recipients, list[0].answered), (2, 1));
-        s.close_incident(&a, inc, now).await.unwrap();
+        s.close_incident(&a, inc, &AuditEvent::system("test"), now).await.unwrap();
         assert!(s.save_answer(&a, ctx.recipient_id, &ans, now).await.is_err(), "closed incidents take no answers");
         let counts = s.outbox_counts().await.unwrap();
         assert!(counts.iter().any(|(st, n)| st == "cancelled" && *n == 2), "{counts:?}");
@@ -201,7 +202,7 @@ async fn feed_state_on_every_engine() {
 
 #[tokio::test]
 async fn audit_chain_detects_edits_and_removals_on_every_engine() {
-    use crate::audit::{Actor, AuditEvent};
+    use crate::audit::{Actor, AuditEvent, LogFilter, LogKind};
     for (s, _dir) in stores().await {
         let now = 1_700_000_000_000;
         let a = s.create_tenant("audited", "Audited", now).await.unwrap();
@@ -218,8 +219,19 @@ async fn audit_chain_detects_edits_and_removals_on_every_engine() {
         let reports = s.verify_audit().await.unwrap();
         assert!(ok(&reports), "{reports:?}");
         assert_eq!(reports.iter().map(|r| r.entries).sum::<i64>(), 8);
-        assert_eq!(s.audit_entries(&a, &["sign_in_failed"], 10).await.unwrap().len(), 1);
-        assert_eq!(s.audit_entries(&b, &[], 10).await.unwrap().len(), 1, "tenants see only their own");
+        let failed = LogFilter { action: "sign_in_failed".into(), ..Default::default() };
+        assert_eq!(s.audit_entries(&a, &failed, 10).await.unwrap().len(), 1);
+        assert_eq!(s.audit_entries(&a, &LogFilter { kind: Some(LogKind::Audit), ..Default::default() }, 10).await.unwrap().len(), 0, "sign-ins are their own kind");
+        assert_eq!(s.audit_entries(&b, &LogFilter::default(), 10).await.unwrap().len(), 1, "tenants see only their own");
+        let page1 = s.audit_entries(&a, &LogFilter::default(), 4).await.unwrap();
+        let page2 = s.audit_entries(&a, &LogFilter { before_id: page1.last().map(|e| e.id), ..Default::default() }, 4).await.unwrap();
+        assert_eq!((page1.len(), page2.len()), (4, 2), "pages of four, newest first");
+        assert!(page1[0].at > page2[0].at);
+        let window = LogFilter { from: Some(now + 86_400_000), to: Some(now + 3 * 86_400_000), ..Default::default() };
+        assert_eq!(s.audit_entries(&a, &window, 10).await.unwrap().len(), 2, "days 1 and 2");
+        let last = s.last_sign_ins(&a).await.unwrap();
+        assert_eq!(last.len(), 5, "one row per account");
+        assert!(last.iter().all(|l| l.ip == "192.0.2.1"));
 
         // An edited entry, a removed one in the middle, one removed at the end: all found.
         sqlx::query("UPDATE audit_log SET ip = '203.0.113.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
@@ -240,12 +252,127 @@ async fn audit_chain_detects_edits_and_removals_on_every_engine() {
         for i in 0..4 {
             s2.audit(Some(&t), &ev("sign_in", i), now + i * 200 * 86_400_000).await.unwrap();
         }
-        s2.set_audit_retention(&t, 365).await.unwrap();
-        assert!(s2.set_audit_retention(&t, 1).await.is_err());
+        s2.audit(Some(&t), &ev("incident_viewed", 1), now).await.unwrap();
+        s2.set_audit_retention(&t, LogKind::SignIn, 365, &AuditEvent::system("retention_changed"), now + 800 * 86_400_000).await.unwrap();
+        s2.set_audit_retention(&t, LogKind::Usage, 3650, &AuditEvent::system("retention_changed"), now + 800 * 86_400_000).await.unwrap();
+        assert!(s2.set_audit_retention(&t, LogKind::Audit, 1, &AuditEvent::system("retention_changed"), now).await.is_err());
+        assert_eq!(s2.checkpoint_audit(now + 700 * 86_400_000).await.unwrap(), 3, "the sign-in, usage and audit chains are signed");
         let purged = s2.purge_audit(now + 800 * 86_400_000).await.unwrap();
-        assert_eq!(purged, 3, "entries older than 365 days (days 0, 200, 400 of 0–600, at day 800)");
+        assert_eq!(purged, 3, "sign-ins older than 365 days (days 0, 200, 400 of 0–600, at day 800); the usage entry is kept for 10 years");
         let r = s2.verify_audit().await.unwrap();
-        assert!(ok(&r) && r[0].entries == 1, "{r:?}");
+        let signin = r.iter().find(|c| c.kind == LogKind::SignIn).unwrap();
+        assert!(ok(&r) && signin.entries == 1 && signin.checkpoints == 2, "the anchor's checkpoint carries over: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn signed_checkpoints_catch_a_rewritten_chain_on_every_engine() {
+    use crate::audit::{entry_hash, ChainRow};
+    for (s, _dir) in stores().await {
+        let now = 1_700_000_000_000;
+        let t = s.create_tenant("signed", "Signed", now).await.unwrap();
+        for i in 0..4 {
+            s.audit(Some(&t), &AuditEvent { ip: "192.0.2.1", ..AuditEvent::system("export") }, now + i).await.unwrap();
+        }
+        assert_eq!(s.checkpoint_audit(now + 10).await.unwrap(), 1);
+        assert_eq!(s.checkpoint_audit(now + 20).await.unwrap(), 0, "nothing new to sign");
+        let clean = |r: &[crate::audit::ChainReport]| r.iter().all(|c| c.problems.is_empty());
+        assert!(clean(&s.verify_audit().await.unwrap()));
+
+        // Someone with write access rewrites entry 2 and recomputes every hash and the head:
+        // the hash chain agrees again, but the signed checkpoint at entry 4 does not.
+        let rows: Vec<ChainRow> = sqlx::query_as("SELECT seq, at, actor, action, target, outcome, ip, detail, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
+            .bind(t.tenant_id())
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+        let mut prev = String::new();
+        for mut r in rows {
+            if r.seq == 2 {
+                r.ip = "203.0.113.66".into();
+            }
+            r.prev_hash = prev.clone();
+            r.hash = entry_hash(t.tenant_id(), &r);
+            sqlx::query("UPDATE audit_log SET ip = $1, prev_hash = $2, hash = $3 WHERE tenant_id = $4 AND seq = $5")
+                .bind(&r.ip)
+                .bind(&r.prev_hash)
+                .bind(&r.hash)
+                .bind(t.tenant_id())
+                .bind(r.seq)
+                .execute(&s.pool)
+                .await
+                .unwrap();
+            prev = r.hash.clone();
+        }
+        sqlx::query("UPDATE audit_heads SET hash = $1 WHERE tenant_id = $2").bind(&prev).bind(t.tenant_id()).execute(&s.pool).await.unwrap();
+        let r = s.verify_audit().await.unwrap();
+        assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("entry 4 differs from its signed checkpoint"))), "{r:?}");
+
+        // Cutting the end off and moving the head back is caught too.
+        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 4").bind(t.tenant_id()).execute(&s.pool).await.unwrap();
+        let h3: String = sqlx::query_scalar("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = 3").bind(t.tenant_id()).fetch_one(&s.pool).await.unwrap();
+        sqlx::query("UPDATE audit_heads SET seq = 3, hash = $1 WHERE tenant_id = $2").bind(&h3).bind(t.tenant_id()).execute(&s.pool).await.unwrap();
+        let r = s.verify_audit().await.unwrap();
+        assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("records entry 4 but the chain ends at 3"))), "{r:?}");
+
+        // A forged checkpoint (signed by another key) is refused; after a master key rotation the
+        // checkpoints are re-signed and verify under the new key alone.
+        let (s2, _d2) = stores().await.remove(0);
+        let t2 = s2.create_tenant("rotated", "Rotated", now).await.unwrap();
+        s2.audit(Some(&t2), &AuditEvent::system("export"), now).await.unwrap();
+        s2.checkpoint_audit(now).await.unwrap();
+        let new = crate::MasterKey::generate();
+        s2.rewrap_tenant_keys(&new).await.unwrap();
+        s2.set_master_keys(crate::MasterKeys::new(new));
+        let r = s2.verify_audit().await.unwrap();
+        assert!(clean(&r) && r.iter().map(|c| c.checkpoints).sum::<i64>() == 1, "{r:?}");
+        s2.set_master_keys(crate::MasterKeys::new(crate::MasterKey::generate()));
+        let r = s2.verify_audit().await.unwrap();
+        assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("unknown key"))), "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_change_and_its_audit_entry_commit_together_on_every_engine() {
+    use crate::audit::Actor;
+    for (s, _dir) in stores().await {
+        let now = 1_700_000_000_000;
+        let t = s.create_tenant("atomic", "Atomic", now).await.unwrap();
+        let by = |action: &'static str| AuditEvent { actor: Actor::Account(7), ip: "192.0.2.7", ..AuditEvent::system(action) };
+        let id = s.save_person(&t, None, &person("1", "総務部", "", "a@x.example"), &by("person_created"), now).await.unwrap();
+        let last = s.audit_entries(&t, &Default::default(), 1).await.unwrap().remove(0);
+        assert_eq!((last.action.as_str(), last.target.clone(), last.actor.as_str()), ("person_created", format!("person:{id}"), "account:7"));
+
+        // The audit log cannot be written: every change fails and leaves nothing behind.
+        sqlx::query("ALTER TABLE audit_log RENAME TO audit_log_away").execute(&s.pool).await.unwrap();
+        assert!(s.delete_person(&t, id, &by("person_deleted"), now).await.is_err());
+        assert!(s.set_person_disabled(&t, id, true, &by("person_disabled"), now).await.is_err());
+        let new = NewIncident {
+            title: "訓練".into(),
+            message: String::new(),
+            survey: Survey::default_safety(),
+            target: Target { all: true, ..Default::default() },
+            drill: true,
+            reminder_interval_min: 0,
+            reminder_count: 0,
+            started_by: None,
+            within: None,
+            dispatch_id: None,
+        };
+        assert!(s.start_incident(&t, &new, &by("incident_started"), now).await.is_err());
+        assert!(s.create_account(&t, "b@x.example", "B", Role::Member, None, &by("account_created"), now).await.is_err());
+        sqlx::query("ALTER TABLE audit_log_away RENAME TO audit_log").execute(&s.pool).await.unwrap();
+        let p = s.person(&t, id).await.unwrap();
+        assert!(!p.disabled, "the person is neither deleted nor disabled");
+        assert!(s.incidents(&t).await.unwrap().is_empty(), "no incident");
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&s.pool).await.unwrap();
+        assert_eq!(queued, 0, "no message queued");
+        assert_eq!(s.accounts(&t).await.unwrap().len(), 0, "no account");
+
+        // Written again: the change goes through and the chain is whole.
+        s.delete_person(&t, id, &by("person_deleted"), now).await.unwrap();
+        assert_eq!(s.audit_entries(&t, &Default::default(), 10).await.unwrap().len(), 2);
+        assert!(s.verify_audit().await.unwrap().iter().all(|r| r.problems.is_empty()));
     }
 }
 
@@ -262,24 +389,24 @@ async fn passwords_refuse_common_and_context_words_on_every_engine() {
         let now = 1_700_000_000_000;
         let t = s.create_tenant("sakura", "Sakura Logistics 株式会社", now).await.unwrap();
         // Creation: common list (with variations), the service name, tenant code and name, email.
-        let m = refused(s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("p@ssw0rd1234567"), now).await, "common");
+        let m = refused(s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("p@ssw0rd1234567"), &AuditEvent::system("test"), now).await, "common");
         assert!(m.contains("よく使われる") && m.contains("too common"), "{m}");
         for pw in ["my anpi password is long", "welcome to sakura!!", "logistics team password", "株式会社のながいパスワードです", "taro yamada is here now", "yamada-yamada-yamada"] {
-            let m = refused(s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some(pw), now).await, pw);
+            let m = refused(s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some(pw), &AuditEvent::system("test"), now).await, pw);
             assert!(m.contains("組織名") && m.contains("email address"), "{pw}: {m}");
         }
-        let id = s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("correct horse battery staple"), now).await.unwrap();
+        let id = s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("correct horse battery staple"), &AuditEvent::system("test"), now).await.unwrap();
         // Change and reset check the same words (looked up from the tenant and the account).
-        let m = refused(s.change_password(&t, id, "correct horse battery staple", "SAKURA shelter check 2026").await, "change");
+        let m = refused(s.change_password(&t, id, "correct horse battery staple", "SAKURA shelter check 2026", &AuditEvent::system("test"), 0).await, "change");
         assert!(m.contains("組織名"), "{m}");
-        refused(s.change_password(&t, id, "correct horse battery staple", "qwertyuiop123456").await, "change common");
-        let m = refused(s.change_password(&t, id, "not the current password", "blue shelter check 2026").await, "wrong current password");
+        refused(s.change_password(&t, id, "correct horse battery staple", "qwertyuiop123456", &AuditEvent::system("test"), 0).await, "change common");
+        let m = refused(s.change_password(&t, id, "not the current password", "blue shelter check 2026", &AuditEvent::system("test"), 0).await, "wrong current password");
         assert!(m.contains("current password is wrong"), "{m}");
-        s.change_password(&t, id, "correct horse battery staple", "blue shelter check 2026").await.unwrap();
+        s.change_password(&t, id, "correct horse battery staple", "blue shelter check 2026", &AuditEvent::system("test"), 0).await.unwrap();
         let mut token = String::new();
         assert!(s.request_password_reset("sakura", "taro.yamada@hq.example", now, |tok, _| { token = tok.to_string(); ("s".into(), "b".into()) }).await.unwrap());
-        refused(s.reset_password(&token, "hq.example is my home", now).await, "reset with email domain");
-        s.reset_password(&token, "green shelter check 2027", now).await.unwrap();
+        refused(s.reset_password(&token, "hq.example is my home", &AuditEvent::system("test"), now).await, "reset with email domain");
+        s.reset_password(&token, "green shelter check 2027", &AuditEvent::system("test"), now).await.unwrap();
         assert!(s.account_login("sakura", "taro.yamada@hq.example", "green shelter check 2027", now).await.unwrap().is_some());
         // Operators: the service name and their email.
         assert!(matches!(s.create_operator("ops@opsteam.example", "opsteam night shift key", now).await, Err(StoreError::Invalid(_))));
@@ -341,13 +468,13 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         let b = s.create_tenant("beta", "Beta", now).await.unwrap();
         let mut p1 = person("1", "総務", "", "hanako.secret@acme.example;h.s2@acme.example");
         p1.phone = "090-1111-2222".into();
-        let id1 = s.save_person(&a, None, &p1, now).await.unwrap();
+        let id1 = s.save_person(&a, None, &p1, &AuditEvent::system("test"), now).await.unwrap();
         let mut p2 = person("2", "総務", "", "taro.hidden@acme.example");
         p2.phone = "03-3333-4444".into();
-        s.import_people(&a, &[p2.clone()], now).await.unwrap();
-        s.save_person(&b, None, &person("1", "", "", "beta.person@beta.example"), now).await.unwrap();
+        s.import_people(&a, &[p2.clone()], &AuditEvent::system("test"), now).await.unwrap();
+        s.save_person(&b, None, &person("1", "", "", "beta.person@beta.example"), &AuditEvent::system("test"), now).await.unwrap();
         let staged = s.stage_import(&a, 1, "社員番号,氏名,メール\n9,staged,staged.upload@acme.example\n", now).await.unwrap();
-        s.create_account(&a, "admin@acme.example", "管理者", Role::Admin, Some("long enough pass"), now).await.unwrap();
+        s.create_account(&a, "admin@acme.example", "管理者", Role::Admin, Some("long enough pass"), &AuditEvent::system("test"), now).await.unwrap();
         s.notify_admins(&a, "notice", "件名", "BODY-MARKER-reset-link-7788", now).await.unwrap();
         let secrets = [
             "hanako.secret@acme.example",
@@ -418,7 +545,7 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         assert_eq!(s.people(&a).await.unwrap()[1].input.emails, ["taro.hidden@acme.example"]);
         let mut p3 = person("3", "", "", "new.hire@acme.example");
         p3.phone = "080-5555-6666".into();
-        s.save_person(&a, None, &p3, now).await.unwrap();
+        s.save_person(&a, None, &p3, &AuditEvent::system("test"), now).await.unwrap();
         assert_eq!(s.reencrypt_tenant(&a, 1).await.unwrap(), 3, "two people and the staged upload");
         let kids: Vec<String> = sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&s.pool).await.unwrap();
         assert!(kids.iter().all(|e| KeyRingProbe::kid(e) == new_kid), "{kids:?}");
@@ -472,7 +599,7 @@ async fn sessions_expire_when_idle_or_too_old_on_every_engine() {
         let now = 1_700_000_000_000;
         let min = 60_000;
         let t = s.create_tenant("sess", "Sess", now).await.unwrap();
-        let acc = s.create_account(&t, "a@sess.example", "A", Role::Admin, Some("correct horse battery staple"), now).await.unwrap();
+        let acc = s.create_account(&t, "a@sess.example", "A", Role::Admin, Some("correct horse battery staple"), &AuditEvent::system("test"), now).await.unwrap();
         let policy = SessionPolicy::default();
         // Idle timeout (30 minutes by default): activity keeps the session alive.
         let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
@@ -489,12 +616,12 @@ async fn sessions_expire_when_idle_or_too_old_on_every_engine() {
         }
         assert!(s.session(&tok, now + 12 * 60 * min + 1, policy).await.unwrap().is_none(), "older than 12 hours");
         // The tenant's own timeouts replace the defaults.
-        s.set_security_policy(&t, &crate::SecurityPolicy { idle_min: 5, absolute_min: 60, ..Default::default() }).await.unwrap();
+        s.set_security_policy(&t, &crate::SecurityPolicy { idle_min: 5, absolute_min: 60, ..Default::default() }, &AuditEvent::system("test"), 0).await.unwrap();
         let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
         assert!(s.session(&tok, now + 6 * min, policy).await.unwrap().is_none(), "tenant idle timeout 5 minutes");
         // A half-way sign-in (second factor pending) lasts ten minutes at most.
-        s.set_security_policy(&t, &crate::SecurityPolicy::default()).await.unwrap();
-        let half = s.create_staged_session("account", acc, Some(&t), SessionStage::Mfa, &Default::default(), now).await.unwrap();
+        s.set_security_policy(&t, &crate::SecurityPolicy::default(), &AuditEvent::system("test"), 0).await.unwrap();
+        let half = s.create_staged_session("account", acc, Some(&t), SessionStage::Mfa, &Default::default(), &AuditEvent::system("test"), now).await.unwrap();
         assert_eq!(s.session(&half, now + 5 * min, policy).await.unwrap().unwrap().stage, SessionStage::Mfa);
         assert!(s.session(&half, now + 11 * min, policy).await.unwrap().is_none(), "half-way sessions end after 10 minutes");
         // Sign-out and disabling end sessions on the server.
@@ -502,7 +629,7 @@ async fn sessions_expire_when_idle_or_too_old_on_every_engine() {
         s.end_session(&tok).await.unwrap();
         assert!(s.session(&tok, now, policy).await.unwrap().is_none(), "signed out");
         let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
-        s.set_account_disabled(&t, acc, true).await.unwrap();
+        s.set_account_disabled(&t, acc, true, &AuditEvent::system("test"), 0).await.unwrap();
         assert!(s.session(&tok, now, policy).await.unwrap().is_none(), "disabled account");
     }
 }

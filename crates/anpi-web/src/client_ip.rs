@@ -10,6 +10,7 @@ use crate::pages::{render, Layout};
 use crate::AppState;
 use anpi_core::netlist::NetList;
 use anpi_core::Role;
+use anpi_store::audit::{Actor, AuditEvent};
 use anpi_store::{Account, Allowlists, TenantScope};
 use askama::Template;
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -100,6 +101,9 @@ pub async fn guard_console(parts: &Parts, state: &AppState, scope: &TenantScope,
         None => Ok(()),
         Some(list) => {
             tracing::warn!(tenant = scope.tenant_id(), account = account.id, ip = %ip.shown(), list, "console request refused by the IP allowlist");
+            let shown = ip.shown();
+            let e = AuditEvent { actor: Actor::Account(account.id), action: "access_denied", target: String::new(), outcome: "denied", ip: &shown, detail: format!("IP allowlist: {list}") };
+            record_denial(state, scope, &e).await;
             Err(denied(t))
         }
     }
@@ -112,7 +116,17 @@ pub async fn guard_answer(state: &AppState, scope: &TenantScope, recipient: i64,
         return Ok(());
     }
     tracing::warn!(tenant = scope.tenant_id(), recipient, ip = %ip.shown(), list = "answer", "answer page refused by the IP allowlist");
+    let shown = ip.shown();
+    let e = AuditEvent { actor: Actor::Anonymous, action: "access_denied", target: format!("recipient:{recipient}"), outcome: "denied", ip: &shown, detail: "IP allowlist: answer".into() };
+    record_denial(state, scope, &e).await;
     Err(denied(t))
+}
+
+/// Writes a refusal to the tenant's audit log; the refusal stands even if that fails.
+async fn record_denial(state: &AppState, scope: &TenantScope, e: &AuditEvent<'_>) {
+    if let Err(err) = state.store.audit(Some(scope), e, state.clock.now()).await {
+        tracing::error!(error = %err, "cannot record a denial in the audit log");
+    }
 }
 
 #[derive(Template)]

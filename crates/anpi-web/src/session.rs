@@ -4,6 +4,7 @@ use crate::error::WebError;
 use crate::i18n::Tr;
 use crate::AppState;
 use anpi_core::{Permission, Role};
+use anpi_store::audit::{Actor, AuditEvent};
 use anpi_store::{Account, Principal, SessionStage, TenantScope};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -61,16 +62,32 @@ pub struct Console {
     pub t: Tr,
     /// The client's address, for the audit log ("unknown" when it cannot be told).
     pub ip: String,
+    /// Where denials are recorded.
+    denials: DenialLog,
+}
+
+/// Records refused requests in the tenant's audit log without holding up the refusal.
+#[derive(Debug, Clone)]
+struct DenialLog {
+    store: anpi_store::Store,
+    at: anpi_core::Millis,
 }
 
 impl Console {
+    /// Checks a permission of the user's role; a refusal is written to the audit log.
     pub fn require(&self, p: Permission) -> Result<(), WebError> {
         if self.account.role.can(p) {
-            Ok(())
-        } else {
-            tracing::info!(account = self.account.id, tenant = self.scope.tenant_id(), permission = ?p, "permission denied");
-            Err(WebError::Forbidden)
+            return Ok(());
         }
+        tracing::info!(account = self.account.id, tenant = self.scope.tenant_id(), permission = ?p, "permission denied");
+        let (log, scope, actor, ip) = (self.denials.clone(), self.scope, Actor::Account(self.account.id), self.ip.clone());
+        tokio::spawn(async move {
+            let e = AuditEvent { actor, action: "permission_denied", target: String::new(), outcome: "denied", ip: &ip, detail: format!("{p:?}") };
+            if let Err(err) = log.store.audit(Some(&scope), &e, log.at).await {
+                tracing::error!(error = %err, "cannot record a denial in the audit log");
+            }
+        });
+        Err(WebError::Forbidden)
     }
     pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
         check_csrf(&self.csrf, token)
@@ -81,20 +98,17 @@ impl Console {
     pub fn role(&self) -> Role {
         self.account.role
     }
-    /// Records an action of this user in the tenant's audit log. A failure to record is logged,
-    /// not shown: the action itself already happened.
-    pub async fn audit(&self, st: &AppState, action: &str, target: impl Into<String>, detail: impl Into<String>) {
-        let e = anpi_store::audit::AuditEvent {
-            actor: anpi_store::audit::Actor::Account(self.account.id),
-            action,
-            target: target.into(),
-            outcome: "ok",
-            ip: &self.ip,
-            detail: detail.into(),
-        };
-        if let Err(err) = st.store.audit(Some(&self.scope), &e, st.clock.now()).await {
-            tracing::error!(error = %err, action, "audit log write failed");
-        }
+    /// An action of this user, for the store to record in the same transaction as the change.
+    pub fn event<'a>(&'a self, action: &'a str, target: impl Into<String>) -> AuditEvent<'a> {
+        AuditEvent { actor: Actor::Account(self.account.id), action, target: target.into(), outcome: "ok", ip: &self.ip, detail: String::new() }
+    }
+
+    /// Records an action that changes nothing (an export, a view) in the tenant's audit log.
+    /// The caller fails when the record cannot be written.
+    pub async fn audit(&self, st: &AppState, action: &str, target: impl Into<String>, detail: impl Into<String>) -> Result<(), WebError> {
+        let e = AuditEvent { detail: detail.into(), ..self.event(action, target) };
+        st.store.audit(Some(&self.scope), &e, st.clock.now()).await?;
+        Ok(())
     }
 
     /// The people this user may see and message: `None` for everyone, else their ids (a
@@ -114,7 +128,15 @@ impl FromRequestParts<AppState> for Console {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let s = SignIn::from_request_parts(parts, state).await?;
         match s.stage {
-            SessionStage::Full => Ok(Console { scope: s.scope, account: s.account, tenant_code: s.tenant_code, csrf: s.csrf, t: s.t, ip: s.ip }),
+            SessionStage::Full => Ok(Console {
+                scope: s.scope,
+                account: s.account,
+                tenant_code: s.tenant_code,
+                csrf: s.csrf,
+                t: s.t,
+                ip: s.ip,
+                denials: DenialLog { store: state.store.clone(), at: state.clock.now() },
+            }),
             SessionStage::Mfa => Err(Redirect::to("/login/mfa").into_response()),
             SessionStage::Enrol => Err(Redirect::to("/account/mfa").into_response()),
         }

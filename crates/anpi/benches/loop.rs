@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anpi_core::directory::PersonFields;
+use anpi_store::audit::AuditEvent;
 use anpi_core::Role;
 use anpi_store::Store;
 use support::{extract, fresh_database, Engine, Server, SmtpSink};
@@ -95,7 +96,7 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     store.set_master_keys(support::server::test_master_keys());
     let now = now_ms();
     let scope = store.create_tenant(TENANT, "Bench 株式会社", now).await.expect("create tenant");
-    store.create_account(&scope, ADMIN, "管理 一郎", Role::Admin, Some(PASSWORD), now).await.expect("create admin");
+    store.create_account(&scope, ADMIN, "管理 一郎", Role::Admin, Some(PASSWORD), &AuditEvent::system("bench_seed"), now).await.expect("create admin");
     let inputs: Vec<_> = (0..n)
         .map(|i| {
             PersonFields {
@@ -111,7 +112,7 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
         })
         .collect();
     let t = Instant::now();
-    store.import_people(&scope, &inputs, now).await.expect("import people");
+    store.import_people(&scope, &inputs, &AuditEvent::system("bench_seed"), now).await.expect("import people");
     eprintln!("[{engine}] imported {n} people in {:.1} s", t.elapsed().as_secs_f64());
     let sink = SmtpSink::start().await;
     let mut builder = Server::builder(&db_url)
@@ -346,7 +347,7 @@ async fn telegram_latency(engine: Engine, n: usize, scope: anpi_store::TenantSco
         ..Default::default()
     })
     .expect("rule");
-    store.save_rule(&scope, &rule.to_row(), now_ms()).await.expect("save rule");
+    store.save_rule(&scope, &rule.to_row(), &AuditEvent::system("bench_seed"), now_ms()).await.expect("save rule");
     store.close().await;
     let before = maildir_count(sink);
     let http = support::http::reqwest_client();

@@ -5,6 +5,7 @@ use crate::serve::{run as serve, ServeArgs};
 use crate::DbArgs;
 use anpi_core::directory::PersonFields;
 use anpi_core::{AreaCode, Clock, Role, SystemClock};
+use anpi_store::audit::AuditEvent;
 use anpi_notify::MailCatcher;
 
 pub const TENANT: &str = "demo";
@@ -59,8 +60,8 @@ pub async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
 
 async fn seed(store: &anpi_store::Store, now: i64) -> anyhow::Result<()> {
     let scope = store.create_tenant(TENANT, "デモ株式会社", now).await?;
-    store.create_account(&scope, ADMIN_EMAIL, "管理 太郎", Role::Admin, Some(ADMIN_PASSWORD), now).await?;
-    store.create_account(&scope, DISTRIBUTOR_EMAIL, "配信 花子", Role::Distributor, Some(ADMIN_PASSWORD), now).await?;
+    store.create_account(&scope, ADMIN_EMAIL, "管理 太郎", Role::Admin, Some(ADMIN_PASSWORD), &AuditEvent::system("account_created"), now).await?;
+    store.create_account(&scope, DISTRIBUTOR_EMAIL, "配信 花子", Role::Distributor, Some(ADMIN_PASSWORD), &AuditEvent::system("account_created"), now).await?;
     for (name, area) in SITES {
         store.create_site(&scope, name, &AreaCode::parse(area).map_err(anyhow::Error::msg)?).await?;
     }
@@ -89,7 +90,7 @@ async fn seed(store: &anpi_store::Store, now: i64) -> anyhow::Result<()> {
             groups: groups.join(";"),
         };
         let person = fields.validate().map_err(|e| anyhow::anyhow!(e.join("; ")))?;
-        store.save_person(&scope, None, &person, now).await?;
+        store.save_person(&scope, None, &person, &AuditEvent::system("person_created"), now).await?;
     }
     let rule = anpi_intake::Rule::from_row(&anpi_store::RuleRow {
         name: "震度5弱以上（自宅・勤務地）".into(),
@@ -103,6 +104,6 @@ async fn seed(store: &anpi_store::Store, now: i64) -> anyhow::Result<()> {
         ..Default::default()
     })
     .map_err(anyhow::Error::msg)?;
-    store.save_rule(&scope, &rule.to_row(), now).await?;
+    store.save_rule(&scope, &rule.to_row(), &AuditEvent::system("rule_created"), now).await?;
     Ok(())
 }

@@ -5,6 +5,7 @@ mod jma;
 mod serve;
 mod tls;
 
+use anpi_store::audit::AuditEvent;
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
@@ -181,6 +182,9 @@ enum AuditCommand {
     Verify,
     /// Delete entries older than each tenant's retention now (the service also does this hourly).
     Purge,
+    /// Sign a checkpoint of every chain that moved (the service also does this hourly); needs
+    /// the master key.
+    Checkpoint,
 }
 
 #[derive(Subcommand)]
@@ -216,12 +220,17 @@ async fn main() -> anyhow::Result<()> {
             use anpi_core::Clock;
             match command {
                 AuditCommand::Verify => {
+                    match store.checkpoint_public_key() {
+                        Some((id, key)) => println!("checkpoint key {id} (P-256, SEC1 {key})"),
+                        None => println!("no master key: the signed checkpoints are not checked (pass --master-key-file)"),
+                    }
                     let reports = store.verify_audit().await?;
                     let mut bad = 0;
                     for r in &reports {
-                        let chain = if r.tenant_id == 0 { "operators/system".to_string() } else { format!("tenant {}", r.tenant_id) };
+                        let owner = if r.tenant_id == 0 { "operators/system".to_string() } else { format!("tenant {}", r.tenant_id) };
+                        let chain = format!("{owner} {}", r.kind.code());
                         if r.problems.is_empty() {
-                            println!("{chain}: {} entries, intact", r.entries);
+                            println!("{chain}: {} entries, {} signed checkpoint(s), intact", r.entries, r.checkpoints);
                         } else {
                             bad += 1;
                             for p in &r.problems {
@@ -235,6 +244,12 @@ async fn main() -> anyhow::Result<()> {
                     println!("all {} chain(s) intact", reports.len());
                 }
                 AuditCommand::Purge => println!("purged {} entries", store.purge_audit(anpi_core::SystemClock.now()).await?),
+                AuditCommand::Checkpoint => {
+                    if store.checkpoint_public_key().is_none() {
+                        anyhow::bail!("checkpoints are signed with a key derived from the master key: pass --master-key-file or set ANPI_MASTER_KEY");
+                    }
+                    println!("signed {} checkpoint(s)", store.checkpoint_audit(anpi_core::SystemClock.now()).await?);
+                }
             }
             Ok(())
         }
@@ -274,6 +289,8 @@ async fn keys(db: &DbArgs, command: KeysCommand) -> anyhow::Result<()> {
                 None => db.master_keys()?.map(|k| k.current().clone()).ok_or_else(|| anyhow::anyhow!("no master key"))?,
             };
             let n = store.rewrap_tenant_keys(&new).await?;
+            let e = AuditEvent { detail: format!("master key {}, {n} tenant key(s) re-wrapped", new.id()), ..AuditEvent::system("master_key_rotated") };
+            store.audit(None, &e, anpi_core::SystemClock.now()).await?;
             println!("re-wrapped {n} tenant key(s) under master key {}", new.id());
             if new_master_key_file.is_some() {
                 println!("now restart every anpi process with --master-key-file set to the new key (the old one is no longer needed)");
@@ -285,6 +302,8 @@ async fn keys(db: &DbArgs, command: KeysCommand) -> anyhow::Result<()> {
             let id = store.rotate_tenant_key(&scope, anpi_core::SystemClock.now()).await?;
             println!("tenant {tenant}: new data key {id}; re-encrypting…");
             let n = store.reencrypt_tenant(&scope, batch).await?;
+            let e = AuditEvent { target: format!("key:{id}"), detail: format!("{n} row(s) re-encrypted"), ..AuditEvent::system("tenant_key_rotated") };
+            store.audit(Some(&scope), &e, anpi_core::SystemClock.now()).await?;
             println!("tenant {tenant}: re-encrypted {n} row(s) under key {id}");
         }
     }

@@ -167,8 +167,8 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     Ok(())
 }
 
-/// Hourly duties: the audit log's retention purge, and a warning when the system clock is
-/// not synchronised.
+/// Hourly duties: the audit log's retention purge and signed checkpoints, and a warning when
+/// the system clock is not synchronised.
 async fn housekeeping(store: anpi_store::Store, clock: Arc<dyn Clock>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         match anpi_web::clock_sync::probe().await {
@@ -180,6 +180,10 @@ async fn housekeeping(store: anpi_store::Store, clock: Arc<dyn Clock>, mut stop:
             Ok(0) => {}
             Ok(n) => tracing::info!(entries = n, "audit log purged by retention"),
             Err(e) => tracing::warn!(error = %e, "audit purge failed"),
+        }
+        match store.checkpoint_audit(clock.now()).await {
+            Ok(n) => tracing::debug!(chains = n, "audit checkpoints signed"),
+            Err(e) => tracing::warn!(error = %e, "audit checkpoint failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}

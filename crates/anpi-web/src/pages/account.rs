@@ -87,8 +87,7 @@ pub async fn page(State(st): State<AppState>, c: Console, headers: HeaderMap, Qu
 
 pub async fn end_session(State(st): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.check_csrf(&f.csrf)?;
-    st.store.end_account_session(&c.scope, c.account.id, &id).await?;
-    c.audit(&st, "session_ended", format!("session:{id}"), "").await;
+    st.store.end_account_session(&c.scope, c.account.id, &id, &c.event("session_ended", format!("session:{id}")), st.clock.now()).await?;
     Ok(Redirect::to("/account?done=saved").into_response())
 }
 
@@ -96,9 +95,9 @@ pub async fn end_session(State(st): State<AppState>, c: Console, Path(id): Path<
 pub async fn end_others(State(st): State<AppState>, c: Console, headers: HeaderMap, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.check_csrf(&f.csrf)?;
     let here = cookie(&headers, TENANT_COOKIE);
-    let n = st.store.end_account_sessions(&c.scope, c.account.id, here.as_deref()).await?;
+    let e = c.event("sessions_ended", format!("account:{}", c.account.id));
+    let n = st.store.end_account_sessions(&c.scope, c.account.id, here.as_deref(), &e, st.clock.now()).await?;
     tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, sessions = n, "signed out everywhere else");
-    c.audit(&st, "sessions_ended", format!("account:{}", c.account.id), format!("{n} other session(s)")).await;
     Ok(Redirect::to("/account?done=saved").into_response())
 }
 
@@ -107,17 +106,15 @@ pub async fn admin_end_sessions(State(st): State<AppState>, c: Console, Path(id)
     c.require(Permission::ManageAccounts)?;
     c.check_csrf(&f.csrf)?;
     st.store.account(&c.scope, id).await?;
-    let n = st.store.end_account_sessions(&c.scope, id, None).await?;
+    let n = st.store.end_account_sessions(&c.scope, id, None, &c.event("sessions_ended", format!("account:{id}")), st.clock.now()).await?;
     tracing::info!(tenant = c.scope.tenant_id(), admin = c.account.id, account = id, sessions = n, "sessions ended by admin");
-    c.audit(&st, "sessions_ended", format!("account:{id}"), format!("{n} session(s)")).await;
     Ok(Redirect::to("/accounts?done=saved").into_response())
 }
 
 pub async fn unlock(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.require(Permission::ManageAccounts)?;
     c.check_csrf(&f.csrf)?;
-    st.store.unlock_account(&c.scope, id).await?;
+    st.store.unlock_account(&c.scope, id, &c.event("account_unlocked", format!("account:{id}")), st.clock.now()).await?;
     tracing::info!(tenant = c.scope.tenant_id(), admin = c.account.id, account = id, "account unlocked");
-    c.audit(&st, "account_unlocked", format!("account:{id}"), "").await;
     Ok(Redirect::to("/accounts?done=saved").into_response())
 }

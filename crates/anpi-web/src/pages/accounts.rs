@@ -7,6 +7,7 @@ use crate::AppState;
 use anpi_core::{Permission, Role};
 use anpi_store::Account;
 use askama::Template;
+use anpi_store::audit::AuditEvent;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -47,9 +48,10 @@ pub async fn set_reach(State(st): State<AppState>, c: Console, Path(id): Path<i6
     if account.role != Role::Distributor {
         return Err(crate::WebError::BadRequest("配信範囲は配信権限のアカウントにだけ設定できます (reach applies to distributors only)".into()));
     }
-    st.store.set_reach(&c.scope, id, &ids("department")?, &ids("group")?).await?;
+    let (departments, groups) = (ids("department")?, ids("group")?);
+    let e = AuditEvent { detail: format!("departments={departments:?} groups={groups:?}"), ..c.event("reach_changed", format!("account:{id}")) };
+    st.store.set_reach(&c.scope, id, &departments, &groups, &e, st.clock.now()).await?;
     tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, account = id, "distributor reach changed");
-    c.audit(&st, "reach_changed", format!("account:{id}"), "").await;
     Ok(Redirect::to("/accounts?done=saved").into_response())
 }
 
@@ -70,12 +72,12 @@ pub async fn create(State(st): State<AppState>, c: Console, Form(f): Form<NewAcc
     c.check_csrf(&f.csrf)?;
     let role = Role::parse(&f.role).ok_or_else(|| crate::WebError::BadRequest("unknown role".into()))?;
     let now = st.clock.now();
-    let id = st.store.create_account(&c.scope, &f.email, &f.name, role, None, now).await?;
+    let e = AuditEvent { detail: format!("{} {}", f.email.trim(), role.as_str()), ..c.event("account_created", "") };
+    let id = st.store.create_account(&c.scope, &f.email, &f.name, role, None, &e, now).await?;
     let base = st.base_url.clone();
     st.store.invite_account(&c.scope, id, now, |token, _| super::auth::reset_mail(&base, token)).await?;
     st.wake.notify_one();
     tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, account = id, role = role.as_str(), "account created");
-    c.audit(&st, "account_created", format!("account:{id}"), format!("{} {}", f.email.trim(), role.as_str())).await;
     Ok(Redirect::to("/accounts?done=invited").into_response())
 }
 
@@ -85,9 +87,9 @@ async fn set_disabled(st: &AppState, c: &Console, id: i64, csrf: &str, disabled:
     if id == c.account.id {
         return Err(crate::WebError::BadRequest("自分自身は無効にできません (you cannot disable yourself)".into()));
     }
-    st.store.set_account_disabled(&c.scope, id, disabled).await?;
+    let e = c.event(if disabled { "account_disabled" } else { "account_enabled" }, format!("account:{id}"));
+    st.store.set_account_disabled(&c.scope, id, disabled, &e, st.clock.now()).await?;
     tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, account = id, disabled, "account state changed");
-    c.audit(st, if disabled { "account_disabled" } else { "account_enabled" }, format!("account:{id}"), "").await;
     Ok(Redirect::to("/accounts?done=saved").into_response())
 }
 

@@ -1,26 +1,82 @@
-//! The tenant's records for its administrators: sign-in history and the usage log (every
-//! security-relevant action), with the state of the log's hash chain and a CSV export.
+//! The tenant's records for its administrators: sign-in history, the audit log of changes and
+//! security events, the usage log (who viewed what), each account's last sign-in; filters,
+//! paging, CSV and JSON export, retention per log kind, and the state of the hash chains.
 
 use super::{render, Layout};
-use crate::error::WebResult;
+use crate::error::{WebError, WebResult};
 use crate::session::Console;
 use crate::AppState;
-use anpi_core::clock::format_local;
+use anpi_core::clock::{format_local_seconds, local_day_start};
 use anpi_core::Permission;
-use anpi_store::audit::AuditEntry;
+use anpi_store::audit::{AuditEntry, LogFilter, LogKind};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
 use serde::Deserialize;
 
-/// Actions shown as sign-in history.
-const SIGN_IN: &[&str] = &["sign_in", "sign_in_failed", "sign_in_mfa_failed", "sign_out", "account_locked"];
+const ZONE: &str = "Asia/Tokyo";
+/// Entries per page.
+const PAGE: i64 = 100;
+/// Entries per export at most (narrow the filter for more).
+const EXPORT_MAX: i64 = 100_000;
 
-#[derive(Deserialize, Default)]
+/// The view and filters, from the query string (the same for the page and the exports).
+#[derive(Deserialize, Default, Clone)]
 pub struct LogQuery {
+    /// `signin` (default), `audit`, `usage` or `accounts`.
     #[serde(default)]
     view: String,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    outcome: String,
+    /// Days `YYYY-MM-DD` in the tenant's zone; `to` is included.
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    /// The paging cursor: entries older than this id.
+    #[serde(default)]
+    before: String,
+}
+
+impl LogQuery {
+    fn view(&self) -> &str {
+        match self.view.as_str() {
+            "audit" | "usage" | "accounts" => &self.view,
+            _ => "signin",
+        }
+    }
+
+    fn filter(&self) -> Result<LogFilter, WebError> {
+        let day = |d: &str, what: &str| -> Result<Option<i64>, WebError> {
+            match d.trim() {
+                "" => Ok(None),
+                d => local_day_start(d, ZONE).map(Some).ok_or_else(|| WebError::BadRequest(format!("日付は YYYY-MM-DD で入力してください ({what}: use YYYY-MM-DD)"))),
+            }
+        };
+        Ok(LogFilter {
+            kind: LogKind::parse(self.view()),
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            outcome: self.outcome.clone(),
+            from: day(&self.from, "from")?,
+            to: day(&self.to, "to")?.map(|t| t + 86_400_000),
+            before_id: self.before.trim().parse().ok(),
+        })
+    }
+
+    /// The query string of these filters, with another cursor.
+    fn link(&self, before: Option<i64>) -> String {
+        let before = before.map(|b| b.to_string()).unwrap_or_default();
+        let pairs = [("view", self.view()), ("actor", &self.actor), ("action", &self.action), ("outcome", &self.outcome), ("from", &self.from), ("to", &self.to), ("before", &before)];
+        let set: Vec<(&str, &str)> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        serde_urlencoded::to_string(set).unwrap_or_default()
+    }
 }
 
 pub struct Line {
@@ -34,50 +90,165 @@ pub struct Line {
 }
 
 fn line(e: AuditEntry) -> Line {
-    Line { at: format_local(e.at, "Asia/Tokyo"), actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, ip: e.ip, detail: e.detail }
+    Line { at: format_local_seconds(e.at, ZONE), actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, ip: e.ip, detail: e.detail }
+}
+
+pub struct LastSeen {
+    pub name: String,
+    pub email: String,
+    pub role: &'static str,
+    pub at: String,
+    pub ip: String,
 }
 
 #[derive(Template)]
 #[template(path = "audit.html")]
 struct LogPage {
     l: Layout,
-    sign_ins: bool,
+    csrf: String,
+    q: LogQuery,
+    view: String,
     lines: Vec<Line>,
+    accounts: Vec<LastSeen>,
+    next: Option<String>,
+    export: String,
     entries: i64,
+    checkpoints: i64,
     problems: Vec<String>,
+    retention: Vec<(&'static str, &'static str, &'static str, i64)>,
 }
 
 pub async fn page(State(st): State<AppState>, c: Console, Query(q): Query<LogQuery>) -> WebResult<Response> {
     c.require(Permission::ManageSecurity)?;
-    let sign_ins = q.view != "all";
-    let filter = if sign_ins { SIGN_IN } else { &[] };
-    let lines = st.store.audit_entries(&c.scope, filter, 500).await?.into_iter().map(line).collect();
-    let report = st.store.verify_tenant_audit(&c.scope).await?;
+    let view = q.view().to_string();
+    let (lines, accounts, next) = if view == "accounts" {
+        (Vec::new(), last_seen(&st, &c).await?, None)
+    } else {
+        let entries = st.store.audit_entries(&c.scope, &q.filter()?, PAGE).await?;
+        let next = match entries.last() {
+            Some(e) if entries.len() as i64 == PAGE => Some(format!("/audit?{}", q.link(Some(e.id)))),
+            _ => None,
+        };
+        (entries.into_iter().map(line).collect(), Vec::new(), next)
+    };
+    let reports = st.store.verify_tenant_audit(&c.scope).await?;
+    let retention = st
+        .store
+        .audit_retention(&c.scope)
+        .await?
+        .into_iter()
+        .map(|(k, days)| {
+            let (ja, en) = kind_label(k);
+            (k.code(), ja, en, days)
+        })
+        .collect();
     render(&LogPage {
         l: Layout::console(&c, c.t.p("ログ", "Logs")),
-        sign_ins,
+        csrf: c.csrf.clone(),
+        export: q.link(None),
+        q,
+        view,
         lines,
-        entries: report.entries,
-        problems: report.problems,
+        accounts,
+        next,
+        entries: reports.iter().map(|r| r.entries).sum(),
+        checkpoints: reports.iter().map(|r| r.checkpoints).sum(),
+        problems: reports.into_iter().flat_map(|r| r.problems.into_iter().map(move |p| format!("{}: {p}", r.kind.code()))).collect(),
+        retention,
     })
 }
 
-/// The whole retained log as CSV (UTF-8 with BOM, for Excel).
-pub async fn csv(State(st): State<AppState>, c: Console) -> WebResult<Response> {
-    c.require(Permission::ManageSecurity)?;
-    let mut w = csv_writer();
-    for e in st.store.audit_entries(&c.scope, &[], i64::MAX).await? {
-        let at = format_local(e.at, "Asia/Tokyo");
-        let _ = w.write_record([e.seq.to_string().as_str(), &at, &e.actor, &e.action, &e.target, &e.outcome, &e.ip, &e.detail]);
+fn kind_label(k: LogKind) -> (&'static str, &'static str) {
+    match k {
+        LogKind::Audit => ("操作・設定変更", "Changes and security events"),
+        LogKind::SignIn => ("ログイン履歴", "Sign-in history"),
+        LogKind::Usage => ("閲覧履歴", "Usage (views)"),
     }
-    let body = w.into_inner().unwrap_or_default();
+}
+
+/// Every account with its last successful sign-in (still within retention).
+async fn last_seen(st: &AppState, c: &Console) -> WebResult<Vec<LastSeen>> {
+    let last = st.store.last_sign_ins(&c.scope).await?;
+    Ok(st
+        .store
+        .accounts(&c.scope)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let seen = last.iter().find(|l| l.actor == format!("account:{}", a.id));
+            LastSeen {
+                name: a.name,
+                email: a.email,
+                role: a.role.as_str(),
+                at: seen.map(|l| format_local_seconds(l.at, ZONE)).unwrap_or_default(),
+                ip: seen.map(|l| l.ip.clone()).unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+/// The filtered entries for export (newest first), recorded in the audit log first.
+async fn exported(st: &AppState, c: &Console, q: &LogQuery, format: &str) -> WebResult<Vec<AuditEntry>> {
+    c.require(Permission::ManageSecurity)?;
+    let filter = q.filter()?;
+    let entries = st.store.audit_entries(&c.scope, &filter, EXPORT_MAX).await?;
+    c.audit(st, "log_exported", q.view(), format!("{format}, {} entries, {}", entries.len(), q.link(None))).await?;
+    Ok(entries)
+}
+
+/// The filtered log as CSV (UTF-8 with BOM, for Excel).
+pub async fn csv(State(st): State<AppState>, c: Console, Query(q): Query<LogQuery>) -> WebResult<Response> {
+    let entries = exported(&st, &c, &q, "csv").await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(["seq", "日時 (time)", "実行者 (actor)", "操作 (action)", "対象 (target)", "結果 (outcome)", "接続元 (ip)", "詳細 (detail)", "種別 (kind)"]);
+    for e in entries {
+        let at = format_local_seconds(e.at, ZONE);
+        let _ = w.write_record([e.seq.to_string().as_str(), &at, &e.actor, &e.action, &e.target, &e.outcome, &e.ip, &e.detail, &e.kind]);
+    }
     let mut out = "\u{FEFF}".as_bytes().to_vec();
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&w.into_inner().unwrap_or_default());
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"audit-log.csv\"")], out).into_response())
 }
 
-fn csv_writer() -> csv::Writer<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(["seq", "日時 (time)", "実行者 (actor)", "操作 (action)", "対象 (target)", "結果 (outcome)", "接続元 (ip)", "詳細 (detail)"]);
-    w
+/// The filtered log as JSON: an array of entries, times in UTC milliseconds and local text.
+pub async fn json(State(st): State<AppState>, c: Console, Query(q): Query<LogQuery>) -> WebResult<Response> {
+    let entries = exported(&st, &c, &q, "json").await?;
+    let rows: Vec<serde_json::Value> = entries
+        .into_iter()
+        .map(|e| {
+            let local = format_local_seconds(e.at, ZONE);
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            v["local_time"] = local.into();
+            v
+        })
+        .collect();
+    let body = serde_json::to_vec_pretty(&rows).map_err(|_| WebError::BadRequest("export failed".into()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json"), (header::CONTENT_DISPOSITION, "attachment; filename=\"audit-log.json\"")], body).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RetentionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    audit: String,
+    #[serde(default)]
+    signin: String,
+    #[serde(default)]
+    usage: String,
+}
+
+/// Sets the retention of each log kind (days, 30–3650).
+pub async fn save_retention(State(st): State<AppState>, c: Console, Form(f): Form<RetentionForm>) -> WebResult<Response> {
+    c.require(Permission::ManageSecurity)?;
+    c.check_csrf(&f.csrf)?;
+    let current = st.store.audit_retention(&c.scope).await?;
+    for (kind, text) in [(LogKind::Audit, &f.audit), (LogKind::SignIn, &f.signin), (LogKind::Usage, &f.usage)] {
+        let days: i64 = text.trim().parse().map_err(|_| WebError::BadRequest("保存期間は日数で入力してください (retention: a number of days)".into()))?;
+        if current.iter().any(|(k, d)| *k == kind && *d == days) {
+            continue;
+        }
+        st.store.set_audit_retention(&c.scope, kind, days, &c.event("retention_changed", ""), st.clock.now()).await?;
+    }
+    Ok(Redirect::to("/audit?view=audit").into_response())
 }

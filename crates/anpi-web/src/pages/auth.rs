@@ -93,20 +93,18 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
     } else {
         (SessionStage::Full, "/")
     };
-    let token = st.store.create_staged_session("account", account.id, Some(&scope), stage, &client, now).await?;
-    tracing::info!(tenant = scope.tenant_id(), account = account.id, stage = stage.code(), ip = %client.ip, "password accepted");
     let action = if stage == SessionStage::Full { "sign_in" } else { "password_accepted" };
     let e = anpi_store::audit::AuditEvent { actor: anpi_store::audit::Actor::Account(account.id), action, target: account.email.clone(), outcome: "ok", ip: &client.ip, detail: stage.code().into() };
-    st.store.audit(Some(&scope), &e, now).await?;
+    let token = st.store.create_staged_session("account", account.id, Some(&scope), stage, &client, &e, now).await?;
+    tracing::info!(tenant = scope.tenant_id(), account = account.id, stage = stage.code(), ip = %client.ip, "password accepted");
     Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to(next)).into_response())
 }
 
 pub async fn logout(State(st): State<AppState>, c: Console, headers: HeaderMap, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.check_csrf(&f.csrf)?;
     if let Some(token) = crate::session::cookie(&headers, TENANT_COOKIE) {
-        st.store.end_session(&token).await?;
+        st.store.sign_out(&c.scope, &token, &c.event("sign_out", c.account.email.clone()), st.clock.now()).await?;
     }
-    c.audit(&st, "sign_out", c.account.email.clone(), "").await;
     Ok(([(header::SET_COOKIE, clear_cookie(TENANT_COOKIE))], Redirect::to("/login")).into_response())
 }
 
@@ -140,9 +138,8 @@ pub struct ChangePasswordForm {
 
 pub async fn change_password(State(st): State<AppState>, c: Console, Form(f): Form<ChangePasswordForm>) -> WebResult<Response> {
     c.check_csrf(&f.csrf)?;
-    match st.store.change_password(&c.scope, c.account.id, &f.current, &f.new).await {
+    match st.store.change_password(&c.scope, c.account.id, &f.current, &f.new, &c.event("password_changed", ""), st.clock.now()).await {
         Ok(()) => {
-            c.audit(&st, "password_changed", c.account.email.clone(), "").await;
             // Every session ended with the change; start a fresh one for this browser.
             let token = st.store.create_session("account", c.account.id, Some(&c.scope), st.clock.now()).await?;
             Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to("/password?done=password")).into_response())
@@ -228,9 +225,17 @@ pub struct ResetForm {
     new: String,
 }
 
-pub async fn reset(State(st): State<AppState>, headers: HeaderMap, Path(token): Path<String>, Form(f): Form<ResetForm>) -> WebResult<Response> {
+pub async fn reset(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Form(f): Form<ResetForm>,
+) -> WebResult<Response> {
     let t = Tr::from_request(&headers, None);
-    match st.store.reset_password(&token, &f.new, st.clock.now()).await {
+    let client = client_info(&st, &headers, peer);
+    let e = anpi_store::audit::AuditEvent { ip: &client.ip, ..anpi_store::audit::AuditEvent::system("password_reset") };
+    match st.store.reset_password(&token, &f.new, &e, st.clock.now()).await {
         Ok(()) => Ok(Redirect::to("/login").into_response()),
         Err(anpi_store::StoreError::Invalid(m)) => {
             let valid = st.store.reset_token_valid(&token, st.clock.now()).await?;

@@ -14,6 +14,7 @@ use anpi_intake::{Accepted, IntakeError, Reason, Rule, RuleKind, Source, StoredA
 use anpi_jma::Severity;
 use anpi_store::{DispatchRow, FeedStatus, RuleRow, TelegramRow};
 use askama::Template;
+use anpi_store::audit::AuditEvent;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -423,8 +424,8 @@ async fn save(st: &AppState, c: &Console, id: i64, form: RuleForm) -> WebResult<
     c.check_csrf(&form.csrf)?;
     match form.to_rule(id) {
         Ok(rule) => {
-            let rid = st.store.save_rule(&c.scope, &rule.to_row(), st.clock.now()).await?;
-            c.audit(st, if id == 0 { "rule_created" } else { "rule_updated" }, format!("rule:{rid}"), format!("{} {} {}", rule.name, rule.kind.code(), rule.threshold)).await;
+            let e = AuditEvent { detail: format!("{} {} {}", rule.name, rule.kind.code(), rule.threshold), ..c.event(if id == 0 { "rule_created" } else { "rule_updated" }, "") };
+            st.store.save_rule(&c.scope, &rule.to_row(), &e, st.clock.now()).await?;
             Ok(Redirect::to("/rules?done=saved").into_response())
         }
         Err(e) => rule_page(c, id, form, Some(e)),
@@ -446,8 +447,7 @@ pub async fn update_rule(State(st): State<AppState>, c: Console, Path(id): Path<
 pub async fn delete_rule(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.require(Permission::ManageRules)?;
     c.check_csrf(&f.csrf)?;
-    st.store.delete_rule(&c.scope, id).await?;
-    c.audit(&st, "rule_deleted", format!("rule:{id}"), "").await;
+    st.store.delete_rule(&c.scope, id, &c.event("rule_deleted", format!("rule:{id}")), st.clock.now()).await?;
     Ok(Redirect::to("/rules?done=deleted").into_response())
 }
 

@@ -36,6 +36,7 @@ pub async fn list(State(st): State<AppState>, c: Console, Query(flash): Query<Fl
     if !c.can(Permission::ViewIncidents) {
         return render(&ListPage { l, can_start: false, member: true, incidents: vec![] });
     }
+    c.audit(&st, "incidents_viewed", "", "").await?;
     let incidents = st.store.incidents(&c.scope).await?.into_iter().map(|i| {
         let at = format_local(i.started_at, ZONE);
         (i, at)
@@ -115,10 +116,9 @@ pub async fn start(State(st): State<AppState>, c: Console, Form(fields): Form<Ve
         Ok(n) => n,
         Err(e) => return new_page_with(&st, &c, survey_text, Some(e)).await,
     };
-    match st.store.start_incident(&c.scope, &new, st.clock.now()).await {
+    match st.store.start_incident(&c.scope, &new, &c.event("incident_started", ""), st.clock.now()).await {
         Ok((id, n)) => {
             tracing::info!(tenant = c.scope.tenant_id(), incident = id, recipients = n, drill = new.drill, "incident started");
-            c.audit(&st, "incident_started", format!("incident:{id}"), format!("{n} recipients{}", if new.drill { ", drill" } else { "" })).await;
             st.wake.notify_one();
             Ok(Redirect::to(&format!("/incidents/{id}?done=started")).into_response())
         }
@@ -280,6 +280,7 @@ pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i6
     if q.fragment.is_some() {
         return render(&DashboardFragment { l, b });
     }
+    c.audit(&st, "incident_viewed", format!("incident:{id}"), "").await?;
     render(&DashboardPage {
         l,
         csrf: c.csrf.clone(),
@@ -307,9 +308,9 @@ pub async fn events(State(st): State<AppState>, c: Console, Path(id): Path<i64>)
 pub async fn resend(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.require(Permission::ManageIncident)?;
     c.check_csrf(&f.csrf)?;
-    let n = st.store.resend_unanswered(&c.scope, id, c.reach(&st).await?.as_ref(), st.clock.now()).await?;
+    let e = c.event("incident_resent", format!("incident:{id}"));
+    let n = st.store.resend_unanswered(&c.scope, id, c.reach(&st).await?.as_ref(), &e, st.clock.now()).await?;
     tracing::info!(tenant = c.scope.tenant_id(), incident = id, recipients = n, "re-send");
-    c.audit(&st, "incident_resent", format!("incident:{id}"), format!("{n} recipients")).await;
     st.wake.notify_one();
     Ok(Redirect::to(&format!("/incidents/{id}?done=resent")).into_response())
 }
@@ -317,8 +318,7 @@ pub async fn resend(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
 pub async fn close(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.require(Permission::ManageIncident)?;
     c.check_csrf(&f.csrf)?;
-    st.store.close_incident(&c.scope, id, st.clock.now()).await?;
-    c.audit(&st, "incident_closed", format!("incident:{id}"), "").await;
+    st.store.close_incident(&c.scope, id, &c.event("incident_closed", format!("incident:{id}")), st.clock.now()).await?;
     Ok(Redirect::to(&format!("/incidents/{id}?done=closed")).into_response())
 }
 

@@ -10,6 +10,7 @@ use anpi_core::Permission;
 use anpi_store::mfa::{new_totp_secret, otpauth_url};
 use anpi_store::{MfaRequirement, SecurityPolicy, SessionStage};
 use askama::Template;
+use anpi_store::audit::AuditEvent;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -77,16 +78,13 @@ pub async fn second_factor(State(st): State<AppState>, s: SignIn, ConnectInfo(pe
     Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
 }
 
+/// A sign-in step of the account behind `s`.
+fn sign_in_event<'a>(s: &'a SignIn, action: &'a str, outcome: &'a str, detail: &str) -> AuditEvent<'a> {
+    AuditEvent { actor: anpi_store::audit::Actor::Account(s.account.id), action, target: s.account.email.clone(), outcome, ip: &s.ip, detail: detail.into() }
+}
+
 pub(super) async fn audit_sign_in(st: &AppState, s: &SignIn, action: &str, outcome: &str, detail: &str) -> WebResult<()> {
-    let e = anpi_store::audit::AuditEvent {
-        actor: anpi_store::audit::Actor::Account(s.account.id),
-        action,
-        target: s.account.email.clone(),
-        outcome,
-        ip: &s.ip,
-        detail: detail.into(),
-    };
-    st.store.audit(Some(&s.scope), &e, st.clock.now()).await?;
+    st.store.audit(Some(&s.scope), &sign_in_event(s, action, outcome, detail), st.clock.now()).await?;
     Ok(())
 }
 
@@ -113,9 +111,9 @@ impl FactorAttempt {
     /// one (a new token: no session fixation). Returns the new session cookie.
     pub(super) async fn passed(&self, st: &AppState, s: &SignIn, how: &str) -> WebResult<HeaderValue> {
         st.store.clear_login_failures(&self.keys).await?;
-        audit_sign_in(st, s, "sign_in", "ok", how).await?;
         st.store.end_session(&s.token).await?;
-        let token = st.store.create_staged_session("account", s.account.id, Some(&s.scope), SessionStage::Full, &self.client, st.clock.now()).await?;
+        let e = sign_in_event(s, "sign_in", "ok", how);
+        let token = st.store.create_staged_session("account", s.account.id, Some(&s.scope), SessionStage::Full, &self.client, &e, st.clock.now()).await?;
         tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, how, "sign-in");
         Ok(session_cookie(TENANT_COOKIE, &token))
     }
@@ -217,19 +215,20 @@ pub async fn enrol(State(st): State<AppState>, s: SignIn, ConnectInfo(peer): Con
     if s.stage == SessionStage::Full && !st.store.verify_account_password(&s.scope, s.account.id, &f.password).await? {
         return enrol_page(&st, &s, f.secret, Some(s.t.p("パスワードが違います。", "The password is not correct.").into())).await;
     }
-    let codes = match st.store.enable_totp(&s.scope, s.account.id, f.secret.trim(), &f.code, st.clock.now()).await {
+    let e = sign_in_event(&s, "mfa_enabled", "ok", "totp");
+    let codes = match st.store.enable_totp(&s.scope, s.account.id, f.secret.trim(), &f.code, &e, st.clock.now()).await {
         Ok(codes) => codes,
         Err(anpi_store::StoreError::Invalid(m)) => return enrol_page(&st, &s, f.secret, Some(m)).await,
         Err(e) => return Err(e.into()),
     };
     tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, "two-step sign-in enabled");
-    audit_sign_in(&st, &s, "mfa_enabled", "ok", "totp").await?;
     let page = render(&CodesPage { l: Layout::public(s.t, s.t.p("リカバリーコード", "Recovery codes")), codes })?;
     if s.stage == SessionStage::Enrol {
         // Enrolment completes the sign-in.
         let client = client_info(&st, &headers, peer);
         st.store.end_session(&s.token).await?;
-        let token = st.store.create_staged_session("account", s.account.id, Some(&s.scope), SessionStage::Full, &client, st.clock.now()).await?;
+        let e = sign_in_event(&s, "sign_in", "ok", "enrolment");
+        let token = st.store.create_staged_session("account", s.account.id, Some(&s.scope), SessionStage::Full, &client, &e, st.clock.now()).await?;
         return Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], page).into_response());
     }
     Ok(page)
@@ -251,8 +250,7 @@ pub async fn disable(State(st): State<AppState>, c: Console, Form(f): Form<Passw
     if !st.store.verify_account_password(&c.scope, c.account.id, &f.password).await? {
         return Err(WebError::BadRequest("パスワードが違います (the password is not correct)".into()));
     }
-    st.store.disable_mfa(&c.scope, c.account.id).await?;
-    c.audit(&st, "mfa_disabled", c.account.email.clone(), "").await;
+    st.store.disable_mfa(&c.scope, c.account.id, &c.event("mfa_disabled", c.account.email.clone()), st.clock.now()).await?;
     tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, "two-step sign-in disabled");
     Ok(Redirect::to("/account?done=saved").into_response())
 }
@@ -317,10 +315,9 @@ pub async fn save_policy(State(st): State<AppState>, c: Console, Form(f): Form<P
         idle_min: num(&f.idle_min),
         absolute_min: num(&f.absolute_min),
     };
-    match st.store.set_security_policy(&c.scope, &p).await {
+    match st.store.set_security_policy(&c.scope, &p, &c.event("security_policy_changed", ""), st.clock.now()).await {
         Ok(()) => {
             tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, mfa = p.mfa_required.code(), "security policy changed");
-            c.audit(&st, "security_policy_changed", "", format!("mfa={} lockout={} idle={} absolute={}", p.mfa_required.code(), p.lockout_threshold, p.idle_min, p.absolute_min)).await;
             Ok(Redirect::to("/security?done=saved").into_response())
         }
         Err(anpi_store::StoreError::Invalid(m)) => policy_page(&c, p, Some(m), None),

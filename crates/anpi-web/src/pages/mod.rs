@@ -162,6 +162,8 @@ pub fn tenant_routes() -> Router<AppState> {
         .route("/security", get(mfa::policy).post(mfa::save_policy))
         .route("/audit", get(audit::page))
         .route("/audit.csv", get(audit::csv))
+        .route("/audit.json", get(audit::json))
+        .route("/audit/retention", post(audit::save_retention))
         .route("/security/network", get(network::page).post(network::save))
         .route("/password", get(auth::password_page).post(auth::change_password))
         .route("/password/reset", get(auth::reset_request_page).post(auth::reset_request))

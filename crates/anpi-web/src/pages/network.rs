@@ -87,8 +87,7 @@ pub async fn save(State(st): State<AppState>, c: Console, ip: ClientIp, Form(for
     if let Err(e) = lockout_check(&lists, ip) {
         return show(&c, ip, form, Some(e), None);
     }
-    let saved = st.store.set_allowlists(&c.scope, &lists).await?;
+    let saved = st.store.set_allowlists(&c.scope, &lists, &c.event("allowlists_changed", ""), st.clock.now()).await?;
     tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, ip = %ip.shown(), console = %saved.console, admin = %saved.admin, answer = %saved.answer, "IP allowlists changed");
-    c.audit(&st, "allowlists_changed", "", format!("console=[{}] admin=[{}] answer=[{}]", saved.console, saved.admin, saved.answer)).await;
     Ok(Redirect::to("/security/network?done=saved").into_response())
 }

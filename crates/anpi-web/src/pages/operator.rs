@@ -149,7 +149,8 @@ async fn create_tenant(State(st): State<AppState>, op: Operator, headers: Header
         Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => return home_page(&st, &op, t, Some(e), None).await,
         Err(e) => return Err(e.into()),
     };
-    let admin = st.store.create_account(&scope, &f.admin_email, &f.admin_name, Role::Admin, None, now).await?;
+    let e = anpi_store::audit::AuditEvent { actor: Actor::Operator(op.id), detail: "first admin".into(), ..anpi_store::audit::AuditEvent::system("account_created") };
+    let admin = st.store.create_account(&scope, &f.admin_email, &f.admin_name, Role::Admin, None, &e, now).await?;
     let base = st.base_url.clone();
     st.store.invite_account(&scope, admin, now, |token, _| super::auth::reset_mail(&base, token)).await?;
     st.wake.notify_one();

@@ -12,6 +12,7 @@ use crate::error::{WebError, WebResult};
 use crate::i18n::Tr;
 use crate::session::{Console, SignIn};
 use crate::AppState;
+use anpi_store::audit::AuditEvent;
 use anpi_store::passkeys::{AuthenticationResponse, RegistrationResponse, RelyingParty};
 use anpi_store::{SessionStage, StoreError};
 use axum::body::Bytes;
@@ -180,12 +181,14 @@ pub async fn delete(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
             "組織の設定で2段階認証が必須のため、最後のパスキーは削除できません (your organisation requires two-step sign-in: the last passkey cannot be removed)".into(),
         ));
     }
-    st.store.delete_passkey(&c.scope, c.account.id, id).await?;
+    let e = c.event("passkey_removed", format!("passkey:{id}"));
     if last {
-        st.store.disable_mfa(&c.scope, c.account.id).await?;
+        // The account's last second factor: everything goes (TOTP was already off).
+        st.store.disable_mfa(&c.scope, c.account.id, &AuditEvent { detail: "last second factor".into(), ..e }, st.clock.now()).await?;
+    } else {
+        st.store.delete_passkey(&c.scope, c.account.id, id, &e, st.clock.now()).await?;
     }
     tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, passkey = id, "passkey removed");
-    c.audit(&st, "passkey_removed", format!("passkey:{id}"), if last { "last second factor" } else { "" }).await;
     Ok(Redirect::to("/account?done=deleted").into_response())
 }
 

@@ -37,6 +37,7 @@ pub struct ListQuery {
 pub async fn list(State(st): State<AppState>, c: Console, Query(q): Query<ListQuery>) -> WebResult<Response> {
     c.require(Permission::ViewDirectory)?;
     let reach = c.reach(&st).await?;
+    c.audit(&st, "people_viewed", "", q.q.trim().chars().take(100).collect::<String>()).await?;
     let all: Vec<PersonRow> = st.store.people(&c.scope).await?.into_iter().filter(|p| reach.as_ref().is_none_or(|r| r.contains(&p.id))).collect();
     let total = all.len();
     let needle = q.q.trim().to_lowercase();
@@ -110,6 +111,7 @@ pub async fn edit_page(State(st): State<AppState>, c: Console, Path(id): Path<i6
         return Err(crate::WebError::NotFound);
     }
     let p = st.store.person(&c.scope, id).await?;
+    c.audit(&st, "person_viewed", format!("person:{id}"), "").await?;
     person_page(&st, &c, Some(id), p.disabled, fields_of(&p.input), vec![]).await
 }
 
@@ -128,9 +130,9 @@ async fn save(st: &AppState, c: &Console, id: Option<i64>, form: PersonForm) -> 
         Ok(i) => i,
         Err(errors) => return person_page(st, c, id, false, form.fields, errors).await,
     };
-    match st.store.save_person(&c.scope, id, &input, st.clock.now()).await {
-        Ok(pid) => {
-            c.audit(st, if id.is_some() { "person_updated" } else { "person_created" }, format!("person:{pid}"), "").await;
+    let e = c.event(if id.is_some() { "person_updated" } else { "person_created" }, "");
+    match st.store.save_person(&c.scope, id, &input, &e, st.clock.now()).await {
+        Ok(_) => {
             Ok(Redirect::to("/people?done=saved").into_response())
         }
         Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => person_page(st, c, id, false, form.fields, vec![e]).await,
@@ -150,8 +152,8 @@ pub async fn update(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
 async fn set_disabled(st: &AppState, c: &Console, id: i64, csrf: &str, disabled: bool) -> WebResult<Response> {
     c.require(Permission::ManageDirectory)?;
     c.check_csrf(csrf)?;
-    st.store.set_person_disabled(&c.scope, id, disabled, st.clock.now()).await?;
-    c.audit(st, if disabled { "person_disabled" } else { "person_enabled" }, format!("person:{id}"), "").await;
+    let e = c.event(if disabled { "person_disabled" } else { "person_enabled" }, format!("person:{id}"));
+    st.store.set_person_disabled(&c.scope, id, disabled, &e, st.clock.now()).await?;
     Ok(Redirect::to(&format!("/people/{id}")).into_response())
 }
 
@@ -166,8 +168,7 @@ pub async fn enable(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
 pub async fn delete(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.require(Permission::ManageDirectory)?;
     c.check_csrf(&f.csrf)?;
-    st.store.delete_person(&c.scope, id).await?;
-    c.audit(&st, "person_deleted", format!("person:{id}"), "").await;
+    st.store.delete_person(&c.scope, id, &c.event("person_deleted", format!("person:{id}")), st.clock.now()).await?;
     Ok(Redirect::to("/people?done=deleted").into_response())
 }
 
@@ -175,7 +176,7 @@ pub async fn export(State(st): State<AppState>, c: Console) -> WebResult<Respons
     c.require(Permission::ManageDirectory)?;
     let people: Vec<PersonInput> = st.store.people(&c.scope).await?.into_iter().map(|p| p.input).collect();
     tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, rows = people.len(), "directory export");
-    c.audit(&st, "directory_exported", "", format!("{} people", people.len())).await;
+    c.audit(&st, "directory_exported", "", format!("{} people", people.len())).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"people.csv\"")],
         csv_import::export(&people),
@@ -273,10 +274,9 @@ pub async fn import_confirm(State(st): State<AppState>, c: Console, Path(id): Pa
     let content = st.store.take_staged_import(&c.scope, id).await?;
     let rows = csv_import::parse(&content).map_err(WebError::BadRequest)?;
     let people: Vec<PersonInput> = rows.into_iter().filter_map(|r| r.result.ok()).collect();
-    match st.store.import_people(&c.scope, &people, st.clock.now()).await {
+    match st.store.import_people(&c.scope, &people, &c.event("directory_imported", ""), st.clock.now()).await {
         Ok(n) => {
             tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, rows = n, "directory import");
-            c.audit(&st, "directory_imported", "", format!("{n} rows")).await;
             Ok(Redirect::to("/people?done=imported").into_response())
         }
         Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => import_page_for(&c, Some(e), vec![], None),

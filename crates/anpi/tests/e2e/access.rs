@@ -246,22 +246,63 @@ async fn audit_log_records_actions_and_detects_tampering() {
 
         let history = admin.get("/audit").await.expect_status(200);
         assert!(history.text.contains("sign_in_failed") && history.text.contains("127.0.0.1"), "{}", history.text);
+        assert!(history.text.contains(">sign_in<") && !history.text.contains("incident_started"), "sign-ins only");
         assert!(history.text.contains("id=\"chain-ok\""));
-        let usage = admin.get("/audit?view=all").await.expect_status(200);
-        for action in ["security_policy_changed", "directory_imported", "incident_started", "sign_in"] {
-            assert!(usage.text.contains(action), "{action} missing from the usage log");
+        let changes = admin.get("/audit?view=audit").await.expect_status(200);
+        for action in ["security_policy_changed", "directory_imported", "incident_started"] {
+            assert!(changes.text.contains(action), "{action} missing from the audit log");
         }
-        assert!(usage.text.contains(&format!("incident:{inc}")));
-        let csv = admin.get("/audit.csv").await.expect_status(200);
+        assert!(changes.text.contains(&format!("incident:{inc}")));
+        // Views are the usage log: who looked at which incident and at the directory.
+        admin.get(&format!("/incidents/{inc}")).await.expect_status(200);
+        admin.get("/people?q=L1").await.expect_status(200);
+        let usage = admin.get("/audit?view=usage").await.expect_status(200);
+        assert!(usage.text.contains("incident_viewed") && usage.text.contains(&format!("incident:{inc}")), "{}", usage.text);
+        assert!(usage.text.contains("people_viewed") && usage.text.contains(">L1<"));
+        // Filters, CSV and JSON exports of the same selection; an export is itself recorded.
+        let csv = admin.get("/audit.csv?view=audit").await.expect_status(200);
         assert!(csv.text.contains("incident_started"));
+        let json = admin.get("/audit.json?view=audit&action=incident_started").await.expect_status(200).json();
+        let rows = json.as_array().expect("an array");
+        assert_eq!(rows.len(), 1, "{json}");
+        assert_eq!(rows[0]["target"], format!("incident:{inc}"));
+        assert_eq!(rows[0]["kind"], "audit");
+        assert!(rows[0]["at"].as_i64().is_some() && rows[0]["local_time"].as_str().is_some_and(|t| t.len() == 19), "{json}");
+        let none = admin.get("/audit.json?view=audit&from=2001-01-01&to=2001-01-02").await.expect_status(200).json();
+        assert_eq!(none.as_array().map(Vec::len), Some(0), "nothing in 2001");
+        admin.get("/audit.json?view=audit&from=yesterday").await.expect_status(400);
+        let exported = admin.get("/audit.json?view=audit&action=log_exported").await.json();
+        assert!(exported.as_array().is_some_and(|a| a.len() >= 3), "each export is logged: {exported}");
+        // Paging: 100 entries a page, then a link to older ones.
+        for _ in 0..101 {
+            admin.get("/people").await.expect_status(200);
+        }
+        let first = admin.get("/audit?view=usage&action=people_viewed").await.expect_status(200);
+        assert_eq!(first.text.matches(">people_viewed<").count(), 100);
+        let link = first.text.split("id=\"older\"").next().and_then(|t| t.rsplit("href=\"").next()).and_then(|t| t.split('"').next());
+        let older = link.expect("a link to older entries").replace("&#38;", "&").replace("&amp;", "&");
+        let second = admin.get(&older).await.expect_status(200);
+        assert_eq!(second.text.matches(">people_viewed<").count(), 2, "{older}");
+        // Each account's last sign-in.
+        let last = admin.get("/audit?view=accounts").await.expect_status(200);
+        assert!(last.text.contains(&admin_email("aud")) && last.text.contains("127.0.0.1"), "{}", last.text);
+        // Retention per kind, 30–3650 days, recorded.
+        admin.post_form("/audit/retention", &[("audit", "400"), ("signin", "90"), ("usage", "30")]).await.expect_status(303);
+        admin.post_form("/audit/retention", &[("audit", "400"), ("signin", "10"), ("usage", "30")]).await.expect_status(400);
+        let page = admin.get("/audit?view=audit&action=retention_changed").await.expect_status(200);
+        assert!(page.text.contains("signin=90") && page.text.contains("usage=30") && page.text.contains("value=\"90\""), "{}", page.text);
         // Members cannot read the log; other tenants see their own only.
         let mut other = tenant(&env, "aud2").await;
-        assert!(!other.get("/audit?view=all").await.expect_status(200).text.contains("監査"));
-        assert!(!other.get("/audit?view=all").await.text.contains(&format!("incident:{inc}")));
+        assert!(!other.get("/audit?view=audit").await.expect_status(200).text.contains("監査"));
+        assert!(!other.get("/audit?view=audit").await.text.contains(&format!("incident:{inc}")));
+        assert_eq!(other.get("/audit.json?view=usage").await.json().as_array().map(|a| a.iter().any(|e| e["target"] == format!("incident:{inc}"))), Some(false));
 
+        // Signed checkpoints: `anpi audit checkpoint` signs every chain that moved.
+        let out = run_cli_ok(&["audit", "checkpoint", "--database-url", &url], None);
+        assert!(out.contains("signed") && !out.contains("signed 0"), "{out}");
         // `anpi audit verify` passes, then finds an edited entry; the page says so too.
         let out = run_cli_ok(&["audit", "verify", "--database-url", &url], None);
-        assert!(out.contains("intact"), "{out}");
+        assert!(out.contains("intact") && out.contains("checkpoint key") && out.contains("1 signed checkpoint(s)"), "{out}");
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&url).await.unwrap();
         sqlx::query("UPDATE audit_log SET ip = '198.51.100.66' WHERE action = 'sign_in_failed'").execute(&pool).await.unwrap();

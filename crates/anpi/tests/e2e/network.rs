@@ -160,6 +160,12 @@ async fn answer_list(env: &Env, admin: &mut Client, link: &str) {
     get_from(&mut phone, link, "192.0.2.5").await.expect_status(200);
     post_from(&mut phone, link, "192.0.2.5", &[("q1", "c1")]).await.expect_status(303);
     assert!(env.server.log().contains("answer page refused by the IP allowlist"), "denials are logged");
+    // Every denial is in the tenant's audit log: allowlist refusals and missing permissions.
+    let log = get_from(admin, "/audit.json?view=audit&outcome=denied", INSIDE).await.expect_status(200).json();
+    let seen: Vec<String> = log.as_array().expect("entries").iter().map(|e| format!("{} {} {}", e["action"], e["detail"], e["ip"])).collect();
+    for want in [("access_denied", "IP allowlist: console", OUTSIDE), ("access_denied", "IP allowlist: answer", OUTSIDE), ("permission_denied", "ManageSecurity", "127.0.0.1")] {
+        assert!(seen.iter().any(|s| s.contains(want.0) && s.contains(want.1) && s.contains(want.2)), "{want:?} not in {seen:#?}");
+    }
 }
 
 /// Without `--trusted-proxy`, `X-Forwarded-For` is ignored: the peer (127.0.0.1) is the client.
