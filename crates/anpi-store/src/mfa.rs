@@ -159,14 +159,19 @@ impl Store {
     /// Turns the second factor off: TOTP, passkeys and recovery codes.
     pub async fn disable_mfa(&self, scope: &TenantScope, account: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE accounts SET totp_secret = '', totp_last_step = 0 WHERE tenant_id = $1 AND id = $2")
-            .bind(scope.tenant_id())
-            .bind(account)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM webauthn_challenges WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
+        clear_second_factor(&mut tx, scope, account).await?;
+        self.record(&mut tx, scope, audit, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An admin resets the second factor of an account whose owner lost it: turns it off and
+    /// ends the account's sessions. Under a tenant policy that requires MFA the owner enrols
+    /// again at the next sign-in.
+    pub async fn reset_mfa(&self, scope: &TenantScope, account: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        clear_second_factor(&mut tx, scope, account).await?;
+        sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
         self.record(&mut tx, scope, audit, now).await?;
         tx.commit().await?;
         Ok(())
@@ -220,6 +225,23 @@ impl Store {
             .fetch_one(&self.pool)
             .await?)
     }
+}
+
+/// Removes every second factor of the account (TOTP, recovery codes, passkeys, pending
+/// WebAuthn challenges).
+async fn clear_second_factor(tx: &mut sqlx::AnyConnection, scope: &TenantScope, account: i64) -> Result<()> {
+    let done = sqlx::query("UPDATE accounts SET totp_secret = '', totp_last_step = 0 WHERE tenant_id = $1 AND id = $2")
+        .bind(scope.tenant_id())
+        .bind(account)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    for table in ["recovery_codes", "passkeys", "webauthn_challenges"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND account_id = $2")).bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -81,6 +81,31 @@ pub async fn create(State(st): State<AppState>, c: Console, Form(f): Form<NewAcc
     Ok(Redirect::to("/accounts?done=invited").into_response())
 }
 
+#[derive(Deserialize)]
+pub struct ReauthForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// Resets the second factor of an account whose owner lost it (the admin re-enters their own
+/// password); the account's sessions end and, where the policy requires MFA, it enrols again.
+pub async fn reset_mfa(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<ReauthForm>) -> WebResult<Response> {
+    c.require(Permission::ManageAccounts)?;
+    c.check_csrf(&f.csrf)?;
+    if id == c.account.id {
+        return Err(crate::WebError::BadRequest("自分の2段階認証はアカウント画面で変更してください (change your own on the account page)".into()));
+    }
+    st.store.account(&c.scope, id).await?;
+    if !st.store.verify_account_password(&c.scope, c.account.id, &f.password).await? {
+        return Err(crate::WebError::BadRequest("パスワードが違います (the password is not correct)".into()));
+    }
+    st.store.reset_mfa(&c.scope, id, &c.event("mfa_reset", format!("account:{id}")), st.clock.now()).await?;
+    tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, account = id, "second factor reset by an admin");
+    Ok(Redirect::to("/accounts?done=saved").into_response())
+}
+
 async fn set_disabled(st: &AppState, c: &Console, id: i64, csrf: &str, disabled: bool) -> WebResult<Response> {
     c.require(Permission::ManageAccounts)?;
     c.check_csrf(csrf)?;

@@ -159,6 +159,7 @@ pub fn tenant_routes() -> Router<AppState> {
         .route("/accounts/{id}/unlock", post(account::unlock))
         .route("/accounts/{id}/reach", post(accounts::set_reach))
         .route("/accounts/{id}/sessions/end", post(account::admin_end_sessions))
+        .route("/accounts/{id}/mfa/reset", post(accounts::reset_mfa))
         .route("/security", get(mfa::policy).post(mfa::save_policy))
         .route("/audit", get(audit::page))
         .route("/audit.csv", get(audit::csv))

@@ -137,7 +137,8 @@ async fn mfa_lockout_throttling_and_sessions() {
         assert_eq!(dist.get("/").await.status, 303, "a locked account's sessions stop working");
         let accounts = admin.get("/accounts").await.expect_status(200);
         let at = accounts.text.find("dist@sec.example").unwrap();
-        let id = extract(&accounts.text[at..], "action=\"/accounts/", "/unlock").expect("unlock button");
+        let id = extract(&accounts.text[at..], "action=\"/accounts/", "/").expect("account id");
+        assert!(accounts.text[at..].contains(&format!("/accounts/{id}/unlock")), "unlock button");
         admin.post_form(&format!("/accounts/{id}/unlock"), &[]).await.expect_status(303);
         // Five failures from this address so far: the next attempt waits a second.
         tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
@@ -148,6 +149,20 @@ async fn mfa_lockout_throttling_and_sessions() {
         admin.get("/accounts").await.expect_status(200);
         admin.post_form(&format!("/accounts/{id}/sessions/end"), &[]).await.expect_status(303);
         assert_eq!(dist.get("/login/mfa").await.status, 303, "session ended");
+
+        // The distributor lost the phone: an admin resets the second factor, re-entering the
+        // admin's own password; the account enrols again at the next sign-in (policy: everyone).
+        admin.get("/accounts").await.expect_status(200);
+        assert_eq!(admin.post_form(&format!("/accounts/{id}/mfa/reset"), &[("password", "wrong password here")]).await.status, 400);
+        let r = sign_in(&mut dist, "sec", "dist@sec.example").await;
+        assert_eq!(r.location().as_deref(), Some("/login/mfa"), "still two-step after a refused reset");
+        admin.post_form(&format!("/accounts/{id}/mfa/reset"), &[("password", PASSWORD)]).await.expect_status(303);
+        assert_eq!(dist.get("/login/mfa").await.status, 303, "the reset ended the half-way session");
+        let r = sign_in(&mut dist, "sec", "dist@sec.example").await;
+        assert_eq!(r.location().as_deref(), Some("/account/mfa"), "enrols again");
+        let log = admin.get("/audit.json?view=audit&action=mfa_reset").await.json();
+        assert_eq!(log.as_array().map(Vec::len), Some(1), "{log}");
+        assert_eq!(log[0]["target"], format!("account:{id}"), "{log}");
 
         // Throttling by client address: after 5 failures, wait (429 with Retry-After), whoever
         // the account is.
