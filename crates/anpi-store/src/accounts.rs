@@ -160,6 +160,13 @@ struct TenantAccount {
     account: AccountRow,
 }
 
+/// The notice mailed to the owner of an account that was just locked.
+const LOCKED_SUBJECT: &str = "anpi アカウントがロックされました / Your anpi account was locked";
+const LOCKED_BODY: &str = "ログインの失敗が続いたため、あなたのアカウントをロックしました。\n\
+管理者にロックの解除を依頼してください。心当たりがない場合は、そのことも管理者に伝えてください。\n\n\
+Your anpi account was locked after repeated failed sign-ins.\n\
+Ask your administrator to unlock it. If this was not you, tell them so.\n";
+
 impl Store {
     pub async fn create_operator(&self, email: &str, pw: &str, now: Millis) -> Result<i64> {
         let email = email.trim().to_lowercase();
@@ -306,24 +313,33 @@ impl Store {
     }
 
     /// Counts a failed sign-in (password or second factor); locks the account at the
-    /// tenant's threshold. Returns whether it is now locked.
+    /// tenant's threshold. Returns whether it is now locked. Locking is recorded in the audit
+    /// log and mailed to the account's owner, in the same transaction.
     pub async fn note_failed_login(&self, scope: &TenantScope, account: i64, threshold: i64, now: Millis) -> Result<bool> {
-        let locked: Option<i64> = sqlx::query_scalar(
+        let ring = self.system_ring(scope.tenant_id()).await?;
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(i64, i64, String)> = sqlx::query_as(
             "UPDATE accounts SET failed_logins = failed_logins + 1, last_failed_at = $3, \
                locked = CASE WHEN failed_logins + 1 >= $4 THEN 1 ELSE locked END \
-             WHERE tenant_id = $1 AND id = $2 RETURNING locked",
+             WHERE tenant_id = $1 AND id = $2 RETURNING locked, failed_logins, email",
         )
         .bind(scope.tenant_id())
         .bind(account)
         .bind(now)
         .bind(threshold.max(1))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        let locked = locked == Some(1);
-        if locked {
-            tracing::warn!(tenant = scope.tenant_id(), account, "account locked after failed sign-ins");
-        }
-        Ok(locked)
+        let Some((1, failures, email)) = row else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        // Callers refuse locked accounts before counting, so this is the moment it locks.
+        let e = AuditEvent { actor: crate::audit::Actor::Anonymous, target: format!("account:{account}"), outcome: "denied", detail: format!("{failures} failed sign-ins"), ..AuditEvent::system("account_locked") };
+        self.record(&mut tx, scope, &e, now).await?;
+        crate::outbox::enqueue_system(&mut tx, ring.as_ref(), scope.tenant_id(), &format!("locked:{account}:{now}"), &email, LOCKED_SUBJECT, LOCKED_BODY, now).await?;
+        tx.commit().await?;
+        tracing::warn!(tenant = scope.tenant_id(), account, "account locked after failed sign-ins");
+        Ok(true)
     }
 
     /// Sets a distributor's reach (departments and groups of the tenant; both empty: everyone).

@@ -95,6 +95,11 @@ async fn whole_loop_on_every_engine() {
             assert!(s.account_login("acme", "admin@example.jp", "wrong", now).await.unwrap().is_none());
         }
         assert!(s.account(&a, acc).await.unwrap().locked);
+        let notice = s.claim_outbox(now, 100, 60_000).await.unwrap();
+        assert_eq!(notice.iter().map(|c| (c.to.clone(), c.subject.contains("locked"))).collect::<Vec<_>>(), [(vec!["admin@example.jp".to_string()], true)], "the owner is told");
+        s.outbox_sent(notice[0].id, now).await.unwrap();
+        let locked = s.audit_entries(&a, &crate::audit::LogFilter { action: "account_locked".into(), ..Default::default() }, 10).await.unwrap();
+        assert_eq!(locked.len(), 1, "recorded once");
         assert!(s.account_login("acme", "admin@example.jp", "long enough pass", now).await.unwrap().is_none(), "locked");
         assert!(s.unlock_account(&b, acc, &AuditEvent::system("test"), 0).await.is_err(), "another tenant cannot unlock");
         s.unlock_account(&a, acc, &AuditEvent::system("test"), 0).await.unwrap();

@@ -126,7 +126,7 @@ impl FactorAttempt {
         let policy = st.store.security_policy(&s.scope).await?;
         tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, ip = %self.client.ip, how, "wrong second factor");
         if st.store.note_failed_login(&s.scope, s.account.id, policy.lockout_threshold, self.now).await? {
-            audit_sign_in(st, s, "account_locked", "denied", "").await?;
+            st.wake.notify_one();
             st.store.end_session(&s.token).await?;
             return Ok(true);
         }

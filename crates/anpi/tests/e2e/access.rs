@@ -139,6 +139,11 @@ async fn mfa_lockout_throttling_and_sessions() {
         let at = accounts.text.find("dist@sec.example").unwrap();
         let id = extract(&accounts.text[at..], "action=\"/accounts/", "/").expect("account id");
         assert!(accounts.text[at..].contains(&format!("/accounts/{id}/unlock")), "unlock button");
+        // The owner is told by mail, and the lock is in the sign-in history.
+        let notice = wait_mail(&env.sink, "lock notice", |m| m.to.iter().any(|t| t == "dist@sec.example") && m.subject.contains("ロック")).await;
+        assert!(notice.body.contains("locked after repeated failed sign-ins"), "{}", notice.body);
+        let log = admin.get("/audit.json?view=signin&action=account_locked").await.json();
+        assert_eq!((log.as_array().map(Vec::len), log[0]["target"].clone()), (Some(1), serde_json::json!(format!("account:{id}"))), "{log}");
         admin.post_form(&format!("/accounts/{id}/unlock"), &[]).await.expect_status(303);
         // Five failures from this address so far: the next attempt waits a second.
         tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
