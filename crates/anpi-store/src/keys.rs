@@ -11,6 +11,7 @@
 //!   another tenant or column does not decrypt. The empty string stays empty.
 //! - Lookups by email use HMAC-SHA256 under a key derived from the data key.
 
+use crate::audit::AuditEvent;
 use crate::crypto::{b64, random_bytes, unb64};
 use crate::{Result, Store, StoreError};
 use anpi_core::Millis;
@@ -376,7 +377,7 @@ impl Store {
 
     /// Starts a new active data key for the tenant; the old one is retired (it still decrypts
     /// rows until [`Store::reencrypt_tenant`] has rewritten them). Returns the new key id.
-    pub async fn rotate_tenant_key(&self, scope: &crate::TenantScope, now: Millis) -> Result<i64> {
+    pub async fn rotate_tenant_key(&self, scope: &crate::TenantScope, audit: &AuditEvent<'_>, now: Millis) -> Result<i64> {
         let masters = self.master_keys()?;
         // Fail early, before retiring anything, if the existing keys cannot be unwrapped.
         self.keyring(scope.tenant_id()).await?;
@@ -390,8 +391,35 @@ impl Store {
             .await?;
         let wrapped = wrap(&masters.current, scope.tenant_id(), id, &random_bytes::<32>())?;
         sqlx::query("UPDATE tenant_keys SET wrapped = $1 WHERE id = $2").bind(wrapped).bind(id).execute(&mut *tx).await?;
+        self.record(&mut tx, scope, &audit.on(format!("key:{id}")), now).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Re-encrypts, for every tenant with retired keys, what is still under them (the
+    /// service's hourly pass: finishes rotations that were interrupted). Returns rows changed.
+    pub async fn reencrypt_retired(&self, batch: i64) -> Result<usize> {
+        let tenants: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM tenant_keys WHERE state = 'retired' ORDER BY tenant_id").fetch_all(&self.pool).await?;
+        let mut changed = 0;
+        for t in tenants {
+            changed += self.reencrypt_tenant(&crate::TenantScope::new(t), batch).await?;
+        }
+        Ok(changed)
+    }
+
+    /// Crypto-shredding: destroys every data key of the tenant (and the keyed email hashes),
+    /// so its encrypted data can never be decrypted again, in the database, in its backups and
+    /// in copies of the SQLite files. Irreversible. Returns how many keys were destroyed.
+    pub async fn shred_tenant_keys(&self, scope: &crate::TenantScope, audit: &AuditEvent<'_>, now: Millis) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM person_email_hashes WHERE tenant_id = $1").bind(scope.tenant_id()).execute(&mut *tx).await?;
+        let n = sqlx::query("DELETE FROM tenant_keys WHERE tenant_id = $1").bind(scope.tenant_id()).execute(&mut *tx).await?.rows_affected();
+        self.record(&mut tx, scope, &AuditEvent { detail: format!("{n} data key(s) destroyed"), ..audit.clone() }, now).await?;
+        tx.commit().await?;
+        if let Ok(mut d) = self.keys.data.lock() {
+            d.retain(|_, (tenant, _)| *tenant != scope.tenant_id());
+        }
+        Ok(n)
     }
 
     /// Re-encrypts the tenant's contact data under its active key, `batch` rows per

@@ -545,7 +545,7 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
 
         // Tenant key rotation: the old key still decrypts until the rows are re-encrypted.
         let old_kid = KeyRingProbe::kid(&enc_emails);
-        let new_kid = s.rotate_tenant_key(&a, now).await.unwrap();
+        let new_kid = s.rotate_tenant_key(&a, &AuditEvent::system("tenant_key_rotated"), now).await.unwrap();
         assert_ne!(old_kid, new_kid);
         assert_eq!(s.people(&a).await.unwrap()[1].input.emails, ["taro.hidden@acme.example"]);
         let mut p3 = person("3", "", "", "new.hire@acme.example");
@@ -587,6 +587,20 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
             let text = raw("database file after checkpoint");
             assert_absent(&text, &secrets, "database file after checkpoint (legacy rows overwritten)");
         }
+
+        // A rotation whose re-encryption was interrupted is finished by the service's pass.
+        let kid3 = s.rotate_tenant_key(&a, &AuditEvent::system("tenant_key_rotated"), now).await.unwrap();
+        assert_eq!(s.reencrypt_retired(2).await.unwrap(), 3, "three people of tenant a");
+        let kids: Vec<String> = sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&s.pool).await.unwrap();
+        assert!(kids.iter().all(|e| KeyRingProbe::kid(e) == kid3), "{kids:?}");
+        assert_eq!(s.reencrypt_retired(2).await.unwrap(), 0, "nothing left to do");
+
+        // Crypto-shredding: tenant a's contact data can never be read again; b is untouched.
+        assert_eq!(s.shred_tenant_keys(&a, &AuditEvent::system("tenant_keys_shredded"), now).await.unwrap(), 3);
+        assert!(matches!(s.people(&a).await, Err(crate::StoreError::Crypto(_))), "undecryptable");
+        assert_eq!(s.people(&b).await.unwrap()[0].input.emails, ["beta.person@beta.example"]);
+        let shredded = s.audit_entries(&a, &crate::audit::LogFilter { action: "tenant_keys_shredded".into(), ..Default::default() }, 5).await.unwrap();
+        assert_eq!(shredded.len(), 1);
     }
 }
 

@@ -163,6 +163,16 @@ enum KeysCommand {
         #[arg(long)]
         new_master_key_file: Option<PathBuf>,
     },
+    /// Crypto-shred a tenant: destroy its data keys, so its encrypted contact data can never be
+    /// read again, in the database and in every backup. Irreversible.
+    ShredTenant {
+        /// Organisation code.
+        #[arg(long)]
+        tenant: String,
+        /// The organisation code again, to confirm.
+        #[arg(long)]
+        confirm: String,
+    },
     /// Give a tenant a new data key and re-encrypt its contact data in batches while the
     /// service runs; the old key is retired (kept: it still decrypts older backups).
     RotateTenant {
@@ -296,14 +306,21 @@ async fn keys(db: &DbArgs, command: KeysCommand) -> anyhow::Result<()> {
                 println!("now restart every anpi process with --master-key-file set to the new key (the old one is no longer needed)");
             }
         }
+        KeysCommand::ShredTenant { tenant, confirm } => {
+            if confirm != tenant {
+                anyhow::bail!("crypto-shredding cannot be undone: repeat the organisation code with --confirm {tenant}");
+            }
+            let store = db.service_store().await?;
+            let scope = store.tenant_scope_by_code(&tenant).await?.ok_or_else(|| anyhow::anyhow!("no tenant with code {tenant}"))?;
+            let n = store.shred_tenant_keys(&scope, &AuditEvent::system("tenant_keys_shredded"), anpi_core::SystemClock.now()).await?;
+            println!("tenant {tenant}: destroyed {n} data key(s); its encrypted contact data, backups included, can no longer be read");
+        }
         KeysCommand::RotateTenant { tenant, batch } => {
             let store = db.service_store().await?;
             let scope = store.tenant_scope_by_code(&tenant).await?.ok_or_else(|| anyhow::anyhow!("no tenant with code {tenant}"))?;
-            let id = store.rotate_tenant_key(&scope, anpi_core::SystemClock.now()).await?;
+            let id = store.rotate_tenant_key(&scope, &AuditEvent::system("tenant_key_rotated"), anpi_core::SystemClock.now()).await?;
             println!("tenant {tenant}: new data key {id}; re-encrypting…");
             let n = store.reencrypt_tenant(&scope, batch).await?;
-            let e = AuditEvent { target: format!("key:{id}"), detail: format!("{n} row(s) re-encrypted"), ..AuditEvent::system("tenant_key_rotated") };
-            store.audit(Some(&scope), &e, anpi_core::SystemClock.now()).await?;
             println!("tenant {tenant}: re-encrypted {n} row(s) under key {id}");
         }
     }

@@ -181,6 +181,12 @@ async fn housekeeping(store: anpi_store::Store, clock: Arc<dyn Clock>, mut stop:
             Ok(n) => tracing::info!(entries = n, "audit log purged by retention"),
             Err(e) => tracing::warn!(error = %e, "audit purge failed"),
         }
+        // Finishes tenant key rotations (rows still under a retired key).
+        match store.reencrypt_retired(500).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "contact data re-encrypted under the active tenant keys"),
+            Err(e) => tracing::warn!(error = %e, "re-encryption failed"),
+        }
         match store.checkpoint_audit(clock.now()).await {
             Ok(n) => tracing::debug!(chains = n, "audit checkpoints signed"),
             Err(e) => tracing::warn!(error = %e, "audit checkpoint failed"),
