@@ -21,16 +21,21 @@ pub fn compose(m: &Claimed, base_url: &str) -> Composed {
         _ => "",
     };
     let link = format!("{base_url}/a/{}", s.answer_token);
+    // The classification label heads the body (never the subject or the link).
+    let classification = match &s.label {
+        Some(name) => format!("{}\n\n", anpi_core::label::mail_line(name, s.label_en.as_deref().unwrap_or(""))),
+        None => String::new(),
+    };
     let subject = format!("{drill}{again}{}", s.title);
     let body = match lang {
         Lang::Ja => format!(
-            "{name} 様\n\n{drill}{message}\n\n下のリンクから安否を回答してください（ログイン不要、回答は後から変更できます）。\n{link}\n\n{tenant} 安否確認システム anpi\n",
+            "{classification}{name} 様\n\n{drill}{message}\n\n下のリンクから安否を回答してください（ログイン不要、回答は後から変更できます）。\n{link}\n\n{tenant} 安否確認システム anpi\n",
             name = s.name,
             message = s.message,
             tenant = s.tenant_name,
         ),
         Lang::En => format!(
-            "Dear {name},\n\n{drill}{message}\n\nPlease tell us you are safe using the link below (no sign-in needed; you can change your answer later).\n{link}\n\n{tenant} safety confirmation (anpi)\n",
+            "{classification}Dear {name},\n\n{drill}{message}\n\nPlease tell us you are safe using the link below (no sign-in needed; you can change your answer later).\n{link}\n\n{tenant} safety confirmation (anpi)\n",
             name = s.name,
             message = s.message,
             tenant = s.tenant_name,

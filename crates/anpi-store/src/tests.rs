@@ -126,6 +126,7 @@ async fn whole_loop_on_every_engine() {
             started_by: Some(acc),
             within: None,
             dispatch_id: None,
+            label_id: None,
         };
         let (inc, n) = s.start_incident(&a, &new, now).await.unwrap();
         assert_eq!(n, 2);

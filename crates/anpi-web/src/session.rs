@@ -84,11 +84,16 @@ impl Console {
     /// Records an action of this user in the tenant's audit log. A failure to record is logged,
     /// not shown: the action itself already happened.
     pub async fn audit(&self, st: &AppState, action: &str, target: impl Into<String>, detail: impl Into<String>) {
+        self.audit_outcome(st, action, "ok", target, detail).await
+    }
+
+    /// [`Console::audit`] with another outcome (`denied`, `failed`).
+    pub async fn audit_outcome(&self, st: &AppState, action: &str, outcome: &str, target: impl Into<String>, detail: impl Into<String>) {
         let e = anpi_store::audit::AuditEvent {
             actor: anpi_store::audit::Actor::Account(self.account.id),
             action,
             target: target.into(),
-            outcome: "ok",
+            outcome,
             ip: &self.ip,
             detail: detail.into(),
         };

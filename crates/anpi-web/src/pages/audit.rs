@@ -10,8 +10,7 @@ use anpi_core::Permission;
 use anpi_store::audit::AuditEntry;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 /// Actions shown as sign-in history.
@@ -62,9 +61,13 @@ pub async fn page(State(st): State<AppState>, c: Console, Query(q): Query<LogQue
     })
 }
 
-/// The whole retained log as CSV (UTF-8 with BOM, for Excel).
+/// The whole retained log as CSV (UTF-8 with BOM, for Excel), carrying the tenant's default label.
 pub async fn csv(State(st): State<AppState>, c: Console) -> WebResult<Response> {
     c.require(Permission::ManageSecurity)?;
+    let label = st.store.default_label(&c.scope).await?;
+    super::export::authorise(&st, &c, "audit_exported", "", label.as_ref()).await?;
+    // Recorded first, so the export lists itself.
+    super::export::record(&st, &c, "audit_exported", "", label.as_ref(), String::new()).await;
     let mut w = csv_writer();
     for e in st.store.audit_entries(&c.scope, &[], i64::MAX).await? {
         let at = format_local(e.at, "Asia/Tokyo");
@@ -73,7 +76,7 @@ pub async fn csv(State(st): State<AppState>, c: Console) -> WebResult<Response> 
     let body = w.into_inner().unwrap_or_default();
     let mut out = "\u{FEFF}".as_bytes().to_vec();
     out.extend_from_slice(&body);
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"audit-log.csv\"")], out).into_response())
+    Ok(super::export::csv_download("audit-log", label.as_ref(), out))
 }
 
 fn csv_writer() -> csv::Writer<Vec<u8>> {
