@@ -30,7 +30,7 @@ pub use hazards::{DispatchRow, NewDispatch, NewTelegram, PeopleAreas, PriorDispa
 pub use keys::{normalise_email, MasterKey, MasterKeys};
 pub use labels::{LabelInput, LabelUse};
 pub use incidents::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
-pub use outbox::{Claimed, OutboxKind};
+pub use outbox::{Claimed, OutboxKind, SurveyMail};
 pub use responses::AnswerContext;
 pub use scope::TenantScope;
 pub use tenants::{Tenant, TenantSummary};
