@@ -5,6 +5,7 @@ pub mod area;
 pub mod clock;
 pub mod csv_import;
 pub mod directory;
+pub mod label;
 pub mod netlist;
 pub mod password;
 pub mod policy;
@@ -13,6 +14,7 @@ pub mod target;
 
 pub use area::AreaCode;
 pub use clock::{Clock, SystemClock};
+pub use label::Label;
 pub use policy::{Permission, Role};
 
 /// Milliseconds since the Unix epoch, UTC. All stored times use this.

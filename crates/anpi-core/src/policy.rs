@@ -26,6 +26,8 @@ pub enum Permission {
     ManageRules,
     /// Set the tenant's security settings (IP allowlists).
     ManageSecurity,
+    /// Define classification labels and who may export what they mark.
+    ManageLabels,
 }
 
 impl Role {
@@ -49,6 +51,27 @@ impl Role {
             Role::Admin => "システム管理者",
             Role::Distributor => "配信権限",
             Role::Member => "一般ユーザー",
+        }
+    }
+    /// Member < distributor < admin.
+    fn rank(self) -> u8 {
+        match self {
+            Role::Member => 0,
+            Role::Distributor => 1,
+            Role::Admin => 2,
+        }
+    }
+    /// Whether this role is `min` or above: a classification label's export restriction is
+    /// the lowest role that may export what it marks.
+    pub fn at_least(self, min: Role) -> bool {
+        self.rank() >= min.rank()
+    }
+    /// An export restriction (`at_least(self)`) as the labels page shows it.
+    pub fn export_restriction(self, lang: crate::Lang) -> &'static str {
+        match self {
+            Role::Admin => lang.pick("システム管理者のみ", "admins only"),
+            Role::Distributor => lang.pick("システム管理者と配信権限", "admins and distributors"),
+            Role::Member => lang.pick("コンソールを使える全員", "everyone with console access"),
         }
     }
     pub fn can(self, p: Permission) -> bool {
@@ -76,8 +99,18 @@ mod tests {
         assert!(!Role::Member.can(Permission::ManageSecurity));
         assert!(!Role::Member.can(Permission::ViewHazards));
         assert!(!Role::Member.can(Permission::ViewIncidents));
+        assert!(!Role::Distributor.can(Permission::ManageLabels));
+        assert!(Role::Admin.can(Permission::ManageLabels));
         for r in ["admin", "distributor", "member"] {
             assert_eq!(Role::parse(r).unwrap().as_str(), r);
         }
+    }
+
+    #[test]
+    fn export_restrictions_are_minimum_roles() {
+        use Role::*;
+        assert!(Admin.at_least(Admin) && Admin.at_least(Distributor) && Admin.at_least(Member));
+        assert!(!Distributor.at_least(Admin) && Distributor.at_least(Distributor) && Distributor.at_least(Member));
+        assert!(!Member.at_least(Admin) && !Member.at_least(Distributor) && Member.at_least(Member));
     }
 }

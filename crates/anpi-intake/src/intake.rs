@@ -328,6 +328,7 @@ impl Intake {
             started_by: None,
             within: None,
             dispatch_id: Some(d.id),
+            label_id: rule.label_id,
         };
         let audit = AuditEvent { detail: format!("rule:{} telegram:{}", d.rule_id, d.telegram_id), ..AuditEvent::system("incident_started") };
         let (_, n) = self.store.start_incident(scope, &new, &audit, now).await?;
@@ -544,6 +545,9 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
+        // The rule's classification label goes to the incidents it starts.
+        let kimitsu = store.labels(&scope).await.unwrap().into_iter().find(|l| l.label.name == "機密").unwrap().label;
+        let rule = Rule { label_id: Some(kimitsu.id), ..rule };
         store.save_rule(&scope, &rule.to_row(), &AuditEvent::system("test"), now()).await.unwrap();
 
         // Held for two minutes, then sent by the background tick.
@@ -555,6 +559,7 @@ mod tests {
         assert_eq!(statuses(&store, &scope).await, ["sent"]);
         let incidents = store.incidents(&scope).await.unwrap();
         assert_eq!((incidents.len(), incidents[0].recipients), (1, 1), "only the person in 静岡");
+        assert_eq!(incidents[0].label.as_ref(), Some(&kimitsu), "the rule's label");
         assert!(matches!(intake.accept(&suruga, Source::Push).await.unwrap(), Accepted::Duplicate { .. }));
 
         // A cancellation during the hold withdraws it and tells the administrators.

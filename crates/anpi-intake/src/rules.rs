@@ -140,6 +140,8 @@ pub struct Rule {
     pub suppress_min: i64,
     pub reminder_interval_min: i64,
     pub reminder_count: i64,
+    /// The classification label of the incidents it starts.
+    pub label_id: Option<i64>,
 }
 
 /// Longest hold: a day.
@@ -190,6 +192,7 @@ impl Rule {
             suppress_min: r.suppress_min,
             reminder_interval_min: r.reminder_interval_min.clamp(0, 24 * 60),
             reminder_count: r.reminder_count.clamp(0, 10),
+            label_id: r.label_id,
         })
     }
 
@@ -208,6 +211,7 @@ impl Rule {
             suppress_min: self.suppress_min,
             reminder_interval_min: self.reminder_interval_min,
             reminder_count: self.reminder_count,
+            label_id: self.label_id,
         }
     }
 

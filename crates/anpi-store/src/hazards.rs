@@ -71,10 +71,12 @@ pub struct RuleRow {
     pub suppress_min: i64,
     pub reminder_interval_min: i64,
     pub reminder_count: i64,
+    /// The classification label of the incidents the rule starts.
+    pub label_id: Option<i64>,
 }
 
 const RULE_COLUMNS: &str =
-    "id, name, enabled, kind, threshold, areas, basis, survey, message, hold_secs, suppress_min, reminder_interval_min, reminder_count";
+    "id, name, enabled, kind, threshold, areas, basis, survey, message, hold_secs, suppress_min, reminder_interval_min, reminder_count, label_id";
 
 /// A decision to record.
 #[derive(Debug, Clone)]
@@ -213,13 +215,14 @@ impl Store {
 
     /// Creates (`rule.id == 0`) or updates a rule; returns its id.
     pub async fn save_rule(&self, scope: &TenantScope, rule: &RuleRow, audit: &AuditEvent<'_>, now: Millis) -> Result<i64> {
-        // $1–$12: the rule's fields, $13: now, $14: tenant, $15: the rule's id (updates).
-        const FIELDS: &str = "name, enabled, kind, threshold, areas, basis, survey, message, hold_secs, suppress_min, reminder_interval_min, reminder_count";
+        // $1–$13: the rule's fields, $14: now, $15: tenant, $16: the rule's id (updates).
+        const FIELDS: &str = "name, enabled, kind, threshold, areas, basis, survey, message, hold_secs, suppress_min, reminder_interval_min, reminder_count, label_id";
+        self.check_label(scope, rule.label_id).await?;
         let sql = if rule.id == 0 {
-            format!("INSERT INTO rules ({FIELDS}, updated_at, tenant_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $13) RETURNING id")
+            format!("INSERT INTO rules ({FIELDS}, updated_at, tenant_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14) RETURNING id")
         } else {
             let set: Vec<String> = FIELDS.split(", ").enumerate().map(|(i, f)| format!("{f} = ${}", i + 1)).collect();
-            format!("UPDATE rules SET {}, updated_at = $13 WHERE tenant_id = $14 AND id = $15 RETURNING id", set.join(", "))
+            format!("UPDATE rules SET {}, updated_at = $14 WHERE tenant_id = $15 AND id = $16 RETURNING id", set.join(", "))
         };
         let mut q = sqlx::query_scalar(&sql)
             .bind(&rule.name)
@@ -234,6 +237,7 @@ impl Store {
             .bind(rule.suppress_min)
             .bind(rule.reminder_interval_min)
             .bind(rule.reminder_count)
+            .bind(rule.label_id)
             .bind(now)
             .bind(scope.tenant_id());
         if rule.id != 0 {

@@ -6,7 +6,7 @@ use crate::outbox::OutboxKind;
 use crate::{values_placeholders, Result, Store, StoreError, TenantScope};
 use anpi_core::survey::{Answers, Survey};
 use anpi_core::target::{PersonFacts, Target};
-use anpi_core::{AreaCode, Millis};
+use anpi_core::{AreaCode, Label, Millis};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
@@ -24,6 +24,8 @@ pub struct NewIncident {
     /// The held rule decision this incident carries out; it becomes `sent` in the same
     /// transaction, and the start fails with `Conflict` if it is no longer held.
     pub dispatch_id: Option<i64>,
+    /// The classification label (one of the tenant's).
+    pub label_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +37,7 @@ pub struct IncidentSummary {
     pub closed_at: Option<i64>,
     pub recipients: i64,
     pub answered: i64,
+    pub label: Option<Label>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +53,7 @@ pub struct IncidentDetail {
     pub reminder_interval_min: i64,
     pub reminder_count: i64,
     pub reminders_sent: i64,
+    pub label: Option<Label>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -61,6 +65,11 @@ struct IncidentSummaryDb {
     closed_at: Option<i64>,
     recipients: i64,
     answered: i64,
+    label_id: Option<i64>,
+    label_name: Option<String>,
+    label_en: Option<String>,
+    label_rank: Option<i64>,
+    label_export_min: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -76,6 +85,7 @@ struct IncidentDb {
     reminder_interval_min: i64,
     reminder_count: i64,
     reminders_sent: i64,
+    label_id: Option<i64>,
 }
 
 /// One recipient on the dashboard.
@@ -207,12 +217,13 @@ impl Store {
         if chosen.is_empty() {
             return Err(StoreError::Invalid("配信対象に該当する人がいません (nobody matches the target)".into()));
         }
+        self.check_label(scope, new.label_id).await?;
         let survey = serde_json::to_string(&new.survey).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let target = serde_json::to_string(&new.target).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         let incident: i64 = sqlx::query_scalar(
-            "INSERT INTO incidents (tenant_id, title, message, survey, target, drill, started_by, started_at, reminder_interval_min, reminder_count, dispatch_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            "INSERT INTO incidents (tenant_id, title, message, survey, target, drill, started_by, started_at, reminder_interval_min, reminder_count, dispatch_id, label_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
         )
         .bind(t)
         .bind(new.title.trim())
@@ -225,6 +236,7 @@ impl Store {
         .bind(new.reminder_interval_min.max(0))
         .bind(new.reminder_count.clamp(0, 10))
         .bind(new.dispatch_id)
+        .bind(new.label_id)
         .fetch_one(&mut *tx)
         .await?;
         for chunk in chosen.chunks(BATCH) {
@@ -251,7 +263,12 @@ impl Store {
                 return Err(StoreError::Conflict("dispatch is no longer held".into()));
             }
         }
-        let detail = [audit.detail.as_str(), &format!("{} recipients", chosen.len()), if new.drill { "drill" } else { "" }]
+        let label: Option<String> = match new.label_id {
+            Some(l) => sqlx::query_scalar("SELECT name FROM labels WHERE tenant_id = $1 AND id = $2").bind(t).bind(l).fetch_optional(&mut *tx).await?,
+            None => None,
+        };
+        let label = label.map(|l| format!("label:{l}")).unwrap_or_default();
+        let detail = [audit.detail.as_str(), &format!("{} recipients", chosen.len()), if new.drill { "drill" } else { "" }, &label]
             .iter()
             .filter(|s| !s.is_empty())
             .copied()
@@ -266,8 +283,9 @@ impl Store {
         let rows: Vec<IncidentSummaryDb> = sqlx::query_as(
             "SELECT i.id, i.title, i.drill, i.started_at, i.closed_at, \
                (SELECT COUNT(*) FROM recipients r WHERE r.incident_id = i.id) AS recipients, \
-               (SELECT COUNT(*) FROM recipients r WHERE r.incident_id = i.id AND r.answered_at IS NOT NULL) AS answered \
-             FROM incidents i WHERE i.tenant_id = $1 ORDER BY i.started_at DESC, i.id DESC LIMIT 200",
+               (SELECT COUNT(*) FROM recipients r WHERE r.incident_id = i.id AND r.answered_at IS NOT NULL) AS answered, \
+               l.id AS label_id, l.name AS label_name, l.name_en AS label_en, l.rank AS label_rank, l.export_min AS label_export_min \
+             FROM incidents i LEFT JOIN labels l ON l.id = i.label_id AND l.tenant_id = i.tenant_id WHERE i.tenant_id = $1 ORDER BY i.started_at DESC, i.id DESC LIMIT 200",
         )
         .bind(scope.tenant_id())
         .fetch_all(&self.pool)
@@ -282,13 +300,26 @@ impl Store {
                 closed_at: r.closed_at,
                 recipients: r.recipients,
                 answered: r.answered,
+                label: match (r.label_id, r.label_name) {
+                    (Some(id), Some(name)) => Some(
+                        crate::labels::LabelDb {
+                            id,
+                            name,
+                            name_en: r.label_en.unwrap_or_default(),
+                            rank: r.label_rank.unwrap_or_default(),
+                            export_min: r.label_export_min.unwrap_or_default(),
+                        }
+                        .into_label(),
+                    ),
+                    _ => None,
+                },
             })
             .collect())
     }
 
     pub async fn incident(&self, scope: &TenantScope, id: i64) -> Result<IncidentDetail> {
         let r: IncidentDb = sqlx::query_as(
-            "SELECT id, title, message, survey, target, drill, started_at, closed_at, reminder_interval_min, reminder_count, reminders_sent \
+            "SELECT id, title, message, survey, target, drill, started_at, closed_at, reminder_interval_min, reminder_count, reminders_sent, label_id \
              FROM incidents WHERE tenant_id = $1 AND id = $2",
         )
         .bind(scope.tenant_id())
@@ -296,6 +327,10 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
+        let label = match r.label_id {
+            Some(l) => Some(self.label(scope, l).await?),
+            None => None,
+        };
         Ok(IncidentDetail {
             id: r.id,
             title: r.title,
@@ -308,6 +343,7 @@ impl Store {
             reminder_interval_min: r.reminder_interval_min,
             reminder_count: r.reminder_count,
             reminders_sent: r.reminders_sent,
+            label,
         })
     }
 

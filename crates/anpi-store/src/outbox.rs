@@ -66,6 +66,9 @@ pub struct SurveyMail {
     pub title: String,
     pub message: String,
     pub drill: bool,
+    /// The incident's classification label (Japanese and English names), if any.
+    pub label: Option<String>,
+    pub label_en: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -86,6 +89,8 @@ struct ClaimDb {
     title: Option<String>,
     message: Option<String>,
     drill: Option<i64>,
+    label: Option<String>,
+    label_en: Option<String>,
 }
 
 pub(crate) async fn enqueue_survey(tx: &mut Transaction<'static, Any>, tenant: i64, incident: i64, recipients: &[i64], kind: OutboxKind, round: i64, now: Millis) -> Result<()> {
@@ -164,11 +169,12 @@ impl Store {
         }
         let sql = format!(
             "SELECT o.id, o.tenant_id, o.kind, o.idempotency_key, o.attempts, o.to_addrs, o.subject, o.body, o.recipient_id, \
-               r.name, r.language, p.emails, t.name AS tenant_name, i.title, i.message, i.drill \
+               r.name, r.language, p.emails, t.name AS tenant_name, i.title, i.message, i.drill, l.name AS label, l.name_en AS label_en \
              FROM outbox o JOIN tenants t ON t.id = o.tenant_id \
                LEFT JOIN recipients r ON r.id = o.recipient_id AND r.tenant_id = o.tenant_id \
                LEFT JOIN people p ON p.id = r.person_id AND p.tenant_id = o.tenant_id \
                LEFT JOIN incidents i ON i.id = o.incident_id AND i.tenant_id = o.tenant_id \
+               LEFT JOIN labels l ON l.id = i.label_id AND l.tenant_id = o.tenant_id \
              WHERE o.id IN ({}) ORDER BY o.id",
             in_list(1, ids.len())
         );
@@ -211,6 +217,8 @@ impl Store {
                         title: r.title.unwrap_or_default(),
                         message: r.message.unwrap_or_default(),
                         drill: r.drill.unwrap_or(0) != 0,
+                        label: r.label,
+                        label_en: r.label_en,
                     }),
                 };
                 let to = match &survey {

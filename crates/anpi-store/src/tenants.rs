@@ -49,7 +49,9 @@ impl Store {
         if self.master_keys().is_ok() {
             self.ensure_tenant_key(id, now).await?;
         }
-        Ok(TenantScope::new(id))
+        let scope = TenantScope::new(id);
+        self.seed_labels(&scope, now).await?;
+        Ok(scope)
     }
 
     /// The scope of a tenant named by its code, for operator tools on the command line

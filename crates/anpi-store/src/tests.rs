@@ -132,6 +132,7 @@ async fn whole_loop_on_every_engine() {
             started_by: Some(acc),
             within: None,
             dispatch_id: None,
+            label_id: None,
         };
         let (inc, n) = s.start_incident(&a, &new, &AuditEvent::system("test"), now).await.unwrap();
         assert_eq!(n, 2);
@@ -363,6 +364,7 @@ async fn a_change_and_its_audit_entry_commit_together_on_every_engine() {
             started_by: None,
             within: None,
             dispatch_id: None,
+            label_id: None,
         };
         assert!(s.start_incident(&t, &new, &by("incident_started"), now).await.is_err());
         assert!(s.create_account(&t, "b@x.example", "B", Role::Member, None, &by("account_created"), now).await.is_err());

@@ -106,7 +106,12 @@ impl Console {
     /// Records an action that changes nothing (an export, a view) in the tenant's audit log.
     /// The caller fails when the record cannot be written.
     pub async fn audit(&self, st: &AppState, action: &str, target: impl Into<String>, detail: impl Into<String>) -> Result<(), WebError> {
-        let e = AuditEvent { detail: detail.into(), ..self.event(action, target) };
+        self.audit_outcome(st, action, "ok", target, detail).await
+    }
+
+    /// [`Console::audit`] with another outcome (`denied`, `failed`).
+    pub async fn audit_outcome(&self, st: &AppState, action: &str, outcome: &str, target: impl Into<String>, detail: impl Into<String>) -> Result<(), WebError> {
+        let e = AuditEvent { outcome, detail: detail.into(), ..self.event(action, target) };
         st.store.audit(Some(&self.scope), &e, st.clock.now()).await?;
         Ok(())
     }

@@ -92,6 +92,8 @@ async fn seed(store: &anpi_store::Store, now: i64) -> anyhow::Result<()> {
         let person = fields.validate().map_err(|e| anyhow::anyhow!(e.join("; ")))?;
         store.save_person(&scope, None, &person, &AuditEvent::system("person_created"), now).await?;
     }
+    // The starting labels (公開 / 社外秘 / 機密) come with the tenant; the demo rule's incidents are 社外秘.
+    let confidential = store.labels(&scope).await?.into_iter().find(|l| l.label.name == "社外秘").map(|l| l.label.id);
     let rule = anpi_intake::Rule::from_row(&anpi_store::RuleRow {
         name: "震度5弱以上（自宅・勤務地）".into(),
         enabled: 1,
@@ -101,6 +103,7 @@ async fn seed(store: &anpi_store::Store, now: i64) -> anyhow::Result<()> {
         survey: serde_json::to_string(&anpi_core::survey::Survey::default_safety())?,
         message: "地震が発生しました。安否を回答してください。".into(),
         suppress_min: 60,
+        label_id: confidential,
         ..Default::default()
     })
     .map_err(anyhow::Error::msg)?;

@@ -7,11 +7,10 @@ use crate::error::{WebError, WebResult};
 use crate::session::Console;
 use crate::AppState;
 use anpi_core::clock::{format_local_seconds, local_day_start};
-use anpi_core::Permission;
+use anpi_core::{Label, Permission};
 use anpi_store::audit::{AuditEntry, LogFilter, LogKind};
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
@@ -187,18 +186,22 @@ async fn last_seen(st: &AppState, c: &Console) -> WebResult<Vec<LastSeen>> {
         .collect())
 }
 
-/// The filtered entries for export (newest first), recorded in the audit log first.
-async fn exported(st: &AppState, c: &Console, q: &LogQuery, format: &str) -> WebResult<Vec<AuditEntry>> {
+/// The filtered entries for export (newest first) and the tenant's default label, which the
+/// export carries and which may restrict who exports; the export is recorded first.
+async fn exported(st: &AppState, c: &Console, q: &LogQuery, format: &str) -> WebResult<(Vec<AuditEntry>, Option<Label>)> {
     c.require(Permission::ManageSecurity)?;
+    let label = st.store.default_label(&c.scope).await?;
+    super::export::authorise(st, c, "audit_exported", q.view(), label.as_ref()).await?;
     let filter = q.filter()?;
+    // Recorded first, so the export lists itself.
+    super::export::record(st, c, "audit_exported", q.view(), label.as_ref(), format!("{format} {}", q.link(None))).await?;
     let entries = st.store.audit_entries(&c.scope, &filter, EXPORT_MAX).await?;
-    c.audit(st, "log_exported", q.view(), format!("{format}, {} entries, {}", entries.len(), q.link(None))).await?;
-    Ok(entries)
+    Ok((entries, label))
 }
 
 /// The filtered log as CSV (UTF-8 with BOM, for Excel).
 pub async fn csv(State(st): State<AppState>, c: Console, Query(q): Query<LogQuery>) -> WebResult<Response> {
-    let entries = exported(&st, &c, &q, "csv").await?;
+    let (entries, label) = exported(&st, &c, &q, "csv").await?;
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(["seq", "日時 (time)", "実行者 (actor)", "操作 (action)", "対象 (target)", "結果 (outcome)", "接続元 (ip)", "詳細 (detail)", "種別 (kind)"]);
     for e in entries {
@@ -207,12 +210,12 @@ pub async fn csv(State(st): State<AppState>, c: Console, Query(q): Query<LogQuer
     }
     let mut out = "\u{FEFF}".as_bytes().to_vec();
     out.extend_from_slice(&w.into_inner().unwrap_or_default());
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"audit-log.csv\"")], out).into_response())
+    Ok(super::export::csv_download("audit-log", label.as_ref(), out))
 }
 
 /// The filtered log as JSON: an array of entries, times in UTC milliseconds and local text.
 pub async fn json(State(st): State<AppState>, c: Console, Query(q): Query<LogQuery>) -> WebResult<Response> {
-    let entries = exported(&st, &c, &q, "json").await?;
+    let (entries, label) = exported(&st, &c, &q, "json").await?;
     let rows: Vec<serde_json::Value> = entries
         .into_iter()
         .map(|e| {
@@ -223,7 +226,7 @@ pub async fn json(State(st): State<AppState>, c: Console, Query(q): Query<LogQue
         })
         .collect();
     let body = serde_json::to_vec_pretty(&rows).map_err(|_| WebError::BadRequest("export failed".into()))?;
-    Ok(([(header::CONTENT_TYPE, "application/json"), (header::CONTENT_DISPOSITION, "attachment; filename=\"audit-log.json\"")], body).into_response())
+    Ok(super::export::download("audit-log", "json", "application/json", label.as_ref(), body))
 }
 
 #[derive(Deserialize)]

@@ -243,6 +243,7 @@ pub struct RuleLine {
     pub basis: String,
     pub hold_secs: i64,
     pub suppress_min: i64,
+    pub label: String,
 }
 
 fn basis_label(code: &str, t: Tr) -> &'static str {
@@ -263,6 +264,7 @@ struct RulesPage {
 
 pub async fn rules(State(st): State<AppState>, c: Console, Query(flash): Query<Flash>) -> WebResult<Response> {
     c.require(Permission::ManageRules)?;
+    let labels: HashMap<i64, String> = super::incidents::label_options(&st, &c).await?.into_iter().collect();
     let rules = st
         .store
         .rules(&c.scope)
@@ -277,6 +279,7 @@ pub async fn rules(State(st): State<AppState>, c: Console, Query(flash): Query<F
             basis: basis_label(r.basis.code(), c.t).into(),
             hold_secs: r.hold_secs,
             suppress_min: r.suppress_min,
+            label: r.label_id.and_then(|l| labels.get(&l).cloned()).unwrap_or_default(),
             name: r.name,
         })
         .collect();
@@ -297,6 +300,7 @@ struct RulePage {
     id: i64,
     form: RuleForm,
     triggers: Vec<(String, Vec<TriggerOption>)>,
+    labels: Vec<(String, String)>,
     error: Option<String>,
 }
 
@@ -327,6 +331,9 @@ pub struct RuleForm {
     pub reminder_interval: String,
     #[serde(default)]
     pub reminder_count: String,
+    /// The label's id, empty for none.
+    #[serde(default)]
+    pub label: String,
 }
 
 impl RuleForm {
@@ -344,6 +351,7 @@ impl RuleForm {
             suppress_min: r.suppress_min.to_string(),
             reminder_interval: r.reminder_interval_min.to_string(),
             reminder_count: r.reminder_count.to_string(),
+            label: r.label_id.map(|l| l.to_string()).unwrap_or_default(),
         }
     }
 
@@ -370,6 +378,10 @@ impl RuleForm {
         };
         let (kind, threshold) = self.trigger.split_once('|').unwrap_or(("", ""));
         let survey = Survey::parse_editor_text(&self.survey)?;
+        let label_id = match self.label.trim() {
+            "" => None,
+            v => Some(v.parse::<i64>().map_err(|_| "bad label".to_string())?),
+        };
         Rule::from_row(&RuleRow {
             id,
             name: self.name.clone(),
@@ -384,6 +396,7 @@ impl RuleForm {
             suppress_min: num(&self.suppress_min, "重複抑止 (suppression)")?,
             reminder_interval_min: num(&self.reminder_interval, "リマインド間隔 (reminder interval)")?,
             reminder_count: num(&self.reminder_count, "リマインド回数 (reminders)")?,
+            label_id,
         })
     }
 }
@@ -402,21 +415,22 @@ fn triggers(t: Tr) -> Vec<(String, Vec<TriggerOption>)> {
         .collect()
 }
 
-fn rule_page(c: &Console, id: i64, form: RuleForm, error: Option<String>) -> WebResult<Response> {
+async fn rule_page(st: &AppState, c: &Console, id: i64, form: RuleForm, error: Option<String>) -> WebResult<Response> {
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let page = RulePage { l: Layout::console(c, c.t.p("自動配信ルール", "Dispatch rule")), csrf: c.csrf.clone(), id, form, triggers: triggers(c.t), error };
+    let labels = super::incidents::label_options(st, c).await?.into_iter().map(|(id, name)| (id.to_string(), name)).collect();
+    let page = RulePage { l: Layout::console(c, c.t.p("自動配信ルール", "Dispatch rule")), csrf: c.csrf.clone(), id, form, triggers: triggers(c.t), labels, error };
     Ok((status, render(&page)?).into_response())
 }
 
-pub async fn new_rule(c: Console) -> WebResult<Response> {
+pub async fn new_rule(State(st): State<AppState>, c: Console) -> WebResult<Response> {
     c.require(Permission::ManageRules)?;
-    rule_page(&c, 0, RuleForm::blank(), None)
+    rule_page(&st, &c, 0, RuleForm::blank(), None).await
 }
 
 pub async fn edit_rule(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<Response> {
     c.require(Permission::ManageRules)?;
     let rule = Rule::from_row(&st.store.rule(&c.scope, id).await?).map_err(WebError::BadRequest)?;
-    rule_page(&c, id, RuleForm::from_rule(&rule), None)
+    rule_page(&st, &c, id, RuleForm::from_rule(&rule), None).await
 }
 
 async fn save(st: &AppState, c: &Console, id: i64, form: RuleForm) -> WebResult<Response> {
@@ -424,11 +438,17 @@ async fn save(st: &AppState, c: &Console, id: i64, form: RuleForm) -> WebResult<
     c.check_csrf(&form.csrf)?;
     match form.to_rule(id) {
         Ok(rule) => {
-            let e = AuditEvent { detail: format!("{} {} {}", rule.name, rule.kind.code(), rule.threshold), ..c.event(if id == 0 { "rule_created" } else { "rule_updated" }, "") };
-            st.store.save_rule(&c.scope, &rule.to_row(), &e, st.clock.now()).await?;
+            let label = rule.label_id.map(|l| format!(" label:{l}")).unwrap_or_default();
+            let detail = format!("{} {} {}{label}", rule.name, rule.kind.code(), rule.threshold);
+            let e = AuditEvent { detail, ..c.event(if id == 0 { "rule_created" } else { "rule_updated" }, "") };
+            match st.store.save_rule(&c.scope, &rule.to_row(), &e, st.clock.now()).await {
+                Ok(_) => {}
+                Err(anpi_store::StoreError::Invalid(e)) => return rule_page(st, c, id, form, Some(e)).await,
+                Err(e) => return Err(e.into()),
+            }
             Ok(Redirect::to("/rules?done=saved").into_response())
         }
-        Err(e) => rule_page(c, id, form, Some(e)),
+        Err(e) => rule_page(st, c, id, form, Some(e)).await,
     }
 }
 

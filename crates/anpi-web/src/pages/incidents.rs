@@ -12,7 +12,6 @@ use anpi_core::{AreaCode, Permission};
 use anpi_store::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -53,14 +52,21 @@ struct NewPage {
     departments: Vec<(i64, String)>,
     sites: Vec<(i64, String)>,
     groups: Vec<(i64, String)>,
+    labels: Vec<(i64, String)>,
     error: Option<String>,
+}
+
+/// The tenant's labels for a select: (id, name in the page's language).
+pub async fn label_options(st: &AppState, c: &Console) -> WebResult<Vec<(i64, String)>> {
+    Ok(st.store.labels(&c.scope).await?.into_iter().map(|u| (u.label.id, u.label.shown(c.t.lang()).to_string())).collect())
 }
 
 async fn new_page_with(st: &AppState, c: &Console, survey_text: String, error: Option<String>) -> WebResult<Response> {
     let departments = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
     let sites = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, format!("{} ({})", s.name, s.area_code))).collect();
     let groups = st.store.groups(&c.scope).await?.into_iter().map(|g| (g.id, g.name)).collect();
-    let page = NewPage { l: Layout::console(c, c.t.p("新規配信", "Start an incident")), csrf: c.csrf.clone(), survey_text, departments, sites, groups, error: error.clone() };
+    let labels = label_options(st, c).await?;
+    let page = NewPage { l: Layout::console(c, c.t.p("新規配信", "Start an incident")), csrf: c.csrf.clone(), survey_text, departments, sites, groups, labels, error: error.clone() };
     let status = if error.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
     Ok((status, render(&page)?).into_response())
 }
@@ -89,6 +95,10 @@ fn parse_start(fields: &[(String, String)], by: i64) -> Result<NewIncident, Stri
     if title.is_empty() || title.chars().count() > 200 {
         return Err("件名を200文字以内で入力してください (title: 1–200 characters)".into());
     }
+    let label_id = match one("label").as_str() {
+        "" => None,
+        v => Some(v.parse::<i64>().map_err(|_| "bad label".to_string())?),
+    };
     let message = one("message");
     if message.chars().count() > 5000 {
         return Err("本文は5000文字以内です (message: at most 5000 characters)".into());
@@ -104,6 +114,7 @@ fn parse_start(fields: &[(String, String)], by: i64) -> Result<NewIncident, Stri
         started_by: Some(by),
         within: None,
         dispatch_id: None,
+        label_id,
     })
 }
 
@@ -245,6 +256,8 @@ struct DashboardPage {
     closed: Option<String>,
     b: Board,
     can_manage: bool,
+    /// Whether this user may export the answers (the label's restriction).
+    can_export: bool,
 }
 
 #[derive(Template)]
@@ -281,6 +294,7 @@ pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i6
         return render(&DashboardFragment { l, b });
     }
     c.audit(&st, "incident_viewed", format!("incident:{id}"), "").await?;
+    let can_export = export_label(&st, &c, &inc).await?.is_none_or(|label| label.may_export(c.role()));
     render(&DashboardPage {
         l,
         csrf: c.csrf.clone(),
@@ -289,6 +303,7 @@ pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i6
         inc,
         b,
         can_manage: c.can(Permission::ManageIncident),
+        can_export,
     })
 }
 
@@ -322,9 +337,20 @@ pub async fn close(State(st): State<AppState>, c: Console, Path(id): Path<i64>, 
     Ok(Redirect::to(&format!("/incidents/{id}?done=closed")).into_response())
 }
 
+/// The label an export of the incident's answers carries: its own, else the tenant's default.
+async fn export_label(st: &AppState, c: &Console, inc: &IncidentDetail) -> WebResult<Option<anpi_core::Label>> {
+    match &inc.label {
+        Some(l) => Ok(Some(l.clone())),
+        None => Ok(st.store.default_label(&c.scope).await?),
+    }
+}
+
 pub async fn answers_csv(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<Response> {
     c.require(Permission::ViewIncidents)?;
     let inc = st.store.incident(&c.scope, id).await?;
+    let label = export_label(&st, &c, &inc).await?;
+    let target = format!("incident:{id}");
+    super::export::authorise(&st, &c, "answers_exported", &target, label.as_ref()).await?;
     let rows = visible(st.store.dashboard(&c.scope, id).await?, c.reach(&st).await?);
     let depts: HashMap<i64, String> = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
     let sites: HashMap<i64, String> = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, s.name)).collect();
@@ -346,8 +372,8 @@ pub async fn answers_csv(State(st): State<AppState>, c: Console, Path(id): Path<
         }
         out.push_str(&csv_line(&line));
     }
-    let name = format!("attachment; filename=\"incident-{id}-answers.csv\"");
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, name)], out).into_response())
+    super::export::record(&st, &c, "answers_exported", &target, label.as_ref(), format!("{} rows", rows.len())).await?;
+    Ok(super::export::csv_download(&format!("incident-{id}-answers"), label.as_ref(), out))
 }
 
 /// One CSV line; fields quoted when needed, and cells that a spreadsheet would run as a

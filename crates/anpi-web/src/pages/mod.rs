@@ -5,8 +5,10 @@ mod accounts;
 mod answer;
 mod audit;
 mod auth;
+mod export;
 mod hazards;
 mod incidents;
+mod labels;
 mod mail;
 mod network;
 mod passkeys;
@@ -166,6 +168,10 @@ pub fn tenant_routes() -> Router<AppState> {
         .route("/audit.json", get(audit::json))
         .route("/audit/retention", post(audit::save_retention))
         .route("/security/network", get(network::page).post(network::save))
+        .route("/labels", get(labels::page).post(labels::create))
+        .route("/labels/default", post(labels::set_default))
+        .route("/labels/{id}", post(labels::update))
+        .route("/labels/{id}/delete", post(labels::delete))
         .route("/password", get(auth::password_page).post(auth::change_password))
         .route("/password/reset", get(auth::reset_request_page).post(auth::reset_request))
         .route("/password/reset/{token}", get(auth::reset_page).post(auth::reset))

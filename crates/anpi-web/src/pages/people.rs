@@ -11,7 +11,7 @@ use anpi_core::Permission;
 use anpi_store::PersonRow;
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
@@ -172,16 +172,15 @@ pub async fn delete(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
     Ok(Redirect::to("/people?done=deleted").into_response())
 }
 
+/// The directory as CSV, carrying the tenant's default label (the directory belongs to no incident).
 pub async fn export(State(st): State<AppState>, c: Console) -> WebResult<Response> {
     c.require(Permission::ManageDirectory)?;
+    let label = st.store.default_label(&c.scope).await?;
+    super::export::authorise(&st, &c, "directory_exported", "", label.as_ref()).await?;
     let people: Vec<PersonInput> = st.store.people(&c.scope).await?.into_iter().map(|p| p.input).collect();
     tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, rows = people.len(), "directory export");
-    c.audit(&st, "directory_exported", "", format!("{} people", people.len())).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"people.csv\"")],
-        csv_import::export(&people),
-    )
-        .into_response())
+    super::export::record(&st, &c, "directory_exported", "", label.as_ref(), format!("{} people", people.len())).await?;
+    Ok(super::export::csv_download("people", label.as_ref(), csv_import::export(&people)))
 }
 
 #[derive(Template)]

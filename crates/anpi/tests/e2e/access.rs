@@ -291,7 +291,7 @@ async fn audit_log_records_actions_and_detects_tampering() {
         let none = admin.get("/audit.json?view=audit&from=2001-01-01&to=2001-01-02").await.expect_status(200).json();
         assert_eq!(none.as_array().map(Vec::len), Some(0), "nothing in 2001");
         admin.get("/audit.json?view=audit&from=yesterday").await.expect_status(400);
-        let exported = admin.get("/audit.json?view=audit&action=log_exported").await.json();
+        let exported = admin.get("/audit.json?view=audit&action=audit_exported").await.json();
         assert!(exported.as_array().is_some_and(|a| a.len() >= 3), "each export is logged: {exported}");
         // Paging: 100 entries a page, then a link to older ones.
         for _ in 0..101 {

@@ -39,6 +39,9 @@ async fn demo_runs_the_loop_without_smtp() {
     assert!(up, "anpi demo did not come up");
     c.get("/login").await.expect_status(200);
     c.post_form("/login", &[("tenant", "demo"), ("email", "admin@demo.example"), ("password", "sakura-shelter-check-2026")]).await.expect_status(303);
+    // The starting classification labels.
+    let labels = c.get("/labels").await.expect_status(200);
+    assert!(["公開", "社外秘", "機密"].iter().all(|l| labels.text.contains(l)), "starting labels");
     let people = c.get("/people").await.expect_status(200);
     assert!(people.text.contains("(50)"), "50 demo people");
     c.get("/incidents/new").await.expect_status(200);
@@ -66,16 +69,18 @@ async fn demo_runs_the_loop_without_smtp() {
     };
     let out = Command::new(ANPI_BIN).args(["jma", "replay", "--drill", "--data-dir"]).arg(dir.path()).arg(&telegram).output().expect("replay");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut drills = 0;
+    let (mut drills, mut labelled) = (0, 0);
     for _ in 0..100 {
         let page = c.get("/mail").await.expect_status(200).text;
         drills = page.matches("<b>【訓練】").count() + page.matches("<b>[DRILL]").count();
+        labelled = page.matches("区分: 社外秘 / Classification: Confidential").count();
         if drills > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(drills > 0 && drills < 50, "drill mail to the people in the affected areas only, got {drills}");
+    assert_eq!(labelled, drills, "the demo rule's incidents are labelled 社外秘");
 }
 
 fn short_survey() -> &'static str {

@@ -225,6 +225,7 @@ async fn every_route_with_an_id_refuses_other_tenants() {
         let survey = crate::support::http::html_unescape(&extract(&form, "name=\"survey\" rows=\"4\">", "</textarea>").unwrap());
         a.post_form("/rules", &[("name", "owner rule"), ("enabled", "1"), ("trigger", "earthquake|intensity:5-"), ("basis", "both"), ("survey", &survey), ("suppress_min", "60")]).await.expect_status(303);
         let rule = extract(&a.get("/rules").await.text, "<a href=\"/rules/", "\"").expect("rule id");
+        let label = extract(&a.get("/labels").await.text, "action=\"/labels/", "\"").expect("label id");
         let mut a2 = env.server.client();
         login(&mut a2, "owner", &admin_email("owner"), PASSWORD).await;
         let sessions = a.get("/account").await.text;
@@ -258,6 +259,8 @@ async fn every_route_with_an_id_refuses_other_tenants() {
                 passkey.to_string()
             } else if path.starts_with("/rules/") {
                 rule.clone()
+            } else if path.starts_with("/labels/") {
+                label.clone()
             } else {
                 return None;
             };
@@ -285,6 +288,8 @@ async fn every_route_with_an_id_refuses_other_tenants() {
         assert!(a.get(&format!("/incidents/{incident}")).await.expect_status(200).text.contains("配信を終了"));
         assert!(a.get(&format!("/people/{person}")).await.expect_status(200).text.contains("無効にする"));
         a.get(&format!("/rules/{rule}")).await.expect_status(200);
+        let labels = a.get("/labels").await.text;
+        assert!(labels.contains(&format!("action=\"/labels/{label}\"")) && !labels.contains("hijack"), "A's label unchanged");
         let accounts = a.get("/accounts").await.text;
         assert!(!accounts.contains("ロック中") && accounts.contains("d@owner.example"));
         a2.get("/").await.expect_status(200);
