@@ -5,6 +5,7 @@
 mod accounts;
 pub mod audit;
 mod allowlists;
+mod clientcerts;
 mod crypto;
 mod directory;
 mod feeds;
@@ -22,6 +23,7 @@ mod tenants;
 pub use accounts::{session_id, Account, AuthContext, ClientInfo, Principal, SessionPolicy, SessionRow, SessionStage};
 pub use security::{throttle_delay, MfaRequirement, SecurityPolicy};
 pub use allowlists::Allowlists;
+pub use clientcerts::ClientCertSettings;
 pub use crypto::{hash_password, random_token, verify_password};
 pub use directory::{Department, Group, PersonRow, Site};
 pub use feeds::FeedStatus;
