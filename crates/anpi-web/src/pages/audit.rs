@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 /// Actions shown as sign-in history.
-const SIGN_IN: &[&str] = &["sign_in", "sign_in_failed", "sign_in_mfa_failed", "sign_out", "account_locked"];
+const SIGN_IN: &[&str] = &["sign_in", "sign_in_failed", "sign_in_mfa_failed", "sign_out", "account_locked", "client_cert_denied"];
 
 #[derive(Deserialize, Default)]
 pub struct LogQuery {

@@ -5,6 +5,7 @@ mod accounts;
 mod answer;
 mod audit;
 mod auth;
+mod client_cert;
 mod hazards;
 mod incidents;
 mod mail;
@@ -163,6 +164,10 @@ pub fn tenant_routes() -> Router<AppState> {
         .route("/audit", get(audit::page))
         .route("/audit.csv", get(audit::csv))
         .route("/security/network", get(network::page).post(network::save))
+        .route("/security/client-cert", get(client_cert::page))
+        .route("/security/client-cert/ca", post(client_cert::save_ca))
+        .route("/security/client-cert/ca/remove", post(client_cert::remove_ca))
+        .route("/security/client-cert/require", post(client_cert::save_required))
         .route("/password", get(auth::password_page).post(auth::change_password))
         .route("/password/reset", get(auth::reset_request_page).post(auth::reset_request))
         .route("/password/reset/{token}", get(auth::reset_page).post(auth::reset))
