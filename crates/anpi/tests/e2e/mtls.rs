@@ -5,6 +5,7 @@
 //! one, with another CA's, an expired or a server-only certificate the admin is refused (on
 //! sign-in and on every request) and the refusals are in the audit log; distributors and answer
 //! links are unaffected; a plain-HTTP listener (as behind a reverse proxy) lets no admin in.
+//! And the listener's handshake: a client presenting a certificate must hold its key.
 //!
 //! The listener does not depend on the storage engine (the store methods are tested on both
 //! engines in `anpi-store`), so this runs on SQLite only.
@@ -13,8 +14,17 @@ use super::common::*;
 use super::tls::{openssl, openssl_ok, Pki};
 use crate::support::http::reqwest_client_with_identity;
 use crate::support::{Client, Engine, Resp, Server};
+use rustls::client::ResolvesClientCert;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::sign::CertifiedKey;
+use rustls::SignatureScheme;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const DENIED: &str = "この端末からの管理者としてのアクセスは、組織のポリシーにより許可されていません";
 const LOCKOUT: &str = "you would lock yourself out";
@@ -251,4 +261,69 @@ async fn admin_access_with_client_certificates() {
     let mut again = env.server.client();
     sign_in(&mut again, &email).await.expect_status(303);
     again.get("/").await.expect_status(200);
+}
+
+/// Any certificate chain with any key, whatever the server asks for.
+#[derive(Debug)]
+struct Present(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for Present {
+    fn resolve(&self, _root_hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /healthz` over `version`, presenting `chain` signed for with `key` (which need not be
+/// the certificate's); the response, or why there is none.
+async fn healthz_presenting(port: u16, ca: &[u8], chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, version: &'static rustls::SupportedProtocolVersion) -> Result<String, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let signer = provider.key_provider.load_private_key(key).map_err(|e| e.to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca) {
+        roots.add(c.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[version])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(Arc::new(Present(Arc::new(CertifiedKey::new(chain, signer)))));
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let exchange = async {
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(|e| format!("handshake: {e}"))?;
+        tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.map_err(|e| format!("write: {e}"))?;
+        let mut got = Vec::new();
+        tls.read_to_end(&mut got).await.map_err(|e| format!("read: {e}"))?;
+        Ok(String::from_utf8_lossy(&got).into_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(15), exchange).await.map_err(|_| "timed out".to_string())?
+}
+
+/// The listener accepts any certificate but only from a client that holds its key: the
+/// handshake signature (TLS 1.3 and 1.2) is verified against the presented certificate.
+#[tokio::test]
+async fn the_handshake_proves_the_client_holds_the_key() {
+    crate::support::http::install_crypto_provider();
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("server", 3101, false);
+    let (server, _db) = super::tls::tls_server(&pki, &cert, &key, &[]).await;
+    let cas = ClientCas::new();
+    let admin = cas.issue("admin", "tenant-ca", "clientAuth", 2);
+    let other = cas.issue("someone", "other-ca", "clientAuth", 2);
+    let chain = |pem: &[u8]| CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().expect("certificate PEM");
+    let key_of = |pem: &[u8]| PrivateKeyDer::from_pem_slice(pem).expect("key PEM");
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        // Its own key: served.
+        let r = healthz_presenting(server.port(), &pki.ca_pem, chain(&admin), key_of(&admin), version).await;
+        assert!(r.as_deref().is_ok_and(|t| t.starts_with("HTTP/1.1 200")), "{version:?} with the right key: {r:?}");
+        // Someone else's certificate with one's own key: the handshake fails, nothing is served.
+        let r = healthz_presenting(server.port(), &pki.ca_pem, chain(&admin), key_of(&other), version).await;
+        assert!(!r.as_deref().is_ok_and(|t| t.contains("200")), "{version:?} with the wrong key was served: {r:?}");
+    }
+    // Still serving.
+    let r = healthz_presenting(server.port(), &pki.ca_pem, chain(&other), key_of(&other), &rustls::version::TLS13).await;
+    assert!(r.as_deref().is_ok_and(|t| t.starts_with("HTTP/1.1 200")), "{r:?}");
 }

@@ -112,7 +112,7 @@ async fn served_cert(url: &str, ca: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Starts a TLS server with `cert`/`key` and the given extra arguments.
-async fn tls_server(pki: &Pki, cert: &Path, key: &Path, extra: &[String]) -> (Server, crate::support::DbGuard) {
+pub(crate) async fn tls_server(pki: &Pki, cert: &Path, key: &Path, extra: &[String]) -> (Server, crate::support::DbGuard) {
     let (url, db) = fresh_database(Engine::Sqlite).await;
     let mut args = vec!["--tls-cert".to_string(), cert.display().to_string(), "--tls-key".into(), key.display().to_string()];
     args.extend_from_slice(extra);
