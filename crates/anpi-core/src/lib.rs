@@ -2,6 +2,7 @@
 //! import parsing. Pure: no I/O, no clock (time is always a parameter).
 
 pub mod area;
+pub mod clientcert;
 pub mod clock;
 pub mod csv_import;
 pub mod directory;

@@ -59,7 +59,7 @@ impl LogKind {
     /// The kind an action is logged under.
     pub fn of(action: &str) -> LogKind {
         match action {
-            "sign_in" | "sign_in_failed" | "sign_in_mfa_failed" | "password_accepted" | "sign_out" | "account_locked" => LogKind::SignIn,
+            "sign_in" | "sign_in_failed" | "sign_in_mfa_failed" | "password_accepted" | "sign_out" | "account_locked" | "client_cert_denied" => LogKind::SignIn,
             a if a.ends_with("_viewed") => LogKind::Usage,
             _ => LogKind::Audit,
         }

@@ -654,3 +654,45 @@ async fn sessions_expire_when_idle_or_too_old_on_every_engine() {
         assert!(s.session(&tok, now, policy).await.unwrap().is_none(), "disabled account");
     }
 }
+
+#[tokio::test]
+async fn client_cert_settings_on_every_engine() {
+    const CA: &str = include_str!("../../anpi-core/testdata/clientcert/ca.pem");
+    const OTHER_CA: &str = include_str!("../../anpi-core/testdata/clientcert/other-ca.pem");
+    const LEAF: &str = include_str!("../../anpi-core/testdata/clientcert/client.pem");
+    for (s, _guard) in stores().await {
+        let a = s.create_tenant("acme", "ACME", 0).await.unwrap();
+        let b = s.create_tenant("beta", "Beta", 0).await.unwrap();
+        assert_eq!(s.client_cert_settings(&a).await.unwrap(), crate::ClientCertSettings::default());
+        // Nothing to require without a CA; nothing to remove either.
+        assert!(matches!(s.set_admin_cert_required(&a, true).await, Err(crate::StoreError::Invalid(m)) if m.contains("upload a CA certificate first")));
+        s.remove_client_ca(&a).await.unwrap();
+        // Only a CA is accepted; what is stored is the canonical PEM.
+        assert!(matches!(s.set_client_ca(&a, LEAF).await, Err(crate::StoreError::Invalid(m)) if m.contains("not a CA certificate")));
+        assert!(matches!(s.set_client_ca(&a, "junk").await, Err(crate::StoreError::Invalid(_))));
+        let ca = s.set_client_ca(&a, &format!("\n  {CA}\n")).await.unwrap();
+        assert_eq!(ca.subject, "CN=anpi test client CA,O=anpi test");
+        let got = s.client_cert_settings(&a).await.unwrap();
+        assert_eq!(got, crate::ClientCertSettings { ca: Some(ca.clone()), admin_required: false });
+        s.set_admin_cert_required(&a, true).await.unwrap();
+        assert!(s.client_cert_settings(&a).await.unwrap().admin_required);
+        // Per tenant.
+        assert_eq!(s.client_cert_settings(&b).await.unwrap(), crate::ClientCertSettings::default());
+        // The CA stays while it is required; it can be replaced.
+        assert!(matches!(s.remove_client_ca(&a).await, Err(crate::StoreError::Invalid(m)) if m.contains("turn off the admin certificate requirement first")));
+        let other = s.set_client_ca(&a, OTHER_CA).await.unwrap();
+        assert_eq!(s.client_cert_settings(&a).await.unwrap(), crate::ClientCertSettings { ca: Some(other), admin_required: true });
+        // Other security settings leave these alone, and these leave the others alone.
+        s.set_allowlists(&a, &crate::Allowlists { console: "10.0.0.0/8".into(), ..Default::default() }, &AuditEvent::system("test"), 0).await.unwrap();
+        assert!(s.client_cert_settings(&a).await.unwrap().admin_required);
+        assert_eq!(s.allowlists(&a).await.unwrap().console, "10.0.0.0/8");
+        s.set_admin_cert_required(&a, false).await.unwrap();
+        s.remove_client_ca(&a).await.unwrap();
+        assert_eq!(s.client_cert_settings(&a).await.unwrap(), crate::ClientCertSettings::default());
+        // A stored CA that no longer reads verifies nothing but keeps the requirement (fails closed).
+        s.set_client_ca(&a, CA).await.unwrap();
+        s.set_admin_cert_required(&a, true).await.unwrap();
+        sqlx::query("UPDATE tenant_security SET client_ca_pem = 'garbage' WHERE tenant_id = $1").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        assert_eq!(s.client_cert_settings(&a).await.unwrap(), crate::ClientCertSettings { ca: None, admin_required: true });
+    }
+}

@@ -1,6 +1,7 @@
 //! anpi HTTP: the answer page, the tenant console, the operator console (its own listener).
 //! Pages are server-rendered and work without JavaScript.
 
+mod client_cert;
 mod client_ip;
 pub mod clock_sync;
 mod error;
@@ -8,6 +9,7 @@ mod i18n;
 mod pages;
 mod session;
 
+pub use client_cert::PeerCertificates;
 pub use error::WebError;
 pub use i18n::Tr;
 

@@ -182,6 +182,8 @@ impl FromRequestParts<AppState> for SignIn {
                 Principal::Account { scope, account, tenant_code } => {
                     crate::client_ip::guard_console(parts, state, &scope, &account, t).await?;
                     let ip = crate::client_ip::ClientIp(crate::client_ip::of_request(parts, &state.trusted_proxies)).shown();
+                    let certs = parts.extensions.get::<crate::PeerCertificates>().cloned().unwrap_or_default();
+                    crate::client_cert::guard(state, &scope, &account, &certs, &ip, t, "request").await?;
                     Ok(SignIn { scope, account, tenant_code, csrf: ctx.csrf, stage: ctx.stage, token, t, ip })
                 }
                 Principal::Operator { .. } => Err(Redirect::to("/login").into_response()),

@@ -114,12 +114,14 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
         (Some(cert), Some(key)) => {
             let provider = crate::tls::provider();
             let files = crate::tls::CertFiles::load(cert, key, provider.clone()).map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
-            let config = crate::tls::server_config(files.clone(), provider)?;
+            // Client certificates are asked for on the tenant listener only (admin access).
+            let tenant_config = crate::tls::server_config(files.clone(), provider.clone(), true)?;
+            let operator_config = crate::tls::server_config(files.clone(), provider, false)?;
             tokio::spawn(files.watch(stop_tx.subscribe()));
             if !state.base_url.starts_with("https://") {
                 tracing::warn!(base_url = %state.base_url, "TLS is on but --base-url is not https://: mailed links will not use it");
             }
-            Some(tokio_rustls::TlsAcceptor::from(config))
+            Some((tokio_rustls::TlsAcceptor::from(tenant_config), tokio_rustls::TlsAcceptor::from(operator_config)))
         }
         _ => None,
     };
@@ -137,8 +139,9 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let t = crate::tls::serve(tenant, tls.clone(), anpi_web::tenant_router(state.clone()), shutdown(stop_tx.subscribe()));
-    let o = crate::tls::serve(operator, tls.clone(), anpi_web::operator_router(state.clone()), shutdown(stop_tx.subscribe()));
+    let (tenant_tls, operator_tls) = tls.map_or((None, None), |(t, o)| (Some(t), Some(o)));
+    let t = crate::tls::serve(tenant, tenant_tls, anpi_web::tenant_router(state.clone()), shutdown(stop_tx.subscribe()));
+    let o = crate::tls::serve(operator, operator_tls, anpi_web::operator_router(state.clone()), shutdown(stop_tx.subscribe()));
     let r = {
         let stop = shutdown(stop_tx.subscribe());
         async move {

@@ -6,17 +6,26 @@
 //! lacks TLS 1.2's `signature_algorithms` extension, as real TLS 1.1 clients do, else
 //! `protocol_version`); the versions are still named explicitly below so that a future rustls
 //! default cannot widen them.
+//!
+//! The tenant listener asks every client for a certificate but requires none
+//! ([`OptionalClientCert`]); the chain a client presents reaches the handlers as
+//! [`anpi_web::PeerCertificates`], and a tenant's own CA decides there whether it is trusted.
 
+use anpi_web::PeerCertificates;
+use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
+use axum::serve::IncomingStream;
 use axum::Router;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::ServerConfig;
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -149,13 +158,61 @@ fn read_certified_key(cert: &Path, key: &Path, provider: &CryptoProvider) -> Res
     CertifiedKey::from_der(chain, private, provider).map_err(|e| format!("{} with {}: {e}", cert.display(), key.display()))
 }
 
+/// Asks the client for a certificate without requiring one, and accepts any chain: which CA
+/// is trusted is each tenant's choice, made per request (`anpi_web`'s client-certificate
+/// guard). The handshake signature is still verified, so a client that presents a
+/// certificate proves it holds the certificate's private key.
+///
+/// No CA names are sent (`root_hint_subjects` is empty): browsers then offer every certificate
+/// they have, and show no picker when they have none.
+#[derive(Debug)]
+pub struct OptionalClientCert {
+    provider: Arc<CryptoProvider>,
+}
+
+impl OptionalClientCert {
+    pub fn new(provider: Arc<CryptoProvider>) -> OptionalClientCert {
+        OptionalClientCert { provider }
+    }
+}
+
+impl ClientCertVerifier for OptionalClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(&self, _end_entity: &CertificateDer<'_>, _intermediates: &[CertificateDer<'_>], _now: UnixTime) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// The server configuration: TLS 1.3 and 1.2 (nothing older exists in rustls), HTTP/1.1 by
-/// ALPN, no client certificates, the certificate from `files`.
-pub fn server_config(files: Arc<CertFiles>, provider: Arc<CryptoProvider>) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_cert_resolver(files);
+/// ALPN, the certificate from `files`; with `client_certs`, clients are asked for an optional
+/// certificate ([`OptionalClientCert`]).
+pub fn server_config(files: Arc<CertFiles>, provider: Arc<CryptoProvider>, client_certs: bool) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let builder = ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = if client_certs { builder.with_client_cert_verifier(Arc::new(OptionalClientCert::new(provider))) } else { builder.with_no_client_auth() };
+    let mut config = builder.with_cert_resolver(files);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -246,16 +303,45 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// What a connection tells the handlers: the peer address and, over TLS, the client
+/// certificate chain (taken once per connection, shared by its requests).
+#[derive(Debug, Clone)]
+pub struct Peer {
+    addr: SocketAddr,
+    certs: PeerCertificates,
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Peer {
+        let (_, conn) = stream.io().get_ref();
+        let chain = conn.peer_certificates().filter(|c| !c.is_empty()).map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect()));
+        Peer { addr: *stream.remote_addr(), certs: PeerCertificates(chain) }
+    }
+}
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Peer {
+        Peer { addr: *stream.remote_addr(), certs: PeerCertificates::default() }
+    }
+}
+
+/// Gives handlers the peer as `ConnectInfo<SocketAddr>` and the chain as `PeerCertificates`.
+async fn split_peer(mut req: Request) -> Request {
+    if let Some(ConnectInfo(peer)) = req.extensions_mut().remove::<ConnectInfo<Peer>>() {
+        req.extensions_mut().insert(ConnectInfo(peer.addr));
+        req.extensions_mut().insert(peer.certs);
+    }
+    req
+}
+
 /// Serves `router` on `tcp` (over TLS with `tls`) until `stop`, giving handlers the peer
-/// address as `ConnectInfo<SocketAddr>` either way.
+/// address as `ConnectInfo<SocketAddr>` either way, and over TLS the client's certificate
+/// chain as [`PeerCertificates`].
 pub async fn serve(tcp: TcpListener, tls: Option<TlsAcceptor>, router: Router, stop: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let app = router.layer(axum::middleware::map_request(split_peer)).into_make_service_with_connect_info::<Peer>();
     match tls {
         None => axum::serve(tcp, app).with_graceful_shutdown(stop).await,
-        // `tap_io` changes nothing on the stream: it gives the listener axum's blanket
-        // `Connected` impl for its address type (`SocketAddr`), which the orphan rule does not
-        // let this crate write for `IncomingStream<'_, TlsListener>` itself.
-        Some(acceptor) => axum::serve(TlsListener::new(tcp, acceptor)?.tap_io(|_| {}), app).with_graceful_shutdown(stop).await,
+        Some(acceptor) => axum::serve(TlsListener::new(tcp, acceptor)?, app).with_graceful_shutdown(stop).await,
     }
 }
 

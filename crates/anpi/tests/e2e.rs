@@ -29,6 +29,8 @@ mod browser_mfa;
 mod network;
 #[path = "e2e/tls.rs"]
 mod tls;
+#[path = "e2e/mtls.rs"]
+mod mtls;
 #[path = "e2e/encryption.rs"]
 mod encryption;
 #[path = "e2e/labels.rs"]

@@ -3,6 +3,7 @@
 use super::{render, CsrfForm, Flash, Layout};
 use crate::error::{WebError, WebResult};
 use crate::i18n::Tr;
+use crate::PeerCertificates;
 use crate::session::{clear_cookie, session_cookie, Console, TENANT_COOKIE};
 use crate::AppState;
 use askama::Template;
@@ -67,7 +68,7 @@ pub fn throttled(wait_ms: i64) -> Response {
 
 /// Password sign-in. Failures are throttled per client address and per account name (known or
 /// not), and count towards the account's lockout; every failure gets the same answer.
-pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
+pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, certs: PeerCertificates, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
     let t = Tr::from_request(&headers, None);
     let now = st.clock.now();
     let client = client_info(&st, &headers, peer);
@@ -85,6 +86,10 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
         return Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response());
     };
     st.store.clear_login_failures(&keys).await?;
+    // An admin of a tenant that requires client certificates gets no session without one.
+    if let Err(denied) = crate::client_cert::guard(&st, &scope, &account, &certs, &client.ip, t, "sign-in").await {
+        return Ok(denied);
+    }
     let policy = st.store.security_policy(&scope).await?;
     let (stage, next) = if account.mfa {
         (SessionStage::Mfa, "/login/mfa")

@@ -6,6 +6,7 @@ mod answer;
 mod audit;
 mod auth;
 mod export;
+mod client_cert;
 mod hazards;
 mod incidents;
 mod labels;
@@ -172,6 +173,10 @@ pub fn tenant_routes() -> Router<AppState> {
         .route("/labels/default", post(labels::set_default))
         .route("/labels/{id}", post(labels::update))
         .route("/labels/{id}/delete", post(labels::delete))
+        .route("/security/client-cert", get(client_cert::page))
+        .route("/security/client-cert/ca", post(client_cert::save_ca))
+        .route("/security/client-cert/ca/remove", post(client_cert::remove_ca))
+        .route("/security/client-cert/require", post(client_cert::save_required))
         .route("/password", get(auth::password_page).post(auth::change_password))
         .route("/password/reset", get(auth::reset_request_page).post(auth::reset_request))
         .route("/password/reset/{token}", get(auth::reset_page).post(auth::reset))

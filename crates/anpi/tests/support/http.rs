@@ -43,6 +43,22 @@ pub fn reqwest_client_trusting(ca: &[u8]) -> reqwest::Client {
         .expect("cannot build reqwest client")
 }
 
+/// Like [`reqwest_client_trusting`], also presenting the client certificate in `identity`
+/// (PEM: the certificate, then its private key) when the server asks for one.
+pub fn reqwest_client_with_identity(ca: &[u8], identity: &[u8]) -> reqwest::Client {
+    install_crypto_provider();
+    let ca = reqwest::Certificate::from_pem(ca).expect("test CA is not PEM");
+    let identity = reqwest::Identity::from_pem(identity).expect("client certificate and key PEM");
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .no_proxy()
+        .add_root_certificate(ca)
+        .identity(identity)
+        .build()
+        .expect("cannot build reqwest client")
+}
+
 /// A response, fully read.
 #[derive(Debug, Clone)]
 pub struct Resp {
@@ -146,6 +162,14 @@ impl Client {
             last_html: None,
             origin,
         }
+    }
+
+    /// A client for `base` sending its requests with `http` (e.g. one trusting a test CA or
+    /// presenting a client certificate).
+    pub fn with_http(base: impl Into<String>, http: reqwest::Client) -> Client {
+        let mut c = Client::new(base);
+        c.http = http;
+        c
     }
 
     pub fn base(&self) -> &str {

@@ -362,11 +362,22 @@ impl Server {
     }
     /// A [`Client`] for the tenant/public listener.
     pub fn client(&self) -> Client {
-        Client::new(self.base_url.clone())
+        self.client_for(self.base_url.clone())
     }
     /// A [`Client`] for the operator listener.
     pub fn operator_client(&self) -> Client {
-        Client::new(self.operator_url(""))
+        self.client_for(self.operator_url(""))
+    }
+    /// A client for `base`, trusting the test CA over `https://`.
+    fn client_for(&self, base: String) -> Client {
+        match &self.tls_ca {
+            Some(ca) => Client::with_http(base, reqwest_client_trusting(ca)),
+            None => Client::new(base),
+        }
+    }
+    /// The PEM CA that `https://` servers' certificates come from, if any.
+    pub fn tls_ca(&self) -> Option<&[u8]> {
+        self.tls_ca.as_deref()
     }
 
     /// Whether the process is still running.
