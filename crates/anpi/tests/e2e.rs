@@ -31,3 +31,5 @@ mod network;
 mod tls;
 #[path = "e2e/encryption.rs"]
 mod encryption;
+#[path = "e2e/headers.rs"]
+mod headers;

@@ -45,19 +45,19 @@ fn openssl(dir: &Path, args: &[&str]) -> Output {
 }
 
 #[track_caller]
-fn openssl_ok(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl_ok(dir: &Path, args: &[&str]) {
     let out = openssl(dir, args);
     assert!(out.status.success(), "openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
 /// A throwaway CA issuing server certificates for `localhost` and 127.0.0.1.
-struct Pki {
-    dir: TempDir,
-    ca_pem: Vec<u8>,
+pub(crate) struct Pki {
+    pub(crate) dir: TempDir,
+    pub(crate) ca_pem: Vec<u8>,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let dir = tempfile::Builder::new().prefix("anpi-tls-").tempdir().expect("temp dir");
         openssl_ok(
             dir.path(),
@@ -73,7 +73,7 @@ impl Pki {
 
     /// Issues a server certificate with `serial` (RSA or P-256 key); returns the PEM files
     /// `NAME.pem` (certificate) and `NAME.key` (PKCS#8 key) in the CA's directory.
-    fn issue(&self, name: &str, serial: u32, rsa: bool) -> (PathBuf, PathBuf) {
+    pub(crate) fn issue(&self, name: &str, serial: u32, rsa: bool) -> (PathBuf, PathBuf) {
         let (cert, key, csr) = (format!("{name}.pem"), format!("{name}.key"), format!("{name}.csr"));
         let newkey: &[&str] = if rsa { &["-newkey", "rsa:2048"] } else { &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] };
         let mut args = vec!["req"];
@@ -112,7 +112,7 @@ async fn served_cert(url: &str, ca: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Starts a TLS server with `cert`/`key` and the given extra arguments.
-async fn tls_server(pki: &Pki, cert: &Path, key: &Path, extra: &[String]) -> (Server, crate::support::DbGuard) {
+pub(crate) async fn tls_server(pki: &Pki, cert: &Path, key: &Path, extra: &[String]) -> (Server, crate::support::DbGuard) {
     let (url, db) = fresh_database(Engine::Sqlite).await;
     let mut args = vec!["--tls-cert".to_string(), cert.display().to_string(), "--tls-key".into(), key.display().to_string()];
     args.extend_from_slice(extra);
