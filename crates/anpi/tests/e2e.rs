@@ -35,3 +35,5 @@ mod mtls;
 mod encryption;
 #[path = "e2e/labels.rs"]
 mod labels;
+#[path = "e2e/headers.rs"]
+mod headers;

@@ -11,6 +11,7 @@ use anpi_core::target::Target;
 use anpi_core::{AreaCode, Permission};
 use anpi_store::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
 use askama::Template;
+use axum::http::header;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -309,7 +310,9 @@ pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i6
 
 /// Server-sent events: `answer` whenever an answer to this incident arrives on this node,
 /// and every 15 s in case it arrived on another node.
-pub async fn events(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>> {
+/// The dashboard's live signal. `Cache-Control: no-store` like every console response (the
+/// SSE default is `no-cache`, which the header layer does not override).
+pub async fn events(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<([(header::HeaderName, &'static str); 1], Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>)> {
     c.require(Permission::ViewIncidents)?;
     st.store.incident(&c.scope, id).await?;
     let tenant = c.scope.tenant_id();
@@ -317,7 +320,7 @@ pub async fn events(State(st): State<AppState>, c: Console, Path(id): Path<i64>)
         .filter_map(move |e| async move { matches!(e, Ok((t, i)) if t == tenant && i == id).then_some(()) });
     let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(15), Duration::from_secs(15))).map(|_| ());
     let stream = futures_util::stream::select(answers, ticks).map(|_| Ok(Event::default().event("answer").data("1")));
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(([(header::CACHE_CONTROL, "no-store")], Sse::new(stream).keep_alive(KeepAlive::default())))
 }
 
 pub async fn resend(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {

@@ -155,3 +155,22 @@ pub fn option_value(html: &str, label: &str) -> String {
     let start = html[..end].rfind("value=\"").expect("value") + 7;
     html[start..end].trim_end_matches('"').to_string()
 }
+
+/// The routes of a router's source (`.route("PATH", get(…).post(…))` lines) with their
+/// methods, so that tests can cover every route, including ones added later.
+pub fn routes_in(src: &str) -> Vec<(String, Vec<&'static str>)> {
+    src.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix(".route(\"")?;
+            let (path, handlers) = rest.split_once('"')?;
+            let mut methods = Vec::new();
+            if handlers.contains("get(") {
+                methods.push("GET");
+            }
+            if handlers.contains("post(") {
+                methods.push("POST");
+            }
+            Some((path.to_string(), methods))
+        })
+        .collect()
+}

@@ -177,21 +177,7 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
 /// The tenant listener's routes, read from the router's source, so that a route added later
 /// cannot escape [`every_route_with_an_id_refuses_other_tenants`].
 fn tenant_routes() -> Vec<(String, Vec<&'static str>)> {
-    let src = include_str!("../../../anpi-web/src/pages/mod.rs");
-    src.lines()
-        .filter_map(|l| {
-            let rest = l.trim().strip_prefix(".route(\"")?;
-            let (path, handlers) = rest.split_once('"')?;
-            let mut methods = Vec::new();
-            if handlers.contains("get(") {
-                methods.push("GET");
-            }
-            if handlers.contains("post(") {
-                methods.push("POST");
-            }
-            Some((path.to_string(), methods))
-        })
-        .collect()
+    routes_in(include_str!("../../../anpi-web/src/pages/mod.rs"))
 }
 
 /// Routes whose parameter is not a tenant-owned id, and why that is safe.

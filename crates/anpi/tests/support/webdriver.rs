@@ -32,6 +32,20 @@ pub struct WebDriver {
     log: PathBuf,
 }
 
+/// An HTTP response as Chromium received it (header names in lower case).
+#[derive(Debug, Clone)]
+pub struct NetResponse {
+    pub url: String,
+    pub status: u16,
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+impl NetResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
 /// An error returned by chromedriver.
 #[derive(Debug, Clone)]
 pub struct WdError {
@@ -63,9 +77,25 @@ impl WebDriver {
         Some(Self::start_with(&driver, env_nonempty("ANPI_TEST_CHROMIUM").as_deref()).await)
     }
 
+    /// Like [`WebDriver::start`], with extra Chromium arguments and Chrome's performance log
+    /// on, so that [`WebDriver::network_responses`] can read the HTTP responses as Chromium
+    /// received them (WebDriver classic has no access to headers).
+    pub async fn start_recording_network(extra_args: &[String]) -> Option<WebDriver> {
+        let Some(driver) = env_nonempty("ANPI_TEST_CHROMEDRIVER") else {
+            assert!(!in_ci(), "ANPI_TEST_CHROMEDRIVER is not set but CI is: browser tests must run in CI (use scripts/test.sh)");
+            eprintln!("SKIPPED browser test: ANPI_TEST_CHROMEDRIVER is not set (scripts/test.sh sets it)");
+            return None;
+        };
+        Some(Self::launch(&driver, env_nonempty("ANPI_TEST_CHROMIUM").as_deref(), extra_args, true).await)
+    }
+
     /// Starts `driver` (a chromedriver binary) and a session with `chromium` (None: the
     /// driver's default browser).
     pub async fn start_with(driver: &str, chromium: Option<&str>) -> WebDriver {
+        Self::launch(driver, chromium, &[], false).await
+    }
+
+    async fn launch(driver: &str, chromium: Option<&str>, extra_args: &[String], record_network: bool) -> WebDriver {
         if !Path::new(driver).exists() {
             panic!("chromedriver not found at {driver} (ANPI_TEST_CHROMEDRIVER)");
         }
@@ -154,11 +184,12 @@ impl WebDriver {
         .map(|s| s.to_string())
         .collect();
         args.push(format!("--user-data-dir={}", wd.profile.display()));
+        args.extend_from_slice(extra_args);
         let mut chrome_options = json!({ "args": args });
         if let Some(c) = chromium {
             chrome_options["binary"] = json!(c);
         }
-        let caps = json!({
+        let mut caps = json!({
             "capabilities": {
                 "alwaysMatch": {
                     "goog:chromeOptions": chrome_options,
@@ -167,6 +198,9 @@ impl WebDriver {
                 }
             }
         });
+        if record_network {
+            caps["capabilities"]["alwaysMatch"]["goog:loggingPrefs"] = json!({ "performance": "ALL" });
+        }
         let v = match wd
             .raw_cmd(Method::POST, "/session".to_string(), Some(caps))
             .await
@@ -414,6 +448,36 @@ impl WebDriver {
         let v = self.cmd(Method::GET, &format!("/webauthn/authenticator/{authenticator}/credentials"), None).await;
         v.as_array().cloned().unwrap_or_default()
     }
+    /// The HTTP responses Chromium received since the last call (needs
+    /// [`WebDriver::start_recording_network`]): `Network.responseReceived` events and the
+    /// redirect responses carried by `Network.requestWillBeSent`, from Chrome's performance
+    /// log (chromedriver's `se/log`, which empties the log as it reads it).
+    pub async fn network_responses(&self) -> Vec<NetResponse> {
+        let entries = self.cmd(Method::POST, "/se/log", Some(json!({ "type": "performance" }))).await;
+        let mut out = Vec::new();
+        for entry in entries.as_array().into_iter().flatten() {
+            let Some(event) = entry["message"].as_str().and_then(|m| serde_json::from_str::<Value>(m).ok()) else {
+                continue;
+            };
+            let event = &event["message"];
+            let response = match event["method"].as_str() {
+                Some("Network.responseReceived") => &event["params"]["response"],
+                Some("Network.requestWillBeSent") if event["params"]["redirectResponse"].is_object() => &event["params"]["redirectResponse"],
+                _ => continue,
+            };
+            let headers = response["headers"]
+                .as_object()
+                .map(|h| h.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or_default().to_string())).collect())
+                .unwrap_or_default();
+            out.push(NetResponse {
+                url: response["url"].as_str().unwrap_or_default().to_string(),
+                status: response["status"].as_u64().unwrap_or(0) as u16,
+                headers,
+            });
+        }
+        out
+    }
+
     /// An element reference usable as an [`WebDriver::execute`] argument.
     pub fn element_arg(el: &str) -> Value {
         json!({ ELEMENT_KEY: el })
