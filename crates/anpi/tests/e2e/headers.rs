@@ -74,6 +74,8 @@ const TENANT_PAGES: &[Page] = &[
     page("/account/mfa", "/account/mfa", Console, Navigate, 200),
     page("/security", "/security", Console, Navigate, 200),
     page("/security/network", "/security/network", Console, Navigate, 200),
+    page("/security/client-cert", "/security/client-cert", Console, Navigate, 200),
+    page("/labels", "/labels", Console, Navigate, 200),
     page("/audit", "/audit", Console, Navigate, 200),
     page("/audit.csv", "/audit.csv", Console, Fetch, 200),
     page("/audit.json", "/audit.json", Console, Fetch, 200),

@@ -226,7 +226,7 @@ async fn admin_access_with_client_certificates() {
     env.server.client().get(&link).await.expect_status(200);
 
     // Every refusal is in the audit log, with the reason; the changes too.
-    let log = certified.get("/audit.csv").await.expect_status(200).text;
+    let log = certified.get("/audit.csv?view=signin").await.expect_status(200).text + &certified.get("/audit.csv?view=audit").await.expect_status(200).text;
     let denials: Vec<&str> = log.lines().filter(|l| l.contains("client_cert_denied")).collect();
     for reason in ["sign-in: no client certificate", "request: no client certificate", "UnknownIssuer", "Expired", "RequiredEkuNotFound"] {
         assert!(denials.iter().any(|l| l.contains(reason)), "no audited denial with {reason:?}:\n{}", denials.join("\n"));
