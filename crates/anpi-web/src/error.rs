@@ -46,7 +46,7 @@ impl IntoResponse for WebError {
         };
         let body = format!(
             "<!doctype html><html lang=ja><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>anpi</title>\
-             <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em\"><h1>{}</h1><p class=error>{}</p><p><a href=\"javascript:history.back()\">←</a> <a href=\"/\">anpi</a></p></body></html>",
+             <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em\"><h1>{}</h1><p class=error>{}</p><p><a href=\"/\">← anpi</a></p></body></html>",
             status.as_u16(),
             escape(&msg)
         );

@@ -206,7 +206,8 @@ pub async fn csv(State(st): State<AppState>, c: Console, Query(q): Query<LogQuer
     let _ = w.write_record(["seq", "日時 (time)", "実行者 (actor)", "操作 (action)", "対象 (target)", "結果 (outcome)", "接続元 (ip)", "詳細 (detail)", "種別 (kind)"]);
     for e in entries {
         let at = format_local_seconds(e.at, ZONE);
-        let _ = w.write_record([e.seq.to_string().as_str(), &at, &e.actor, &e.action, &e.target, &e.outcome, &e.ip, &e.detail, &e.kind]);
+        let safe = super::export::spreadsheet_safe;
+        let _ = w.write_record([e.seq.to_string(), at, e.actor, e.action, safe(&e.target), e.outcome, e.ip, safe(&e.detail), e.kind]);
     }
     let mut out = "\u{FEFF}".as_bytes().to_vec();
     out.extend_from_slice(&w.into_inner().unwrap_or_default());

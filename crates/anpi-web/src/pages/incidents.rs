@@ -385,7 +385,7 @@ pub fn csv_line(fields: &[String]) -> String {
     let cells: Vec<String> = fields
         .iter()
         .map(|f| {
-            let f = if f.starts_with(['=', '+', '-', '@']) { format!("'{f}") } else { f.clone() };
+            let f = super::export::spreadsheet_safe(f);
             if f.contains([',', '"', '\n', '\r']) {
                 format!("\"{}\"", f.replace('"', "\"\""))
             } else {

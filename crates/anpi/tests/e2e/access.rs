@@ -259,6 +259,7 @@ async fn audit_log_records_actions_and_detects_tampering() {
         let mut stranger = env.server.client();
         stranger.get("/login").await;
         assert_eq!(stranger.post_form("/login", &[("tenant", "aud"), ("email", &admin_email("aud")), ("password", "not the password!")]).await.status, 401);
+        assert_eq!(stranger.post_form("/login", &[("tenant", "aud"), ("email", "=1+2@x.example"), ("password", "not the password!")]).await.status, 401);
         admin.get("/security").await;
         admin.post_form("/security", &[("mfa_required", "admins"), ("lockout_threshold", "20"), ("idle_min", "30"), ("absolute_min", "720")]).await.expect_status(303);
         import_csv(&mut admin, people_csv(2, "L").as_bytes(), "auto").await;
@@ -280,6 +281,8 @@ async fn audit_log_records_actions_and_detects_tampering() {
         assert!(usage.text.contains("incident_viewed") && usage.text.contains(&format!("incident:{inc}")), "{}", usage.text);
         assert!(usage.text.contains("people_viewed") && usage.text.contains(">L1<"));
         // Filters, CSV and JSON exports of the same selection; an export is itself recorded.
+        let signins = admin.get("/audit.csv?view=signin").await.expect_status(200);
+        assert!(signins.text.contains(",'=1+2@x.example,") && !signins.text.contains(",=1+2"), "no formula in a spreadsheet: {}", signins.text);
         let csv = admin.get("/audit.csv?view=audit").await.expect_status(200);
         assert!(csv.text.contains("incident_started"));
         let json = admin.get("/audit.json?view=audit&action=incident_started").await.expect_status(200).json();
