@@ -209,7 +209,7 @@ impl Store {
         let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE tenant_id = $1 AND email = $2")
             .bind(scope.tenant_id())
             .bind(&email)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         if taken.is_some() {
             return Err(StoreError::Conflict("このメールアドレスは登録済みです (email already registered)".into()));
@@ -223,14 +223,14 @@ impl Store {
         .bind(role.as_str())
         .bind(hash)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.scoped(scope).await?)
         .await?)
     }
 
     pub async fn accounts(&self, scope: &TenantScope) -> Result<Vec<Account>> {
         let rows: Vec<AccountRow> = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.tenant_id = $1 ORDER BY a.id"))
             .bind(scope.tenant_id())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?;
         Ok(rows.into_iter().map(AccountRow::into_account).collect())
     }
@@ -239,14 +239,14 @@ impl Store {
         let row: Option<AccountRow> = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.tenant_id = $1 AND a.id = $2"))
             .bind(scope.tenant_id())
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         row.map(AccountRow::into_account).ok_or(StoreError::NotFound)
     }
 
     /// Disables or enables an account; disabling ends its sessions at once.
     pub async fn set_account_disabled(&self, scope: &TenantScope, id: i64, disabled: bool) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let n = sqlx::query("UPDATE accounts SET disabled = $1 WHERE tenant_id = $2 AND id = $3")
             .bind(disabled as i64)
             .bind(scope.tenant_id())
@@ -279,7 +279,7 @@ impl Store {
         ))
         .bind(tenant_code.trim().to_lowercase())
         .bind(email.trim().to_lowercase())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.system().await?)
         .await?
         .map(|r| (r.tenant_id, r.password_hash, r.threshold, r.account));
         let stored = row.as_ref().map(|r| r.1.as_str()).unwrap_or("");
@@ -294,7 +294,7 @@ impl Store {
             self.note_failed_login(&scope, account.id, threshold, now).await?;
             return Ok(None);
         }
-        sqlx::query("UPDATE accounts SET failed_logins = 0 WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(account.id).execute(&self.pool).await?;
+        sqlx::query("UPDATE accounts SET failed_logins = 0 WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(account.id).execute(&mut *self.scoped(&scope).await?).await?;
         Ok(Some((scope, account)))
     }
 
@@ -310,7 +310,7 @@ impl Store {
         .bind(account)
         .bind(now)
         .bind(threshold.max(1))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.scoped(scope).await?)
         .await?;
         let locked = locked == Some(1);
         if locked {
@@ -322,12 +322,13 @@ impl Store {
     /// Sets a distributor's reach (departments and groups of the tenant; both empty: everyone).
     pub async fn set_reach(&self, scope: &TenantScope, account: i64, departments: &[i64], groups: &[i64]) -> Result<()> {
         let t = scope.tenant_id();
+        let mut c = self.scoped(scope).await?;
         for d in departments {
-            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM departments WHERE tenant_id = $1 AND id = $2").bind(t).bind(d).fetch_optional(&self.pool).await?;
+            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM departments WHERE tenant_id = $1 AND id = $2").bind(t).bind(d).fetch_optional(&mut *c).await?;
             ok.ok_or(StoreError::NotFound)?;
         }
         for g in groups {
-            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM contact_groups WHERE tenant_id = $1 AND id = $2").bind(t).bind(g).fetch_optional(&self.pool).await?;
+            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM contact_groups WHERE tenant_id = $1 AND id = $2").bind(t).bind(g).fetch_optional(&mut *c).await?;
             ok.ok_or(StoreError::NotFound)?;
         }
         let join = |v: &[i64]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" ");
@@ -336,7 +337,7 @@ impl Store {
             .bind(account)
             .bind(join(departments))
             .bind(join(groups))
-            .execute(&self.pool)
+            .execute(&mut *c)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -349,7 +350,7 @@ impl Store {
         let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         Ok(verify_password(pw, stored.as_deref().unwrap_or("")))
     }
@@ -359,7 +360,7 @@ impl Store {
         let done = sqlx::query("UPDATE accounts SET locked = 0, failed_logins = 0 WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.scoped(scope).await?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -375,6 +376,11 @@ impl Store {
     /// Starts a session at `stage`, recording where it comes from.
     pub async fn create_staged_session(&self, principal: &str, principal_id: i64, scope: Option<&TenantScope>, stage: SessionStage, client: &ClientInfo, now: Millis) -> Result<String> {
         let token = random_token();
+        // An operator's session has no tenant.
+        let mut c = match scope {
+            Some(s) => self.scoped(s).await?,
+            None => self.system().await?,
+        };
         let ua: String = client.user_agent.chars().take(200).collect();
         sqlx::query(
             "INSERT INTO sessions (token_hash, principal, principal_id, tenant_id, csrf, created_at, last_seen_at, stage, ip, user_agent) \
@@ -389,7 +395,7 @@ impl Store {
         .bind(stage.code())
         .bind(&client.ip)
         .bind(ua)
-        .execute(&self.pool)
+        .execute(&mut *c)
         .await?;
         Ok(token)
     }
@@ -398,24 +404,26 @@ impl Store {
     /// and account state. Half-way sessions expire after ten minutes.
     pub async fn session(&self, token: &str, now: Millis, policy: SessionPolicy) -> Result<Option<AuthContext>> {
         let hash = token_hash(token);
+        // Before a scope exists: the session names its tenant.
+        let mut c = self.system().await?;
         let row: Option<SessionDb> = sqlx::query_as(
             "SELECT x.principal, x.principal_id, x.tenant_id, x.csrf, x.created_at, x.last_seen_at, x.stage, s.idle_min, s.absolute_min \
              FROM sessions x LEFT JOIN tenant_security s ON s.tenant_id = x.tenant_id WHERE x.token_hash = $1",
         )
         .bind(&hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *c)
         .await?;
         let Some((kind, pid, tenant, csrf, created, seen, stage, idle_min, absolute_min)) = row else { return Ok(None) };
         let stage = SessionStage::parse(&stage);
         let idle = idle_min.map(|m| m * 60_000).unwrap_or(policy.idle_ms);
         let absolute = if stage == SessionStage::Full { absolute_min.map(|m| m * 60_000).unwrap_or(policy.absolute_ms) } else { HALF_SESSION_MS };
         if now - seen > idle || now - created > absolute {
-            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&hash).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&hash).execute(&mut *c).await?;
             return Ok(None);
         }
         let principal = match (kind.as_str(), tenant) {
             ("operator", _) => {
-                let email: Option<String> = sqlx::query_scalar("SELECT email FROM operators WHERE id = $1").bind(pid).fetch_optional(&self.pool).await?;
+                let email: Option<String> = sqlx::query_scalar("SELECT email FROM operators WHERE id = $1").bind(pid).fetch_optional(&mut *c).await?;
                 match email {
                     Some(email) => Principal::Operator { id: pid, email },
                     None => return Ok(None),
@@ -427,7 +435,7 @@ impl Store {
                 ))
                 .bind(tenant)
                 .bind(pid)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *c)
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 let account = row.account.into_account();
@@ -439,7 +447,7 @@ impl Store {
             _ => return Ok(None),
         };
         if now - seen > 60_000 {
-            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2").bind(now).bind(&hash).execute(&self.pool).await?;
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2").bind(now).bind(&hash).execute(&mut *c).await?;
         }
         Ok(Some(AuthContext { principal, csrf, stage }))
     }
@@ -452,7 +460,7 @@ impl Store {
         )
         .bind(scope.tenant_id())
         .bind(account)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.scoped(scope).await?)
         .await?)
     }
 
@@ -463,7 +471,7 @@ impl Store {
             .bind(scope.tenant_id())
             .bind(account)
             .bind(keep)
-            .execute(&self.pool)
+            .execute(&mut *self.scoped(scope).await?)
             .await?
             .rows_affected())
     }
@@ -477,7 +485,7 @@ impl Store {
             .bind(scope.tenant_id())
             .bind(account)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.scoped(scope).await?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -486,7 +494,7 @@ impl Store {
     }
 
     pub async fn end_session(&self, token: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash(token)).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash(token)).execute(&mut *self.system().await?).await?;
         Ok(())
     }
 
@@ -494,7 +502,7 @@ impl Store {
         let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         if !verify_password(old, stored.as_deref().unwrap_or("")) {
             return Err(StoreError::Invalid("現在のパスワードが違います (current password is wrong)".into()));
@@ -507,22 +515,23 @@ impl Store {
     async fn tenant_words(&self, tenant_id: i64) -> Result<(String, String)> {
         sqlx::query_as("SELECT code, name FROM tenants WHERE id = $1")
             .bind(tenant_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(&TenantScope::new(tenant_id)).await?)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
     async fn set_password(&self, tenant_id: i64, account_id: i64, new: &str, reset_hash: Option<&str>) -> Result<()> {
-        let with_mfa = self.mfa_enrolled(&TenantScope::new(tenant_id), account_id).await?;
+        let scope = TenantScope::new(tenant_id);
+        let with_mfa = self.mfa_enrolled(&scope, account_id).await?;
         let (code, tenant_name) = self.tenant_words(tenant_id).await?;
         let email: String = sqlx::query_scalar("SELECT email FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(account_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(&scope).await?)
             .await?
             .ok_or(StoreError::NotFound)?;
         password::check(new, with_mfa, &[&code, &tenant_name, &email]).map_err(|p| StoreError::Invalid(p.both()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(&scope).await?;
         sqlx::query("UPDATE accounts SET password_hash = $1 WHERE tenant_id = $2 AND id = $3")
             .bind(hash_password(new))
             .bind(tenant_id)
@@ -556,7 +565,7 @@ impl Store {
         )
         .bind(tenant_code.trim().to_lowercase())
         .bind(email.trim().to_lowercase())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.system().await?)
         .await?;
         let Some((tenant, id, email, 0)) = row else { return Ok(false) };
         self.queue_reset(tenant, id, &email, now, compose).await?;
@@ -568,7 +577,7 @@ impl Store {
         let email: String = sqlx::query_scalar("SELECT email FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?
             .ok_or(StoreError::NotFound)?;
         self.queue_reset(scope.tenant_id(), account_id, &email, now, compose).await
@@ -579,7 +588,7 @@ impl Store {
         let hash = token_hash(&token);
         let (subject, body) = compose(&token, email);
         let ring = self.system_ring(tenant).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(&TenantScope::new(tenant)).await?;
         sqlx::query("INSERT INTO password_resets (token_hash, tenant_id, account_id, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(&hash)
             .bind(tenant)
@@ -601,7 +610,7 @@ impl Store {
         Ok(sqlx::query_as("SELECT tenant_id, account_id FROM password_resets WHERE token_hash = $1 AND used = 0 AND expires_at > $2")
             .bind(token_hash(token))
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.system().await?)
             .await?)
     }
 

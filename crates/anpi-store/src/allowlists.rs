@@ -31,7 +31,7 @@ impl Store {
             "SELECT console_allowlist AS console, admin_allowlist AS admin, answer_allowlist AS answer FROM tenant_security WHERE tenant_id = $1",
         )
         .bind(scope.tenant_id())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.scoped(scope).await?)
         .await?;
         Ok(row.unwrap_or_default())
     }
@@ -49,7 +49,7 @@ impl Store {
         .bind(&lists.console)
         .bind(&lists.admin)
         .bind(&lists.answer)
-        .execute(&self.pool)
+        .execute(&mut *self.scoped(scope).await?)
         .await?;
         Ok(lists)
     }

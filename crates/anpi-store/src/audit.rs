@@ -91,7 +91,7 @@ impl Store {
 
     /// Records a failed sign-in under the tenant named by `tenant_code`, if it exists.
     pub async fn audit_failed_sign_in(&self, tenant_code: &str, email: &str, ip: &str, why: &str, now: Millis) -> Result<()> {
-        let tenant: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(tenant_code.trim().to_lowercase()).fetch_optional(&self.pool).await?;
+        let tenant: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(tenant_code.trim().to_lowercase()).fetch_optional(&mut *self.system().await?).await?;
         let Some(tenant) = tenant else { return Ok(()) };
         let email: String = email.trim().chars().take(100).collect();
         let e = AuditEvent { actor: Actor::Anonymous, action: "sign_in_failed", target: email, outcome: "failed", ip, detail: why.into() };
@@ -99,7 +99,11 @@ impl Store {
     }
 
     async fn append_audit(&self, tenant: i64, e: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        // The system chain (operators, the system) is no tenant's: written as the system.
+        let mut tx = match tenant {
+            SYSTEM_CHAIN => self.system_tx().await?,
+            t => self.scoped_tx(&TenantScope::new(t)).await?,
+        };
         sqlx::query("INSERT INTO audit_heads (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING").bind(tenant).execute(&mut *tx).await?;
         let lock = match self.engine {
             crate::Engine::Sqlite => "",
@@ -153,7 +157,7 @@ impl Store {
         for a in actions {
             q = q.bind(*a);
         }
-        Ok(q.fetch_all(&self.pool).await?)
+        Ok(q.fetch_all(&mut *self.scoped(scope).await?).await?)
     }
 
     /// Checks every chain: sequence without gaps from the anchor, each entry's link to the one
@@ -169,11 +173,16 @@ impl Store {
     }
 
     async fn verify_chains(&self, only: Option<i64>) -> Result<Vec<ChainReport>> {
+        // Every chain (`anpi audit verify`), or one tenant's own.
+        let mut c = match only {
+            Some(t) => self.scoped(&TenantScope::new(t)).await?,
+            None => self.system().await?,
+        };
         let heads: Vec<(i64, i64, String, i64, String)> = sqlx::query_as(
             "SELECT tenant_id, seq, hash, anchor_seq, anchor_hash FROM audit_heads WHERE ($1 < 0 OR tenant_id = $1) ORDER BY tenant_id",
         )
         .bind(only.unwrap_or(-1))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
         let mut reports = Vec::new();
         for (tenant, head_seq, head_hash, anchor_seq, anchor_hash) in heads {
@@ -181,7 +190,7 @@ impl Store {
                 "SELECT seq, at, actor, action, target, outcome, ip, detail, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq",
             )
             .bind(tenant)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *c)
             .await?;
             let mut problems = Vec::new();
             let (mut expect_seq, mut prev) = (anchor_seq + 1, anchor_hash);
@@ -213,12 +222,12 @@ impl Store {
         let chains: Vec<(i64, Option<i64>)> = sqlx::query_as(
             "SELECT h.tenant_id, s.audit_retention_days FROM audit_heads h LEFT JOIN tenant_security s ON s.tenant_id = h.tenant_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.system().await?)
         .await?;
         let mut purged = 0;
         for (tenant, days) in chains {
             let before = now - days.unwrap_or(365).max(1) * 86_400_000;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.system_tx().await?;
             let last: Option<(i64, String)> =
                 sqlx::query_as("SELECT seq, hash FROM audit_log WHERE tenant_id = $1 AND at < $2 ORDER BY seq DESC LIMIT 1").bind(tenant).bind(before).fetch_optional(&mut *tx).await?;
             let Some((seq, hash)) = last else { continue };
@@ -241,7 +250,7 @@ impl Store {
         )
         .bind(scope.tenant_id())
         .bind(days)
-        .execute(&self.pool)
+        .execute(&mut *self.scoped(scope).await?)
         .await?;
         Ok(())
     }

@@ -142,21 +142,22 @@ impl Store {
     /// The tenant's enabled people that `target` selects.
     async fn targeted(&self, scope: &TenantScope, target: &Target) -> Result<Vec<Targetable>> {
         let t = scope.tenant_id();
+        let mut c = self.scoped(scope).await?;
         let people: Vec<TargetDb> = sqlx::query_as(
             "SELECT p.id, p.name, p.department_id, p.site_id, p.home_area, s.area_code AS site_area, p.language \
              FROM people p LEFT JOIN sites s ON s.id = p.site_id WHERE p.tenant_id = $1 AND p.disabled = 0 ORDER BY p.id",
         )
         .bind(t)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
         let parents: HashMap<i64, Option<i64>> = sqlx::query_as::<_, (i64, Option<i64>)>("SELECT id, parent_id FROM departments WHERE tenant_id = $1")
             .bind(t)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *c)
             .await?
             .into_iter()
             .collect();
         let mut groups: HashMap<i64, Vec<i64>> = HashMap::new();
-        for (p, g) in sqlx::query_as::<_, (i64, i64)>("SELECT person_id, group_id FROM group_members WHERE tenant_id = $1").bind(t).fetch_all(&self.pool).await? {
+        for (p, g) in sqlx::query_as::<_, (i64, i64)>("SELECT person_id, group_id FROM group_members WHERE tenant_id = $1").bind(t).fetch_all(&mut *c).await? {
             groups.entry(p).or_default().push(g);
         }
         Ok(people
@@ -207,7 +208,7 @@ impl Store {
         }
         let survey = serde_json::to_string(&new.survey).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let target = serde_json::to_string(&new.target).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let incident: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (tenant_id, title, message, survey, target, drill, started_by, started_at, reminder_interval_min, reminder_count, dispatch_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
@@ -261,7 +262,7 @@ impl Store {
              FROM incidents i WHERE i.tenant_id = $1 ORDER BY i.started_at DESC, i.id DESC LIMIT 200",
         )
         .bind(scope.tenant_id())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.scoped(scope).await?)
         .await?;
         Ok(rows
             .into_iter()
@@ -284,7 +285,7 @@ impl Store {
         )
         .bind(scope.tenant_id())
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.scoped(scope).await?)
         .await?
         .ok_or(StoreError::NotFound)?;
         Ok(IncidentDetail {
@@ -310,12 +311,12 @@ impl Store {
         )
         .bind(scope.tenant_id())
         .bind(incident)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.scoped(scope).await?)
         .await?;
         let mut groups: HashMap<i64, Vec<i64>> = HashMap::new();
         for (p, g) in sqlx::query_as::<_, (i64, i64)>("SELECT person_id, group_id FROM group_members WHERE tenant_id = $1")
             .bind(scope.tenant_id())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?
         {
             groups.entry(p).or_default().push(g);
@@ -339,7 +340,7 @@ impl Store {
     /// Queues one more message to everyone who has not answered. Returns how many.
     /// Queues one more message to everyone (of `within`, when given) who has not answered.
     pub async fn resend_unanswered(&self, scope: &TenantScope, incident: i64, within: Option<&std::collections::HashSet<i64>>, now: Millis) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let closed: Option<Option<i64>> = sqlx::query_scalar("SELECT closed_at FROM incidents WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(incident)
@@ -365,7 +366,7 @@ impl Store {
             .bind(now)
             .bind(scope.tenant_id())
             .bind(incident)
-            .execute(&self.pool)
+            .execute(&mut *self.scoped(scope).await?)
             .await?
             .rows_affected();
         if n == 0 {
@@ -375,7 +376,7 @@ impl Store {
         sqlx::query("UPDATE outbox SET status = 'cancelled' WHERE tenant_id = $1 AND incident_id = $2 AND status = 'pending'")
             .bind(scope.tenant_id())
             .bind(incident)
-            .execute(&self.pool)
+            .execute(&mut *self.scoped(scope).await?)
             .await?;
         Ok(())
     }
@@ -387,11 +388,11 @@ impl Store {
              AND reminders_sent < reminder_count AND started_at + (reminders_sent + 1) * reminder_interval_min * 60000 <= $1",
         )
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.system().await?)
         .await?;
         let mut total = 0;
         for (tenant, incident, sent) in due {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.system_tx().await?;
             // Only one node wins the increment; the others see 0 rows and skip.
             let won = sqlx::query("UPDATE incidents SET reminders_sent = reminders_sent + 1 WHERE id = $1 AND reminders_sent = $2")
                 .bind(incident)

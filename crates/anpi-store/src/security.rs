@@ -87,7 +87,7 @@ impl Store {
         let row: Option<(String, i64, i64, i64)> =
             sqlx::query_as("SELECT mfa_required, lockout_threshold, idle_min, absolute_min FROM tenant_security WHERE tenant_id = $1")
                 .bind(scope.tenant_id())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.scoped(scope).await?)
                 .await?;
         Ok(match row {
             Some((mfa, lockout_threshold, idle_min, absolute_min)) => {
@@ -109,7 +109,7 @@ impl Store {
         .bind(p.lockout_threshold)
         .bind(p.idle_min)
         .bind(p.absolute_min)
-        .execute(&self.pool)
+        .execute(&mut *self.scoped(scope).await?)
         .await?;
         Ok(())
     }

@@ -17,12 +17,14 @@ pub(crate) async fn stores() -> Vec<(Store, Option<tempdir::TempDir>)> {
         Ok(admin) => {
             let name = format!("anpi_store_{}", &crate::crypto::random_token().to_lowercase().replace(['-', '_'], "")[..12]);
             let admin_store = Store::connect(&admin).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin_store.pool).await.unwrap();
-            let url = match admin.rsplit_once('/') {
-                Some((base, _)) => format!("{base}/{name}"),
-                None => panic!("bad ANPI_TEST_DATABASE_URL"),
-            };
+            // As in production, the store runs as a plain role that owns its database (no
+            // superuser, no BYPASSRLS), so row-level security is in force in every test.
+            sqlx::raw_sql(TEST_ROLE_SQL).execute(&admin_store.pool).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name} OWNER {TEST_ROLE}")).execute(&admin_store.pool).await.unwrap();
+            admin_store.close().await;
+            let url = app_url(&admin, &name);
             let s = Store::connect(&url).await.unwrap();
+            assert!(s.row_security_enforced(), "the test role {TEST_ROLE} must not be a superuser or BYPASSRLS");
             s.migrate().await.unwrap();
             s.set_master_keys(crate::MasterKeys::new(crate::MasterKey::generate()));
             assert_eq!(s.engine(), Engine::Postgres);
@@ -32,6 +34,21 @@ pub(crate) async fn stores() -> Vec<(Store, Option<tempdir::TempDir>)> {
         Err(_) => eprintln!("ANPI_TEST_DATABASE_URL unset: store tests run on SQLite only"),
     }
     out
+}
+
+/// The role the PostgreSQL test databases belong to (created once per cluster, kept).
+pub(crate) const TEST_ROLE: &str = "anpi_test_app";
+const TEST_ROLE_SQL: &str = "DO $$ BEGIN \
+    CREATE ROLE anpi_test_app LOGIN PASSWORD 'anpi_test_app' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; \
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$";
+
+/// `admin` (a `postgres://` URL) with the test role as user and `db` as database.
+fn app_url(admin: &str, db: &str) -> String {
+    let (scheme, rest) = admin.split_once("://").expect("bad ANPI_TEST_DATABASE_URL");
+    let (rest, query) = rest.split_once('?').map(|(r, q)| (r, format!("?{q}"))).unwrap_or((rest, String::new()));
+    let host = rest.split_once('@').map(|(_, h)| h).unwrap_or(rest);
+    let host = host.split('/').next().unwrap_or(host);
+    format!("{scheme}://{TEST_ROLE}:{TEST_ROLE}@{host}/{db}{query}")
 }
 
 mod tempdir {
@@ -222,15 +239,15 @@ async fn audit_chain_detects_edits_and_removals_on_every_engine() {
         assert_eq!(s.audit_entries(&b, &[], 10).await.unwrap().len(), 1, "tenants see only their own");
 
         // An edited entry, a removed one in the middle, one removed at the end: all found.
-        sqlx::query("UPDATE audit_log SET ip = '203.0.113.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE audit_log SET ip = '203.0.113.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         let r = s.verify_audit().await.unwrap();
         assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("entry 2 was changed"))), "{r:?}");
-        sqlx::query("UPDATE audit_log SET ip = '192.0.2.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE audit_log SET ip = '192.0.2.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(ok(&s.verify_audit().await.unwrap()));
-        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 6").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 6").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         let r = s.verify_audit().await.unwrap();
         assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("removed or added at the end"))), "{r:?}");
-        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 3").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 3").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         let r = s.verify_audit().await.unwrap();
         assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("missing"))), "{r:?}");
 
@@ -294,11 +311,11 @@ async fn dump_all(s: &Store) -> String {
     let mut out = String::new();
     match s.engine() {
         Engine::Sqlite => {
-            let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&s.pool).await.unwrap();
+            let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
             for t in tables {
-                let cols: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')")).fetch_all(&s.pool).await.unwrap();
+                let cols: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')")).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
                 for c in cols {
-                    let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(quote(\"{c}\"), '') FROM \"{t}\"")).fetch_all(&s.pool).await.unwrap();
+                    let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(quote(\"{c}\"), '') FROM \"{t}\"")).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
                     out.push_str(&vals.join("\n"));
                     out.push('\n');
                 }
@@ -306,12 +323,12 @@ async fn dump_all(s: &Store) -> String {
         }
         Engine::Postgres => {
             let tables: Vec<String> = sqlx::query_scalar("SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")
-                .fetch_all(&s.pool)
+                .fetch_all(&mut *s.system().await.unwrap())
                 .await
                 .unwrap();
             assert!(tables.iter().any(|t| t == "people"), "{tables:?}");
             for t in tables {
-                let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(CAST(x AS TEXT), '') FROM \"{t}\" AS x")).fetch_all(&s.pool).await.unwrap();
+                let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(CAST(x AS TEXT), '') FROM \"{t}\" AS x")).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
                 out.push_str(&vals.join("\n"));
                 out.push('\n');
             }
@@ -384,15 +401,15 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         assert_absent(&dump, &secrets, "table dump");
 
         // Associated data binds tenant and column: a ciphertext moved elsewhere does not open.
-        let (enc_emails, enc_phone): (String, String) = sqlx::query_as("SELECT emails, phone FROM people WHERE id = $1").bind(id1).fetch_one(&s.pool).await.unwrap();
-        let b_id: i64 = sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1").bind(b.tenant_id()).fetch_one(&s.pool).await.unwrap();
-        let b_emails: String = sqlx::query_scalar("SELECT emails FROM people WHERE id = $1").bind(b_id).fetch_one(&s.pool).await.unwrap();
-        sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&enc_emails).bind(b_id).execute(&s.pool).await.unwrap();
+        let (enc_emails, enc_phone): (String, String) = sqlx::query_as("SELECT emails, phone FROM people WHERE id = $1").bind(id1).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let b_id: i64 = sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1").bind(b.tenant_id()).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let b_emails: String = sqlx::query_scalar("SELECT emails FROM people WHERE id = $1").bind(b_id).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&enc_emails).bind(b_id).execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(matches!(s.people(&b).await, Err(crate::StoreError::Crypto(_))), "another tenant's ciphertext must not decrypt");
-        sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&b_emails).bind(b_id).execute(&s.pool).await.unwrap();
-        sqlx::query("UPDATE people SET phone = $1 WHERE id = $2").bind(&enc_emails).bind(id1).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&b_emails).bind(b_id).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        sqlx::query("UPDATE people SET phone = $1 WHERE id = $2").bind(&enc_emails).bind(id1).execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(s.person(&a, id1).await.is_err(), "another column's ciphertext must not decrypt");
-        sqlx::query("UPDATE people SET phone = $1 WHERE id = $2").bind(&enc_phone).bind(id1).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE people SET phone = $1 WHERE id = $2").bind(&enc_phone).bind(id1).execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert_eq!(s.person(&a, id1).await.unwrap().input.phone, "090-1111-2222");
 
         // Master key rotation: re-wrapped, still readable; the old key alone no longer works,
@@ -400,7 +417,7 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         let old = s.master_keys().unwrap().current().clone();
         let new = MasterKey::generate();
         assert_eq!(s.rewrap_tenant_keys(&new).await.unwrap(), 2);
-        let masters: Vec<String> = sqlx::query_scalar("SELECT DISTINCT master_id FROM tenant_keys").fetch_all(&s.pool).await.unwrap();
+        let masters: Vec<String> = sqlx::query_scalar("SELECT DISTINCT master_id FROM tenant_keys").fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
         assert_eq!(masters, [new.id().to_string()]);
         assert_eq!(s.people(&a).await.unwrap()[0].input.phone, "090-1111-2222");
         s.set_master_keys(MasterKeys::new(old.clone()));
@@ -420,14 +437,14 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         p3.phone = "080-5555-6666".into();
         s.save_person(&a, None, &p3, now).await.unwrap();
         assert_eq!(s.reencrypt_tenant(&a, 1).await.unwrap(), 3, "two people and the staged upload");
-        let kids: Vec<String> = sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&s.pool).await.unwrap();
+        let kids: Vec<String> = sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(kids.iter().all(|e| KeyRingProbe::kid(e) == new_kid), "{kids:?}");
         assert_eq!(s.person_by_email(&a, "taro.hidden@acme.example").await.unwrap().map(|p| p.input.employee_no), Some("2".to_string()));
         assert!(s.take_staged_import(&a, staged).await.unwrap().contains("staged.upload@acme.example"));
         assert_eq!(s.people(&b).await.unwrap().len(), 1, "other tenants untouched");
 
         // Rows written before encryption at rest are encrypted at start.
-        sqlx::query("UPDATE people SET emails = $1, phone = $2 WHERE id = $3").bind("legacy.plain@acme.example").bind("06-7777-8888").bind(id1).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE people SET emails = $1, phone = $2 WHERE id = $3").bind("legacy.plain@acme.example").bind("06-7777-8888").bind(id1).execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert_eq!(s.encrypt_existing().await.unwrap(), 1);
         assert_eq!(s.encrypt_existing().await.unwrap(), 0);
         let p = s.person(&a, id1).await.unwrap();
@@ -451,7 +468,7 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
                 text
             };
             raw("database files with WAL");
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&s.pool).await.unwrap();
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *s.system().await.unwrap()).await.unwrap();
             let text = raw("database file after checkpoint");
             assert_absent(&text, &secrets, "database file after checkpoint (legacy rows overwritten)");
         }
@@ -504,5 +521,138 @@ async fn sessions_expire_when_idle_or_too_old_on_every_engine() {
         let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
         s.set_account_disabled(&t, acc, true).await.unwrap();
         assert!(s.session(&tok, now, policy).await.unwrap().is_none(), "disabled account");
+    }
+}
+
+async fn count<'c>(e: impl sqlx::Executor<'c, Database = sqlx::Any>, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(e).await.unwrap()
+}
+
+/// The second wall (PostgreSQL row-level security, migration 0011): a connection without a
+/// scope sees no tenant row, a scope sees only its tenant's rows and cannot write another's,
+/// `system()` sees every tenant, and a connection goes back to the pool without its tenant.
+#[tokio::test]
+async fn row_level_security_is_a_second_wall_on_postgres() {
+    let mut tested = false;
+    for (s, _guard) in stores().await {
+        if s.engine() != Engine::Postgres {
+            continue;
+        }
+        tested = true;
+        let now = 1_700_000_000_000;
+        let a = s.create_tenant("wall-a", "A", now).await.unwrap();
+        let b = s.create_tenant("wall-b", "B", now).await.unwrap();
+        for (t, no) in [(&a, "a1"), (&a, "a2"), (&b, "b1")] {
+            s.save_person(t, None, &person(no, "本社", "", &format!("{no}@example.jp")), now).await.unwrap();
+            let acc = s.create_account(t, &format!("admin-{no}@example.jp"), "管理者", Role::Admin, Some("long enough pass"), now).await.unwrap();
+            s.create_session("account", acc, Some(t), now).await.unwrap();
+            s.audit(Some(t), &crate::audit::AuditEvent { actor: crate::audit::Actor::Account(acc), action: "test", target: String::new(), outcome: "ok", ip: "", detail: String::new() }, now)
+                .await
+                .unwrap();
+        }
+        for t in [&a, &b] {
+            let honsha = s.departments(t).await.unwrap()[0].id;
+            let new = NewIncident {
+                title: "地震".into(),
+                message: String::new(),
+                survey: Survey::default_safety(),
+                target: Target { departments: vec![honsha], ..Default::default() },
+                drill: true,
+                reminder_interval_min: 0,
+                reminder_count: 0,
+                started_by: None,
+                within: None,
+                dispatch_id: None,
+            };
+            s.start_incident(t, &new, now).await.unwrap();
+        }
+
+        // Every table with a tenant_id has row-level security, forced on its owner too.
+        let unguarded: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(c.relname AS TEXT) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relkind = 'r' AND (NOT c.relrowsecurity OR NOT c.relforcerowsecurity) \
+               AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped) ORDER BY 1",
+        )
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+        assert!(unguarded.is_empty(), "tables with tenant rows but no forced row-level security: {unguarded:?}");
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY 1",
+        )
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+        for t in ["people", "incidents", "recipients", "outbox", "accounts", "sessions", "audit_log", "tenant_keys", "person_email_hashes"] {
+            assert!(tables.iter().any(|x| x == t), "{t} in {tables:?}");
+        }
+
+        for t in &tables {
+            let (ta, tb) = (a.tenant_id(), b.tenant_id());
+            let all = count(&mut *s.system().await.unwrap(), &format!("SELECT COUNT(*) FROM {t} WHERE tenant_id IN ({ta}, {tb})")).await;
+            let of_a = count(&mut *s.system().await.unwrap(), &format!("SELECT COUNT(*) FROM {t} WHERE tenant_id = {ta}")).await;
+            let of_b = all - of_a;
+            // A raw query on the pool (no scope): nothing, not even with the right WHERE.
+            let raw = count(&s.pool, &format!("SELECT COUNT(*) FROM {t}")).await;
+            assert_eq!(raw, 0, "{t}: a query without a scope sees no rows");
+            // Tenant A's scope: all of A's rows and nothing of B's, whatever the WHERE says.
+            let seen_a = count(&mut *s.scoped(&a).await.unwrap(), &format!("SELECT COUNT(*) FROM {t}")).await;
+            assert_eq!(seen_a, of_a, "{t}: A's scope sees A's rows only");
+            let b_in_a = count(&mut *s.scoped(&a).await.unwrap(), &format!("SELECT COUNT(*) FROM {t} WHERE tenant_id = {tb}")).await;
+            assert_eq!(b_in_a, 0, "{t}: A's scope sees none of B's rows");
+            let seen_b = count(&mut *s.scoped(&b).await.unwrap(), &format!("SELECT COUNT(*) FROM {t}")).await;
+            assert_eq!(seen_b, of_b, "{t}: B's scope sees B's rows only");
+            if ["people", "incidents", "recipients", "outbox", "accounts", "sessions", "audit_log"].contains(&t.as_str()) {
+                assert!(of_a > 0 && of_b > 0, "{t}: both tenants have rows ({of_a}, {of_b})");
+            }
+            // Under A's scope, B's rows cannot be changed or deleted either.
+            let hit = sqlx::query(&format!("DELETE FROM {t} WHERE tenant_id = {tb}")).execute(&mut *s.scoped(&a).await.unwrap()).await.unwrap();
+            assert_eq!(hit.rows_affected(), 0, "{t}: A's scope cannot delete B's rows");
+        }
+        let tenants = count(&s.pool, "SELECT COUNT(*) FROM tenants").await;
+        assert_eq!(tenants, 0, "tenants: a query without a scope sees none");
+        let tenants = count(&mut *s.scoped(&a).await.unwrap(), "SELECT COUNT(*) FROM tenants").await;
+        assert_eq!(tenants, 1, "tenants: a scope sees its own");
+
+        // Writing a row of tenant B under A's scope is refused (WITH CHECK).
+        let e = sqlx::query("INSERT INTO people (tenant_id, employee_no, name, created_at, updated_at) VALUES ($1, 'x', 'x', 0, 0)")
+            .bind(b.tenant_id())
+            .execute(&mut *s.scoped(&a).await.unwrap())
+            .await
+            .expect_err("an insert for B under A's scope");
+        assert!(e.to_string().contains("row-level security"), "{e}");
+        let e = sqlx::query("UPDATE people SET tenant_id = $1 WHERE tenant_id = $2").bind(b.tenant_id()).bind(a.tenant_id()).execute(&mut *s.scoped(&a).await.unwrap()).await;
+        assert!(e.is_err(), "moving A's rows to B under A's scope");
+        // Without a scope nothing is written at all.
+        assert!(sqlx::query("INSERT INTO people (tenant_id, employee_no, name, created_at, updated_at) VALUES ($1, 'y', 'y', 0, 0)")
+            .bind(a.tenant_id())
+            .execute(&s.pool)
+            .await
+            .is_err());
+        // The store's own methods still see each tenant's data (the first wall and the second agree).
+        assert_eq!(s.people(&a).await.unwrap().len(), 2);
+        assert_eq!(s.people(&b).await.unwrap().len(), 1);
+        assert_eq!(s.tenant_summaries().await.unwrap().iter().map(|t| t.people).sum::<i64>(), 3, "system() sees every tenant");
+
+        // A scoped connection goes back to the pool without its tenant.
+        let pid: i32 = {
+            let mut c = s.scoped(&a).await.unwrap();
+            sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(&mut *c).await.unwrap()
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let mut held = Vec::new();
+        let mut seen_pid = false;
+        for _ in 0..s.pool.size() {
+            let mut c = s.pool.acquire().await.unwrap();
+            let (p, setting): (i32, Option<String>) =
+                sqlx::query_as("SELECT pg_backend_pid(), current_setting('anpi.tenant', true)").fetch_one(&mut *c).await.unwrap();
+            assert_eq!(setting.unwrap_or_default(), "", "connection {p} came back with a tenant");
+            seen_pid |= p == pid;
+            held.push(c);
+        }
+        assert!(seen_pid, "the scoped connection {pid} is back in the pool");
+    }
+    if std::env::var_os("ANPI_TEST_DATABASE_URL").is_some() {
+        assert!(tested);
     }
 }
