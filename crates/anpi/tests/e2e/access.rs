@@ -263,7 +263,8 @@ async fn audit_log_records_actions_and_detects_tampering() {
         let out = run_cli_ok(&["audit", "verify", "--database-url", &url], None);
         assert!(out.contains("intact"), "{out}");
         sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        // Tampering as the database superuser (the service's role could not: row-level security).
+        let pool = sqlx::AnyPool::connect(&crate::support::superuser_url(&url)).await.unwrap();
         sqlx::query("UPDATE audit_log SET ip = '198.51.100.66' WHERE action = 'sign_in_failed'").execute(&pool).await.unwrap();
         pool.close().await;
         let out = run_cli(&["audit", "verify", "--database-url", &url], None);
