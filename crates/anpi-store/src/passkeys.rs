@@ -557,6 +557,7 @@ impl Store {
     async fn new_challenge(&self, scope: &TenantScope, account: i64, purpose: &str, now: Millis) -> Result<String> {
         let challenge = b64(&random_bytes::<32>());
         let mut tx = self.scoped_tx(scope).await?;
+        // Expired challenges go too (on PostgreSQL the tenant's own: row-level security).
         sqlx::query("DELETE FROM webauthn_challenges WHERE expires_at <= $1 OR (tenant_id = $2 AND account_id = $3 AND purpose = $4)")
             .bind(now)
             .bind(scope.tenant_id())
@@ -634,6 +635,8 @@ impl Store {
         let attestation = field(&response.response.attestation_object, "attestationObject is not base64url").map_err(fail)?;
         let cred = verify_registration(rp, &challenge, &raw_id, &client_data, &attestation, false).map_err(fail)?;
         let cred_id = b64(&cred.credential_id);
+        // Within the tenant (row-level security); another tenant's use of the id is caught by
+        // the unique index at the insert below.
         let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM passkeys WHERE credential_id = $1").bind(&cred_id).fetch_optional(&mut *self.scoped(scope).await?).await?;
         if taken.is_some() {
             return Err(fail(Refused("credential id already registered")));
