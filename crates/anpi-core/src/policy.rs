@@ -30,7 +30,40 @@ pub enum Permission {
     ManageLabels,
 }
 
+impl Permission {
+    pub const ALL: [Permission; 10] = [
+        Permission::ViewIncidents,
+        Permission::StartIncident,
+        Permission::ManageIncident,
+        Permission::ViewDirectory,
+        Permission::ManageDirectory,
+        Permission::ManageAccounts,
+        Permission::ViewHazards,
+        Permission::ManageRules,
+        Permission::ManageSecurity,
+        Permission::ManageLabels,
+    ];
+
+    /// What the permission allows, in Japanese and English (the role matrix page).
+    pub fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Permission::ViewIncidents => ("配信と回答状況の閲覧・回答のCSV出力", "View incidents and answers, export answers"),
+            Permission::StartIncident => ("配信の開始", "Start incidents"),
+            Permission::ManageIncident => ("再送・配信の終了", "Re-send and close incidents"),
+            Permission::ViewDirectory => ("名簿の閲覧", "View the directory"),
+            Permission::ManageDirectory => ("名簿・組織の編集、CSV取り込み・出力", "Edit the directory and organisation, CSV import and export"),
+            Permission::ManageAccounts => ("アカウント管理（作成・無効化・ロック解除・2段階認証のリセット・配信範囲）", "Manage accounts (create, disable, unlock, reset two-step sign-in, reach)"),
+            Permission::ViewHazards => ("気象庁の情報と自動配信の判定の閲覧", "View JMA information and rule decisions"),
+            Permission::ManageRules => ("自動配信ルールの設定", "Set up dispatch rules"),
+            Permission::ManageSecurity => ("セキュリティ設定（2段階認証の方針、接続元IP、クライアント証明書）とログ", "Security settings (MFA policy, IP allowlists, client certificates) and logs"),
+            Permission::ManageLabels => ("情報の区分の設定", "Define classification labels"),
+        }
+    }
+}
+
 impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Distributor, Role::Member];
+
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "admin" => Some(Role::Admin),

@@ -98,6 +98,18 @@ pub struct ClientInfo {
     pub user_agent: String,
 }
 
+impl ClientInfo {
+    /// The detail of a sign-in step for the sign-in history: how, and from which browser.
+    pub fn sign_in_detail(&self, method: &str) -> String {
+        let ua: String = self.user_agent.chars().take(200).collect();
+        if ua.is_empty() {
+            method.to_string()
+        } else {
+            format!("{method}; {ua}")
+        }
+    }
+}
+
 /// One of an account's sessions, for "your sessions".
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
@@ -218,12 +230,12 @@ impl Store {
         let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE tenant_id = $1 AND email = $2")
             .bind(scope.tenant_id())
             .bind(&email)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         if taken.is_some() {
             return Err(StoreError::Conflict("このメールアドレスは登録済みです (email already registered)".into()));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO accounts (tenant_id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
@@ -243,7 +255,7 @@ impl Store {
     pub async fn accounts(&self, scope: &TenantScope) -> Result<Vec<Account>> {
         let rows: Vec<AccountRow> = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.tenant_id = $1 ORDER BY a.id"))
             .bind(scope.tenant_id())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?;
         Ok(rows.into_iter().map(AccountRow::into_account).collect())
     }
@@ -252,14 +264,14 @@ impl Store {
         let row: Option<AccountRow> = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.tenant_id = $1 AND a.id = $2"))
             .bind(scope.tenant_id())
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         row.map(AccountRow::into_account).ok_or(StoreError::NotFound)
     }
 
     /// Disables or enables an account; disabling ends its sessions at once.
     pub async fn set_account_disabled(&self, scope: &TenantScope, id: i64, disabled: bool, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let n = sqlx::query("UPDATE accounts SET disabled = $1 WHERE tenant_id = $2 AND id = $3")
             .bind(disabled as i64)
             .bind(scope.tenant_id())
@@ -293,7 +305,7 @@ impl Store {
         ))
         .bind(tenant_code.trim().to_lowercase())
         .bind(email.trim().to_lowercase())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.system().await?)
         .await?
         .map(|r| (r.tenant_id, r.password_hash, r.threshold, r.account));
         let stored = row.as_ref().map(|r| r.1.as_str()).unwrap_or("");
@@ -308,7 +320,7 @@ impl Store {
             self.note_failed_login(&scope, account.id, threshold, now).await?;
             return Ok(None);
         }
-        sqlx::query("UPDATE accounts SET failed_logins = 0 WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(account.id).execute(&self.pool).await?;
+        sqlx::query("UPDATE accounts SET failed_logins = 0 WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(account.id).execute(&mut *self.scoped(&scope).await?).await?;
         Ok(Some((scope, account)))
     }
 
@@ -317,7 +329,7 @@ impl Store {
     /// log and mailed to the account's owner, in the same transaction.
     pub async fn note_failed_login(&self, scope: &TenantScope, account: i64, threshold: i64, now: Millis) -> Result<bool> {
         let ring = self.system_ring(scope.tenant_id()).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let row: Option<(i64, i64, String)> = sqlx::query_as(
             "UPDATE accounts SET failed_logins = failed_logins + 1, last_failed_at = $3, \
                locked = CASE WHEN failed_logins + 1 >= $4 THEN 1 ELSE locked END \
@@ -345,16 +357,16 @@ impl Store {
     /// Sets a distributor's reach (departments and groups of the tenant; both empty: everyone).
     pub async fn set_reach(&self, scope: &TenantScope, account: i64, departments: &[i64], groups: &[i64], audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let t = scope.tenant_id();
+        let mut tx = self.scoped_tx(scope).await?;
         for d in departments {
-            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM departments WHERE tenant_id = $1 AND id = $2").bind(t).bind(d).fetch_optional(&self.pool).await?;
+            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM departments WHERE tenant_id = $1 AND id = $2").bind(t).bind(d).fetch_optional(&mut *tx).await?;
             ok.ok_or(StoreError::NotFound)?;
         }
         for g in groups {
-            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM contact_groups WHERE tenant_id = $1 AND id = $2").bind(t).bind(g).fetch_optional(&self.pool).await?;
+            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM contact_groups WHERE tenant_id = $1 AND id = $2").bind(t).bind(g).fetch_optional(&mut *tx).await?;
             ok.ok_or(StoreError::NotFound)?;
         }
         let join = |v: &[i64]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" ");
-        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE accounts SET reach_departments = $3, reach_groups = $4 WHERE tenant_id = $1 AND id = $2")
             .bind(t)
             .bind(account)
@@ -375,14 +387,14 @@ impl Store {
         let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         Ok(verify_password(pw, stored.as_deref().unwrap_or("")))
     }
 
     /// Unlocks an account (admin action).
     pub async fn unlock_account(&self, scope: &TenantScope, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let done = sqlx::query("UPDATE accounts SET locked = 0, failed_logins = 0 WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(id)
@@ -415,7 +427,11 @@ impl Store {
         now: Millis,
     ) -> Result<String> {
         let token = random_token();
-        let mut tx = self.pool.begin().await?;
+        // An operator's session has no tenant.
+        let mut tx = match scope {
+            Some(s) => self.scoped_tx(s).await?,
+            None => self.system_tx().await?,
+        };
         let ua: String = client.user_agent.chars().take(200).collect();
         sqlx::query(
             "INSERT INTO sessions (token_hash, principal, principal_id, tenant_id, csrf, created_at, last_seen_at, stage, ip, user_agent) \
@@ -441,24 +457,26 @@ impl Store {
     /// and account state. Half-way sessions expire after ten minutes.
     pub async fn session(&self, token: &str, now: Millis, policy: SessionPolicy) -> Result<Option<AuthContext>> {
         let hash = token_hash(token);
+        // Before a scope exists: the session names its tenant.
+        let mut c = self.system().await?;
         let row: Option<SessionDb> = sqlx::query_as(
             "SELECT x.principal, x.principal_id, x.tenant_id, x.csrf, x.created_at, x.last_seen_at, x.stage, s.idle_min, s.absolute_min \
              FROM sessions x LEFT JOIN tenant_security s ON s.tenant_id = x.tenant_id WHERE x.token_hash = $1",
         )
         .bind(&hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *c)
         .await?;
         let Some((kind, pid, tenant, csrf, created, seen, stage, idle_min, absolute_min)) = row else { return Ok(None) };
         let stage = SessionStage::parse(&stage);
         let idle = idle_min.map(|m| m * 60_000).unwrap_or(policy.idle_ms);
         let absolute = if stage == SessionStage::Full { absolute_min.map(|m| m * 60_000).unwrap_or(policy.absolute_ms) } else { HALF_SESSION_MS };
         if now - seen > idle || now - created > absolute {
-            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&hash).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&hash).execute(&mut *c).await?;
             return Ok(None);
         }
         let principal = match (kind.as_str(), tenant) {
             ("operator", _) => {
-                let email: Option<String> = sqlx::query_scalar("SELECT email FROM operators WHERE id = $1").bind(pid).fetch_optional(&self.pool).await?;
+                let email: Option<String> = sqlx::query_scalar("SELECT email FROM operators WHERE id = $1").bind(pid).fetch_optional(&mut *c).await?;
                 match email {
                     Some(email) => Principal::Operator { id: pid, email },
                     None => return Ok(None),
@@ -470,7 +488,7 @@ impl Store {
                 ))
                 .bind(tenant)
                 .bind(pid)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *c)
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 let account = row.account.into_account();
@@ -482,7 +500,7 @@ impl Store {
             _ => return Ok(None),
         };
         if now - seen > 60_000 {
-            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2").bind(now).bind(&hash).execute(&self.pool).await?;
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2").bind(now).bind(&hash).execute(&mut *c).await?;
         }
         Ok(Some(AuthContext { principal, csrf, stage }))
     }
@@ -495,7 +513,7 @@ impl Store {
         )
         .bind(scope.tenant_id())
         .bind(account)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.scoped(scope).await?)
         .await?)
     }
 
@@ -503,7 +521,7 @@ impl Store {
     /// The event's detail gets the number of sessions ended.
     pub async fn end_account_sessions(&self, scope: &TenantScope, account: i64, keep: Option<&str>, audit: &AuditEvent<'_>, now: Millis) -> Result<u64> {
         let keep = keep.map(token_hash).unwrap_or_default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let n = sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2 AND token_hash <> $3")
             .bind(scope.tenant_id())
             .bind(account)
@@ -521,7 +539,7 @@ impl Store {
         if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(StoreError::NotFound);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let done = sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2 AND SUBSTR(token_hash, 1, 16) = $3")
             .bind(scope.tenant_id())
             .bind(account)
@@ -538,13 +556,13 @@ impl Store {
 
     /// Ends the session with cookie `token` (signing out; also a half-way sign-in given up).
     pub async fn end_session(&self, token: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash(token)).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash(token)).execute(&mut *self.system().await?).await?;
         Ok(())
     }
 
     /// Signs the session out and records it in the tenant's chain.
     pub async fn sign_out(&self, scope: &TenantScope, token: &str, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1 AND tenant_id = $2").bind(token_hash(token)).bind(scope.tenant_id()).execute(&mut *tx).await?;
         self.record(&mut tx, scope, audit, now).await?;
         tx.commit().await?;
@@ -555,7 +573,7 @@ impl Store {
         let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         if !verify_password(old, stored.as_deref().unwrap_or("")) {
             return Err(StoreError::Invalid("現在のパスワードが違います (current password is wrong)".into()));
@@ -568,22 +586,23 @@ impl Store {
     async fn tenant_words(&self, tenant_id: i64) -> Result<(String, String)> {
         sqlx::query_as("SELECT code, name FROM tenants WHERE id = $1")
             .bind(tenant_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(&TenantScope::new(tenant_id)).await?)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
     async fn set_password(&self, tenant_id: i64, account_id: i64, new: &str, reset_hash: Option<&str>, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let with_mfa = self.mfa_enrolled(&TenantScope::new(tenant_id), account_id).await?;
+        let scope = TenantScope::new(tenant_id);
+        let with_mfa = self.mfa_enrolled(&scope, account_id).await?;
         let (code, tenant_name) = self.tenant_words(tenant_id).await?;
         let email: String = sqlx::query_scalar("SELECT email FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(account_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(&scope).await?)
             .await?
             .ok_or(StoreError::NotFound)?;
         password::check(new, with_mfa, &[&code, &tenant_name, &email]).map_err(|p| StoreError::Invalid(p.both()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(&scope).await?;
         sqlx::query("UPDATE accounts SET password_hash = $1 WHERE tenant_id = $2 AND id = $3")
             .bind(hash_password(new))
             .bind(tenant_id)
@@ -599,7 +618,7 @@ impl Store {
         if let Some(h) = reset_hash {
             sqlx::query("UPDATE password_resets SET used = 1 WHERE token_hash = $1").bind(h).execute(&mut *tx).await?;
         }
-        self.record(&mut tx, &TenantScope::new(tenant_id), &audit.on(email), now).await?;
+        self.record(&mut tx, &scope, &audit.on(email), now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -618,7 +637,7 @@ impl Store {
         )
         .bind(tenant_code.trim().to_lowercase())
         .bind(email.trim().to_lowercase())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.system().await?)
         .await?;
         let Some((tenant, id, email, 0)) = row else { return Ok(false) };
         self.queue_reset(tenant, id, &email, now, compose).await?;
@@ -630,7 +649,7 @@ impl Store {
         let email: String = sqlx::query_scalar("SELECT email FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?
             .ok_or(StoreError::NotFound)?;
         self.queue_reset(scope.tenant_id(), account_id, &email, now, compose).await
@@ -641,7 +660,7 @@ impl Store {
         let hash = token_hash(&token);
         let (subject, body) = compose(&token, email);
         let ring = self.system_ring(tenant).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(&TenantScope::new(tenant)).await?;
         sqlx::query("INSERT INTO password_resets (token_hash, tenant_id, account_id, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(&hash)
             .bind(tenant)
@@ -663,7 +682,7 @@ impl Store {
         Ok(sqlx::query_as("SELECT tenant_id, account_id FROM password_resets WHERE token_hash = $1 AND used = 0 AND expires_at > $2")
             .bind(token_hash(token))
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.system().await?)
             .await?)
     }
 

@@ -33,7 +33,7 @@ impl Store {
             "SELECT console_allowlist AS console, admin_allowlist AS admin, answer_allowlist AS answer FROM tenant_security WHERE tenant_id = $1",
         )
         .bind(scope.tenant_id())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.scoped(scope).await?)
         .await?;
         Ok(row.unwrap_or_default())
     }
@@ -42,7 +42,7 @@ impl Store {
     /// settings as they are. Returns what was stored.
     pub async fn set_allowlists(&self, scope: &TenantScope, lists: &Allowlists, audit: &AuditEvent<'_>, now: Millis) -> Result<Allowlists> {
         let lists = lists.normalised().map_err(StoreError::Invalid)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         sqlx::query(
             "INSERT INTO tenant_security (tenant_id, console_allowlist, admin_allowlist, answer_allowlist) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id) DO UPDATE SET console_allowlist = excluded.console_allowlist, \

@@ -196,7 +196,7 @@ impl Store {
 
     /// Records a failed sign-in under the tenant named by `tenant_code`, if it exists.
     pub async fn audit_failed_sign_in(&self, tenant_code: &str, email: &str, ip: &str, why: &str, now: Millis) -> Result<()> {
-        let tenant: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(tenant_code.trim().to_lowercase()).fetch_optional(&self.pool).await?;
+        let tenant: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(tenant_code.trim().to_lowercase()).fetch_optional(&mut *self.system().await?).await?;
         let Some(tenant) = tenant else { return Ok(()) };
         let email: String = email.trim().chars().take(100).collect();
         let e = AuditEvent { actor: Actor::Anonymous, action: "sign_in_failed", target: email, outcome: "failed", ip, detail: why.into() };
@@ -204,7 +204,11 @@ impl Store {
     }
 
     async fn append_audit(&self, tenant: i64, e: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        // The system chain (operators, the system) is no tenant's: written as the system.
+        let mut tx = match tenant {
+            SYSTEM_CHAIN => self.system_tx().await?,
+            t => self.scoped_tx(&TenantScope::new(t)).await?,
+        };
         self.append_in(&mut tx, tenant, e, now).await?;
         tx.commit().await?;
         Ok(())
@@ -297,7 +301,7 @@ impl Store {
         for (_, v) in numbers {
             q = q.bind(v);
         }
-        Ok(q.bind(limit).fetch_all(&self.pool).await?)
+        Ok(q.bind(limit).fetch_all(&mut *self.scoped(scope).await?).await?)
     }
 
     /// Each account's last successful sign-in still within retention.
@@ -308,7 +312,7 @@ impl Store {
              ON m.id = l.id ORDER BY l.at DESC",
         )
         .bind(scope.tenant_id())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.scoped(scope).await?)
         .await?)
     }
 
@@ -324,12 +328,20 @@ impl Store {
         self.verify_chains(Some(scope.tenant_id())).await
     }
 
+    /// A connection for reading chains: the tenant's own (`Some`), or every chain.
+    async fn chain_reader(&self, only: Option<i64>) -> Result<crate::Conn> {
+        match only {
+            Some(t) => self.scoped(&TenantScope::new(t)).await,
+            None => self.system().await,
+        }
+    }
+
     async fn verify_chains(&self, only: Option<i64>) -> Result<Vec<ChainReport>> {
         let heads: Vec<Head> = sqlx::query_as(
             "SELECT tenant_id, kind, seq, hash, anchor_seq, anchor_hash FROM audit_heads WHERE ($1 < 0 OR tenant_id = $1) ORDER BY tenant_id, kind",
         )
         .bind(only.unwrap_or(-1))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.chain_reader(only).await?)
         .await?;
         let mut reports = Vec::new();
         for head in heads {
@@ -338,7 +350,7 @@ impl Store {
             )
             .bind(head.tenant_id)
             .bind(&head.kind)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.chain_reader(only).await?)
             .await?;
             let mut problems = Vec::new();
             let (mut expect_seq, mut prev) = (head.anchor_seq + 1, head.anchor_hash.clone());
@@ -377,12 +389,12 @@ impl Store {
             "SELECT h.tenant_id, h.kind, CASE h.kind WHEN 'signin' THEN s.signin_retention_days WHEN 'usage' THEN s.usage_retention_days \
                ELSE s.audit_retention_days END FROM audit_heads h LEFT JOIN tenant_security s ON s.tenant_id = h.tenant_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.system().await?)
         .await?;
         let mut purged = 0;
         for (tenant, kind, days) in chains {
             let before = now - days.unwrap_or(365).max(1) * 86_400_000;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.system_tx().await?;
             let last: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_log WHERE tenant_id = $1 AND kind = $2 AND at < $3 ORDER BY seq DESC LIMIT 1")
                 .bind(tenant)
                 .bind(&kind)
@@ -411,7 +423,7 @@ impl Store {
             return Err(StoreError::Invalid("保存期間は30〜3650日です (retention: 30–3650 days)".into()));
         }
         let column = kind.retention_column();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         sqlx::query(&format!("INSERT INTO tenant_security (tenant_id, {column}) VALUES ($1, $2) ON CONFLICT (tenant_id) DO UPDATE SET {column} = excluded.{column}"))
             .bind(scope.tenant_id())
             .bind(days)
@@ -427,7 +439,7 @@ impl Store {
         let row: Option<(i64, i64, i64)> =
             sqlx::query_as("SELECT audit_retention_days, signin_retention_days, usage_retention_days FROM tenant_security WHERE tenant_id = $1")
                 .bind(scope.tenant_id())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.scoped(scope).await?)
                 .await?;
         let (a, s, u) = row.unwrap_or((365, 365, 365));
         Ok(vec![(LogKind::Audit, a), (LogKind::SignIn, s), (LogKind::Usage, u)])

@@ -89,10 +89,10 @@ impl Store {
             "SELECT h.tenant_id, h.kind, h.seq, h.hash FROM audit_heads h WHERE h.seq > 0 AND h.seq > \
                COALESCE((SELECT MAX(c.seq) FROM audit_checkpoints c WHERE c.tenant_id = h.tenant_id AND c.kind = h.kind), 0)",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.system().await?)
         .await?;
         for (tenant, kind, seq, hash) in &heads {
-            insert(&self.pool, &key, *tenant, kind, *seq, hash, now).await?;
+            insert(&mut *self.system().await?, &key, *tenant, kind, *seq, hash, now).await?;
         }
         Ok(heads.len())
     }
@@ -141,7 +141,7 @@ impl Store {
         let checkpoints: Vec<Checkpoint> = sqlx::query_as("SELECT seq, hash, at, key_id, signature FROM audit_checkpoints WHERE tenant_id = $1 AND kind = $2 ORDER BY seq")
             .bind(head.tenant_id)
             .bind(&head.kind)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.system().await?)
             .await?;
         let mut checked = 0;
         for c in checkpoints.iter().filter(|c| c.seq >= head.anchor_seq) {

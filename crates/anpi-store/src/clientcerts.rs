@@ -20,7 +20,7 @@ impl Store {
     pub async fn client_cert_settings(&self, scope: &TenantScope) -> Result<ClientCertSettings> {
         let row: Option<(String, i64)> = sqlx::query_as("SELECT client_ca_pem, admin_cert_required FROM tenant_security WHERE tenant_id = $1")
             .bind(scope.tenant_id())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         let Some((pem, required)) = row else { return Ok(ClientCertSettings::default()) };
         let ca = if pem.is_empty() {
@@ -43,7 +43,7 @@ impl Store {
         )
         .bind(scope.tenant_id())
         .bind(ca.to_pem())
-        .execute(&self.pool)
+        .execute(&mut *self.scoped(scope).await?)
         .await?;
         Ok(ca)
     }
@@ -52,7 +52,7 @@ impl Store {
     pub async fn remove_client_ca(&self, scope: &TenantScope) -> Result<()> {
         let done = sqlx::query("UPDATE tenant_security SET client_ca_pem = '' WHERE tenant_id = $1 AND admin_cert_required = 0")
             .bind(scope.tenant_id())
-            .execute(&self.pool)
+            .execute(&mut *self.scoped(scope).await?)
             .await?;
         if done.rows_affected() == 0 && self.client_cert_settings(scope).await?.admin_required {
             return Err(StoreError::Invalid(STILL_REQUIRED.into()));
@@ -68,7 +68,7 @@ impl Store {
         } else {
             "UPDATE tenant_security SET admin_cert_required = 0 WHERE tenant_id = $1"
         };
-        let done = sqlx::query(sql).bind(scope.tenant_id()).execute(&self.pool).await?;
+        let done = sqlx::query(sql).bind(scope.tenant_id()).execute(&mut *self.scoped(scope).await?).await?;
         if required && done.rows_affected() == 0 {
             return Err(StoreError::Invalid(NEED_CA.into()));
         }

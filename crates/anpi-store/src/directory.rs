@@ -88,7 +88,7 @@ impl Store {
     pub async fn departments(&self, scope: &TenantScope) -> Result<Vec<Department>> {
         let rows: Vec<(i64, Option<i64>, String)> = sqlx::query_as("SELECT id, parent_id, name FROM departments WHERE tenant_id = $1")
             .bind(scope.tenant_id())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?;
         let paths = department_paths(&rows);
         let mut out: Vec<Department> = rows
@@ -102,14 +102,14 @@ impl Store {
     pub async fn sites(&self, scope: &TenantScope) -> Result<Vec<Site>> {
         Ok(sqlx::query_as("SELECT id, name, area_code FROM sites WHERE tenant_id = $1 ORDER BY name")
             .bind(scope.tenant_id())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?)
     }
 
     pub async fn groups(&self, scope: &TenantScope) -> Result<Vec<Group>> {
         Ok(sqlx::query_as("SELECT id, name FROM contact_groups WHERE tenant_id = $1 ORDER BY name")
             .bind(scope.tenant_id())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?)
     }
 
@@ -118,7 +118,7 @@ impl Store {
         if name.is_empty() {
             return Err(StoreError::Invalid("事業所名がありません (site name is required)".into()));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         if lookup(&mut tx, "sites", scope, name).await?.is_some() {
             return Err(StoreError::Conflict("同じ名前の事業所があります (site exists)".into()));
         }
@@ -133,14 +133,14 @@ impl Store {
     }
 
     pub async fn create_department(&self, scope: &TenantScope, path: &str) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let id = ensure_department(&mut tx, scope, path).await?.ok_or_else(|| StoreError::Invalid("部署名がありません (name is required)".into()))?;
         tx.commit().await?;
         Ok(id)
     }
 
     pub async fn create_group(&self, scope: &TenantScope, name: &str) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let id = ensure_named(&mut tx, "contact_groups", scope, name).await?.ok_or_else(|| StoreError::Invalid("グループ名がありません (name is required)".into()))?;
         tx.commit().await?;
         Ok(id)
@@ -151,7 +151,7 @@ impl Store {
             "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN positions pos ON pos.id = p.position_id WHERE p.tenant_id = $1 ORDER BY p.employee_no"
         ))
         .bind(scope.tenant_id())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.scoped(scope).await?)
         .await?;
         self.people_rows(scope, rows).await
     }
@@ -162,7 +162,7 @@ impl Store {
         ))
         .bind(scope.tenant_id())
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.scoped(scope).await?)
         .await?;
         let row = row.ok_or(StoreError::NotFound)?;
         self.people_rows(scope, vec![row]).await?.pop().ok_or(StoreError::NotFound)
@@ -174,7 +174,7 @@ impl Store {
         let groups: HashMap<i64, String> = self.groups(scope).await?.into_iter().map(|g| (g.id, g.name)).collect();
         let members: Vec<(i64, i64)> = sqlx::query_as("SELECT person_id, group_id FROM group_members WHERE tenant_id = $1")
             .bind(scope.tenant_id())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?;
         let mut by_person: HashMap<i64, Vec<i64>> = HashMap::new();
         for (p, g) in members {
@@ -232,7 +232,8 @@ impl Store {
         for h in &hashes {
             q = q.bind(h);
         }
-        match q.fetch_optional(&self.pool).await? {
+        let found = q.fetch_optional(&mut *self.scoped(scope).await?).await?;
+        match found {
             Some(id) => Ok(Some(self.person(scope, id).await?)),
             None => Ok(None),
         }
@@ -250,7 +251,7 @@ impl Store {
     /// and `upsert` is set. With `id`, updates that person.
     pub async fn save_person(&self, scope: &TenantScope, id: Option<i64>, p: &PersonInput, audit: &AuditEvent<'_>, now: Millis) -> Result<i64> {
         let ring = self.ring_for(scope, std::slice::from_ref(p)).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let id = save_person_tx(&mut tx, ring.as_ref(), scope, id, p, false, now).await?;
         self.record(&mut tx, scope, &audit.on(format!("person:{id}")), now).await?;
         tx.commit().await?;
@@ -260,7 +261,7 @@ impl Store {
     /// Imports rows all-or-nothing: upsert by employee number.
     pub async fn import_people(&self, scope: &TenantScope, rows: &[PersonInput], audit: &AuditEvent<'_>, now: Millis) -> Result<usize> {
         let ring = self.ring_for(scope, rows).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         for p in rows {
             save_person_tx(&mut tx, ring.as_ref(), scope, None, p, true, now).await?;
         }
@@ -270,7 +271,7 @@ impl Store {
     }
 
     pub async fn set_person_disabled(&self, scope: &TenantScope, id: i64, disabled: bool, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let n = sqlx::query("UPDATE people SET disabled = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
             .bind(disabled as i64)
             .bind(now)
@@ -289,7 +290,7 @@ impl Store {
 
     /// Deletes a person from the directory. Past incidents keep their recipient snapshot.
     pub async fn delete_person(&self, scope: &TenantScope, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         sqlx::query("DELETE FROM group_members WHERE tenant_id = $1 AND person_id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM person_email_hashes WHERE tenant_id = $1 AND person_id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?;
         let n = sqlx::query("DELETE FROM people WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?.rows_affected();
@@ -455,7 +456,7 @@ impl Store {
     /// Keeps an uploaded CSV (decoded) between preview and confirmation.
     pub async fn stage_import(&self, scope: &TenantScope, account: i64, content: &str, now: Millis) -> Result<i64> {
         // Old staged uploads are not kept beyond a day.
-        sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND created_at < $2").bind(scope.tenant_id()).bind(now - 86_400_000).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND created_at < $2").bind(scope.tenant_id()).bind(now - 86_400_000).execute(&mut *self.scoped(scope).await?).await?;
         // The upload holds contact data: encrypted like the people it describes.
         let content = match content.is_empty() {
             true => String::new(),
@@ -466,7 +467,7 @@ impl Store {
             .bind(account)
             .bind(&content)
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.scoped(scope).await?)
             .await?)
     }
 
@@ -475,10 +476,10 @@ impl Store {
         let content: String = sqlx::query_scalar("SELECT content FROM csv_imports WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?
             .ok_or(StoreError::NotFound)?;
-        sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *self.scoped(scope).await?).await?;
         match content.starts_with(PREFIX) {
             true => self.keyring(scope.tenant_id()).await?.open("csv_imports.content", &content),
             false => Ok(content),

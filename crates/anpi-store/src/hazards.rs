@@ -205,12 +205,12 @@ impl Store {
 
     pub async fn rules(&self, scope: &TenantScope) -> Result<Vec<RuleRow>> {
         let sql = format!("SELECT {RULE_COLUMNS} FROM rules WHERE tenant_id = $1 ORDER BY id");
-        Ok(sqlx::query_as(&sql).bind(scope.tenant_id()).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(&sql).bind(scope.tenant_id()).fetch_all(&mut *self.scoped(scope).await?).await?)
     }
 
     pub async fn rule(&self, scope: &TenantScope, id: i64) -> Result<RuleRow> {
         let sql = format!("SELECT {RULE_COLUMNS} FROM rules WHERE tenant_id = $1 AND id = $2");
-        sqlx::query_as(&sql).bind(scope.tenant_id()).bind(id).fetch_optional(&self.pool).await?.ok_or(StoreError::NotFound)
+        sqlx::query_as(&sql).bind(scope.tenant_id()).bind(id).fetch_optional(&mut *self.scoped(scope).await?).await?.ok_or(StoreError::NotFound)
     }
 
     /// Creates (`rule.id == 0`) or updates a rule; returns its id.
@@ -243,7 +243,7 @@ impl Store {
         if rule.id != 0 {
             q = q.bind(rule.id);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let id: i64 = q.fetch_optional(&mut *tx).await?.ok_or(StoreError::NotFound)?;
         self.record(&mut tx, scope, &audit.on(format!("rule:{id}")), now).await?;
         tx.commit().await?;
@@ -252,7 +252,7 @@ impl Store {
 
     /// Deletes a rule with the decisions it recorded; incidents it started stay.
     pub async fn delete_rule(&self, scope: &TenantScope, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         sqlx::query("DELETE FROM dispatches WHERE tenant_id = $1 AND rule_id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?;
         let done = sqlx::query("DELETE FROM rules WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
@@ -269,7 +269,7 @@ impl Store {
         let sql = format!("SELECT tenant_id, {RULE_COLUMNS} FROM rules WHERE kind = $1 AND enabled = 1 ORDER BY tenant_id, id");
         let rows: Vec<(i64, RuleRow)> = sqlx::query_as::<_, TenantRule>(&sql)
             .bind(kind)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.system().await?)
             .await?
             .into_iter()
             .map(|r| (r.tenant_id, r.rule))
@@ -289,13 +289,13 @@ impl Store {
         let t = scope.tenant_id();
         let home = sqlx::query_scalar("SELECT DISTINCT home_area FROM people WHERE tenant_id = $1 AND disabled = 0 AND home_area <> ''")
             .bind(t)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?;
         let work = sqlx::query_scalar(
             "SELECT DISTINCT s.area_code FROM people p JOIN sites s ON s.id = p.site_id WHERE p.tenant_id = $1 AND p.disabled = 0 AND s.area_code <> ''",
         )
         .bind(t)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.scoped(scope).await?)
         .await?;
         Ok(PeopleAreas { home, work })
     }
@@ -317,7 +317,7 @@ impl Store {
         .bind(&d.areas)
         .bind(d.due_at)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.scoped(scope).await?)
         .await?)
     }
 
@@ -335,7 +335,7 @@ impl Store {
         .bind(event_id)
         .bind(since)
         .bind(drill as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.scoped(scope).await?)
         .await?)
     }
 
@@ -344,7 +344,7 @@ impl Store {
         sqlx::query("UPDATE dispatches SET status = 'withdrawn' WHERE tenant_id = $1 AND id = $2 AND status = 'sent'")
             .bind(scope.tenant_id())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.scoped(scope).await?)
             .await?;
         Ok(())
     }
@@ -355,7 +355,7 @@ impl Store {
             "SELECT d.tenant_id, {DISPATCH_COLUMNS} FROM dispatches d JOIN rules r ON r.id = d.rule_id \
              WHERE d.status = 'held' AND d.due_at <= $1 ORDER BY d.due_at, d.id LIMIT $2"
         );
-        let rows: Vec<TenantDispatch> = sqlx::query_as(&sql).bind(now).bind(limit).fetch_all(&self.pool).await?;
+        let rows: Vec<TenantDispatch> = sqlx::query_as(&sql).bind(now).bind(limit).fetch_all(&mut *self.system().await?).await?;
         Ok(rows.into_iter().map(|r| (TenantScope::new(r.tenant_id), r.dispatch)).collect())
     }
 
@@ -367,7 +367,7 @@ impl Store {
             .bind(id)
             .bind(status)
             .bind(reason)
-            .execute(&self.pool)
+            .execute(&mut *self.scoped(scope).await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -380,7 +380,7 @@ impl Store {
              WHERE d.kind = $1 AND d.event_id = $2 AND d.event_id <> '' AND d.status IN ('held', 'sent') \
                AND (CASE WHEN t.source = 'drill' THEN 1 ELSE 0 END) = $3 ORDER BY d.tenant_id, d.id"
         );
-        let rows: Vec<TenantDispatch> = sqlx::query_as(&sql).bind(kind).bind(event_id).bind(drill as i64).fetch_all(&self.pool).await?;
+        let rows: Vec<TenantDispatch> = sqlx::query_as(&sql).bind(kind).bind(event_id).bind(drill as i64).fetch_all(&mut *self.system().await?).await?;
         Ok(rows.into_iter().map(|r| (TenantScope::new(r.tenant_id), r.dispatch)).collect())
     }
 
@@ -392,17 +392,17 @@ impl Store {
         for t in telegrams {
             q = q.bind(*t);
         }
-        Ok(q.fetch_all(&self.pool).await?)
+        Ok(q.fetch_all(&mut *self.scoped(scope).await?).await?)
     }
 
     /// Mails a notice to the tenant's administrators, once per `key`.
     pub async fn notify_admins(&self, scope: &TenantScope, key: &str, subject: &str, body: &str, now: Millis) -> Result<usize> {
         let admins: Vec<(i64, String)> = sqlx::query_as("SELECT id, email FROM accounts WHERE tenant_id = $1 AND role = 'admin' AND disabled = 0 ORDER BY id")
             .bind(scope.tenant_id())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?;
         let ring = self.system_ring(scope.tenant_id()).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         for (id, email) in &admins {
             crate::outbox::enqueue_system(&mut tx, ring.as_ref(), scope.tenant_id(), &format!("{key}:{id}"), email, subject, body, now).await?;
         }

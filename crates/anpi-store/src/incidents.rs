@@ -153,21 +153,22 @@ impl Store {
     /// The tenant's enabled people that `target` selects.
     async fn targeted(&self, scope: &TenantScope, target: &Target) -> Result<Vec<Targetable>> {
         let t = scope.tenant_id();
+        let mut c = self.scoped(scope).await?;
         let people: Vec<TargetDb> = sqlx::query_as(
             "SELECT p.id, p.name, p.department_id, p.site_id, p.home_area, s.area_code AS site_area, p.language \
              FROM people p LEFT JOIN sites s ON s.id = p.site_id WHERE p.tenant_id = $1 AND p.disabled = 0 ORDER BY p.id",
         )
         .bind(t)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
         let parents: HashMap<i64, Option<i64>> = sqlx::query_as::<_, (i64, Option<i64>)>("SELECT id, parent_id FROM departments WHERE tenant_id = $1")
             .bind(t)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *c)
             .await?
             .into_iter()
             .collect();
         let mut groups: HashMap<i64, Vec<i64>> = HashMap::new();
-        for (p, g) in sqlx::query_as::<_, (i64, i64)>("SELECT person_id, group_id FROM group_members WHERE tenant_id = $1").bind(t).fetch_all(&self.pool).await? {
+        for (p, g) in sqlx::query_as::<_, (i64, i64)>("SELECT person_id, group_id FROM group_members WHERE tenant_id = $1").bind(t).fetch_all(&mut *c).await? {
             groups.entry(p).or_default().push(g);
         }
         Ok(people
@@ -220,7 +221,7 @@ impl Store {
         self.check_label(scope, new.label_id).await?;
         let survey = serde_json::to_string(&new.survey).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let target = serde_json::to_string(&new.target).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let incident: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (tenant_id, title, message, survey, target, drill, started_by, started_at, reminder_interval_min, reminder_count, dispatch_id, label_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
@@ -288,7 +289,7 @@ impl Store {
              FROM incidents i LEFT JOIN labels l ON l.id = i.label_id AND l.tenant_id = i.tenant_id WHERE i.tenant_id = $1 ORDER BY i.started_at DESC, i.id DESC LIMIT 200",
         )
         .bind(scope.tenant_id())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.scoped(scope).await?)
         .await?;
         Ok(rows
             .into_iter()
@@ -324,7 +325,7 @@ impl Store {
         )
         .bind(scope.tenant_id())
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.scoped(scope).await?)
         .await?
         .ok_or(StoreError::NotFound)?;
         let label = match r.label_id {
@@ -355,12 +356,12 @@ impl Store {
         )
         .bind(scope.tenant_id())
         .bind(incident)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.scoped(scope).await?)
         .await?;
         let mut groups: HashMap<i64, Vec<i64>> = HashMap::new();
         for (p, g) in sqlx::query_as::<_, (i64, i64)>("SELECT person_id, group_id FROM group_members WHERE tenant_id = $1")
             .bind(scope.tenant_id())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?
         {
             groups.entry(p).or_default().push(g);
@@ -391,7 +392,7 @@ impl Store {
         audit: &AuditEvent<'_>,
         now: Millis,
     ) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let closed: Option<Option<i64>> = sqlx::query_scalar("SELECT closed_at FROM incidents WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(incident)
@@ -414,7 +415,7 @@ impl Store {
     }
 
     pub async fn close_incident(&self, scope: &TenantScope, incident: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let n = sqlx::query("UPDATE incidents SET closed_at = $1 WHERE tenant_id = $2 AND id = $3 AND closed_at IS NULL")
             .bind(now)
             .bind(scope.tenant_id())
@@ -443,11 +444,11 @@ impl Store {
              AND reminders_sent < reminder_count AND started_at + (reminders_sent + 1) * reminder_interval_min * 60000 <= $1",
         )
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.system().await?)
         .await?;
         let mut total = 0;
         for (tenant, incident, sent) in due {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.system_tx().await?;
             // Only one node wins the increment; the others see 0 rows and skip.
             let won = sqlx::query("UPDATE incidents SET reminders_sent = reminders_sent + 1 WHERE id = $1 AND reminders_sent = $2")
                 .bind(incident)

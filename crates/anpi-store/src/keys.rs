@@ -263,7 +263,7 @@ impl Store {
     /// Unwraps every tenant key with the configured master keys (at start: a wrong master key
     /// is reported at once, naming the key ids). Returns how many keys there are.
     pub async fn check_master_keys(&self) -> Result<usize> {
-        let rows: Vec<(i64, i64, String, String)> = sqlx::query_as("SELECT id, tenant_id, master_id, wrapped FROM tenant_keys").fetch_all(&self.pool).await?;
+        let rows: Vec<(i64, i64, String, String)> = sqlx::query_as("SELECT id, tenant_id, master_id, wrapped FROM tenant_keys").fetch_all(&mut *self.system().await?).await?;
         let masters = self.master_keys()?;
         for (id, tenant, master_id, wrapped) in &rows {
             self.cached_unwrap(&masters, *tenant, *id, master_id, wrapped)?;
@@ -306,7 +306,7 @@ impl Store {
     /// lazily on first use).
     pub(crate) async fn ensure_tenant_key(&self, tenant: i64, now: Millis) -> Result<()> {
         let masters = self.master_keys()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(&crate::TenantScope::new(tenant)).await?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO tenant_keys (tenant_id, master_id, wrapped, state, created_at) VALUES ($1, $2, '', 'active', $3) ON CONFLICT DO NOTHING RETURNING id",
         )
@@ -328,7 +328,7 @@ impl Store {
     pub(crate) async fn keyring(&self, tenant: i64) -> Result<KeyRing> {
         for attempt in 0..2 {
             let rows: Vec<(i64, String, String, String)> =
-                sqlx::query_as("SELECT id, master_id, wrapped, state FROM tenant_keys WHERE tenant_id = $1").bind(tenant).fetch_all(&self.pool).await?;
+                sqlx::query_as("SELECT id, master_id, wrapped, state FROM tenant_keys WHERE tenant_id = $1").bind(tenant).fetch_all(&mut *self.scoped(&crate::TenantScope::new(tenant)).await?).await?;
             if let Some(active) = rows.iter().find(|r| r.3 == "active").map(|r| r.0) {
                 let masters = self.master_keys()?;
                 let mut keys = HashMap::new();
@@ -354,7 +354,7 @@ impl Store {
             Ok(k) => k.with_old(new.clone()),
             Err(_) => MasterKeys::new(new.clone()),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.system_tx().await?;
         let rows: Vec<(i64, i64, String, String)> =
             sqlx::query_as("SELECT id, tenant_id, master_id, wrapped FROM tenant_keys ORDER BY id").fetch_all(&mut *tx).await?;
         let mut n = 0;
@@ -381,7 +381,7 @@ impl Store {
         let masters = self.master_keys()?;
         // Fail early, before retiring anything, if the existing keys cannot be unwrapped.
         self.keyring(scope.tenant_id()).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         sqlx::query("UPDATE tenant_keys SET state = 'retired' WHERE tenant_id = $1 AND state = 'active'").bind(scope.tenant_id()).execute(&mut *tx).await?;
         let id: i64 = sqlx::query_scalar("INSERT INTO tenant_keys (tenant_id, master_id, wrapped, state, created_at) VALUES ($1, $2, '', 'active', $3) RETURNING id")
             .bind(scope.tenant_id())
@@ -399,7 +399,8 @@ impl Store {
     /// Re-encrypts, for every tenant with retired keys, what is still under them (the
     /// service's hourly pass: finishes rotations that were interrupted). Returns rows changed.
     pub async fn reencrypt_retired(&self, batch: i64) -> Result<usize> {
-        let tenants: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM tenant_keys WHERE state = 'retired' ORDER BY tenant_id").fetch_all(&self.pool).await?;
+        let tenants: Vec<i64> =
+            sqlx::query_scalar("SELECT DISTINCT tenant_id FROM tenant_keys WHERE state = 'retired' ORDER BY tenant_id").fetch_all(&mut *self.system().await?).await?;
         let mut changed = 0;
         for t in tenants {
             changed += self.reencrypt_tenant(&crate::TenantScope::new(t), batch).await?;
@@ -411,7 +412,7 @@ impl Store {
     /// so its encrypted data can never be decrypted again, in the database, in its backups and
     /// in copies of the SQLite files. Irreversible. Returns how many keys were destroyed.
     pub async fn shred_tenant_keys(&self, scope: &crate::TenantScope, audit: &AuditEvent<'_>, now: Millis) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         sqlx::query("DELETE FROM person_email_hashes WHERE tenant_id = $1").bind(scope.tenant_id()).execute(&mut *tx).await?;
         let n = sqlx::query("DELETE FROM tenant_keys WHERE tenant_id = $1").bind(scope.tenant_id()).execute(&mut *tx).await?.rows_affected();
         self.record(&mut tx, scope, &AuditEvent { detail: format!("{n} data key(s) destroyed"), ..audit.clone() }, now).await?;
@@ -436,11 +437,11 @@ impl Store {
                     .bind(t)
                     .bind(last)
                     .bind(batch.max(1))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.scoped(scope).await?)
                     .await?;
             let Some(l) = rows.last() else { break };
             last = l.0;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.scoped_tx(scope).await?;
             for (id, emails, phone) in rows {
                 let stale = |v: &str| !v.is_empty() && KeyRing::key_of(v) != Some(ring.active_id());
                 if !stale(&emails) && !stale(&phone) {
@@ -466,7 +467,7 @@ impl Store {
             }
             tx.commit().await?;
         }
-        let staged: Vec<(i64, String)> = sqlx::query_as("SELECT id, content FROM csv_imports WHERE tenant_id = $1").bind(t).fetch_all(&self.pool).await?;
+        let staged: Vec<(i64, String)> = sqlx::query_as("SELECT id, content FROM csv_imports WHERE tenant_id = $1").bind(t).fetch_all(&mut *self.scoped(scope).await?).await?;
         for (id, content) in staged {
             if KeyRing::key_of(&content) == Some(ring.active_id()) || content.is_empty() {
                 continue;
@@ -477,7 +478,7 @@ impl Store {
                 .bind(t)
                 .bind(id)
                 .bind(&content)
-                .execute(&self.pool)
+                .execute(&mut *self.scoped(scope).await?)
                 .await?;
             changed += 1;
         }
@@ -494,7 +495,7 @@ impl Store {
              UNION SELECT DISTINCT tenant_id FROM csv_imports WHERE content <> '' AND content NOT LIKE $1",
         )
         .bind(&like)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.system().await?)
         .await?;
         let mut n = 0;
         for t in tenants {

@@ -76,14 +76,14 @@ impl Store {
              FROM labels l WHERE l.tenant_id = $1 ORDER BY l.rank, l.id",
         )
         .bind(scope.tenant_id())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.scoped(scope).await?)
         .await?;
         Ok(rows.into_iter().map(|r| LabelUse { label: r.label.into_label(), incidents: r.incidents, rules: r.rules, default: r.is_default > 0 }).collect())
     }
 
     pub async fn label(&self, scope: &TenantScope, id: i64) -> Result<Label> {
         let sql = format!("SELECT {COLUMNS} FROM labels WHERE tenant_id = $1 AND id = $2");
-        let row: Option<LabelDb> = sqlx::query_as(&sql).bind(scope.tenant_id()).bind(id).fetch_optional(&self.pool).await?;
+        let row: Option<LabelDb> = sqlx::query_as(&sql).bind(scope.tenant_id()).bind(id).fetch_optional(&mut *self.scoped(scope).await?).await?;
         row.map(LabelDb::into_label).ok_or(StoreError::NotFound)
     }
 
@@ -101,7 +101,7 @@ impl Store {
     pub async fn create_label(&self, scope: &TenantScope, input: &LabelInput, audit: &AuditEvent<'_>, now: Millis) -> Result<i64> {
         let (name, name_en, rank) = checked(input)?;
         self.refuse_taken_name(scope, &name, 0).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO labels (tenant_id, name, name_en, rank, export_min, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
         )
@@ -123,7 +123,7 @@ impl Store {
         self.label(scope, id).await?;
         let (name, name_en, rank) = checked(input)?;
         self.refuse_taken_name(scope, &name, id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         sqlx::query("UPDATE labels SET name = $1, name_en = $2, rank = $3, export_min = $4, updated_at = $5 WHERE tenant_id = $6 AND id = $7")
             .bind(name)
             .bind(name_en)
@@ -144,7 +144,7 @@ impl Store {
             .bind(scope.tenant_id())
             .bind(name)
             .bind(except)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         match taken {
             Some(_) => Err(StoreError::Conflict(format!("区分「{name}」は既にあります (a label of that name exists)"))),
@@ -168,7 +168,7 @@ impl Store {
                 if used.default { ", default for exports" } else { "" },
             )));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let done = sqlx::query("DELETE FROM labels WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await;
         match done {
             Ok(_) => {
@@ -185,13 +185,13 @@ impl Store {
     /// The label of exports that belong to no incident (directory, audit log), if any.
     pub async fn default_label(&self, scope: &TenantScope) -> Result<Option<Label>> {
         let sql = "SELECT l.id, l.name, l.name_en, l.rank, l.export_min FROM labels l JOIN tenants t ON t.default_label_id = l.id AND t.id = l.tenant_id WHERE t.id = $1";
-        let row: Option<LabelDb> = sqlx::query_as(sql).bind(scope.tenant_id()).fetch_optional(&self.pool).await?;
+        let row: Option<LabelDb> = sqlx::query_as(sql).bind(scope.tenant_id()).fetch_optional(&mut *self.scoped(scope).await?).await?;
         Ok(row.map(LabelDb::into_label))
     }
 
     pub async fn set_default_label(&self, scope: &TenantScope, id: Option<i64>, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         self.check_label(scope, id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         sqlx::query("UPDATE tenants SET default_label_id = $1 WHERE id = $2").bind(id).bind(scope.tenant_id()).execute(&mut *tx).await?;
         self.record(&mut tx, scope, audit, now).await?;
         tx.commit().await?;
@@ -201,7 +201,7 @@ impl Store {
     /// A new tenant's labels (anpi-core `label::STARTING`) and default, in one transaction
     /// (part of creating the tenant, which is audited; not audited one by one).
     pub(crate) async fn seed_labels(&self, scope: &TenantScope, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         for (name, name_en, rank, export_min) in label::STARTING {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO labels (tenant_id, name, name_en, rank, export_min, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",

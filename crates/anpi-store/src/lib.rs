@@ -1,6 +1,15 @@
 //! anpi persistence: one schema on SQLite (embedded default) and PostgreSQL, through sqlx's
 //! `Any` driver with runtime queries. Tenant-owned data is reachable only through a
 //! [`TenantScope`], which this crate hands out only to authenticated contexts.
+//!
+//! Two walls keep tenants apart. First, every tenant query takes a `TenantScope` and filters
+//! `tenant_id` by hand. Second, on PostgreSQL, row-level security (migration 0011) shows a
+//! connection only the rows of the tenant named by the session setting `anpi.tenant`:
+//! [`Store::scoped`] / [`Store::scoped_tx`] set it from the scope, [`Store::system`] /
+//! [`Store::system_tx`] set `*` for the few paths that work across tenants, and a connection
+//! without it (a raw `pool` query) sees no tenant rows at all. `self.pool` is used directly
+//! only for instance tables without tenant rows (operators, login_throttle, telegrams, feeds,
+//! feed_entries, instance_secrets) and for migrations, ping and close.
 
 mod accounts;
 pub mod audit;
@@ -38,9 +47,31 @@ pub use responses::AnswerContext;
 pub use scope::TenantScope;
 pub use tenants::{Tenant, TenantSummary};
 
-use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
+use sqlx::any::{Any, AnyPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{AnyPool, Executor, Transaction};
 use std::time::Duration;
+
+/// A pooled connection with its row-level-security tenant set (see [`Store::scoped`]).
+pub(crate) type Conn = PoolConnection<Any>;
+
+/// Whose rows a connection may see under PostgreSQL row-level security.
+#[derive(Debug, Clone, Copy)]
+enum Rows {
+    Tenant(i64),
+    /// Every tenant's: `Store::system`.
+    All,
+}
+
+impl Rows {
+    /// The value of `anpi.tenant` (an integer or `*`: safe to put in a statement).
+    fn setting(self) -> String {
+        match self {
+            Rows::Tenant(id) => id.to_string(),
+            Rows::All => "*".into(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,6 +107,8 @@ pub struct Store {
     answer_key: std::sync::Arc<tokio::sync::OnceCell<Vec<u8>>>,
     /// Master keys for encryption at rest (memory only).
     keys: std::sync::Arc<keys::KeyState>,
+    /// PostgreSQL enforces row-level security on this role (not a superuser, no BYPASSRLS).
+    row_security: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -104,7 +137,6 @@ impl Store {
                 opts.max_connections(1)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            use sqlx::Executor;
                             // secure_delete: freed space is zeroed, so plaintext replaced by ciphertext
                             // (encryption at rest of older rows) does not linger in the file.
                             conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; PRAGMA secure_delete=ON;")
@@ -115,9 +147,82 @@ impl Store {
                     .connect(url)
                     .await?
             }
-            Engine::Postgres => opts.max_connections(16).connect(url).await?,
+            Engine::Postgres => {
+                opts.max_connections(16)
+                    // A connection goes back to the pool without a tenant (row-level security),
+                    // so a later raw query on it sees no tenant rows.
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            (&mut *conn).execute("RESET anpi.tenant").await?;
+                            Ok(true)
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
         };
-        Ok(Store { pool, engine, answer_key: Default::default(), keys: Default::default() })
+        let row_security = match engine {
+            Engine::Sqlite => false,
+            Engine::Postgres => {
+                let bypass: bool = sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user").fetch_one(&pool).await?;
+                if bypass {
+                    tracing::warn!(
+                        "the database role is a superuser or has BYPASSRLS: PostgreSQL row-level security (the second wall of tenant \
+                         isolation) is OFF; run anpi as a non-superuser role that owns the schema (docs/operations.md)"
+                    );
+                }
+                !bypass
+            }
+        };
+        Ok(Store { pool, engine, answer_key: Default::default(), keys: Default::default(), row_security })
+    }
+
+    /// Whether PostgreSQL row-level security is in force for this store's role: false on
+    /// SQLite (no such feature) and for a superuser or BYPASSRLS role (logged at start).
+    pub fn row_security_enforced(&self) -> bool {
+        self.row_security
+    }
+
+    /// A connection that sees only the tenant's rows (PostgreSQL row-level security; on
+    /// SQLite a plain connection). One extra round trip; reset when it returns to the pool.
+    /// Don't hold it across another store call: SQLite has one connection.
+    pub(crate) async fn scoped(&self, scope: &TenantScope) -> Result<Conn> {
+        self.conn_for(Rows::Tenant(scope.tenant_id())).await
+    }
+
+    /// A transaction that sees only the tenant's rows (`SET LOCAL`: gone at its end).
+    pub(crate) async fn scoped_tx(&self, scope: &TenantScope) -> Result<Transaction<'static, Any>> {
+        self.tx_for(Rows::Tenant(scope.tenant_id())).await
+    }
+
+    /// A connection that sees every tenant's rows. Only for the paths that legitimately work
+    /// across tenants or before a scope exists: outbox workers, intake and rules over all
+    /// tenants, reminders, the operator console's tenant list, sign-in (tenant by code,
+    /// session, reset and answer-token lookups), audit verify and purge, key rotation,
+    /// migrations and housekeeping.
+    pub(crate) async fn system(&self) -> Result<Conn> {
+        self.conn_for(Rows::All).await
+    }
+
+    /// A transaction that sees every tenant's rows (see [`Store::system`]).
+    pub(crate) async fn system_tx(&self) -> Result<Transaction<'static, Any>> {
+        self.tx_for(Rows::All).await
+    }
+
+    async fn conn_for(&self, rows: Rows) -> Result<Conn> {
+        let mut conn = self.pool.acquire().await?;
+        if self.engine == Engine::Postgres {
+            (&mut *conn).execute(format!("SET anpi.tenant = '{}'", rows.setting()).as_str()).await?;
+        }
+        Ok(conn)
+    }
+
+    async fn tx_for(&self, rows: Rows) -> Result<Transaction<'static, Any>> {
+        let mut tx = self.pool.begin().await?;
+        if self.engine == Engine::Postgres {
+            (&mut *tx).execute(format!("SET LOCAL anpi.tenant = '{}'", rows.setting()).as_str()).await?;
+        }
+        Ok(tx)
     }
 
     pub fn engine(&self) -> Engine {
@@ -131,7 +236,9 @@ impl Store {
             Engine::Sqlite => &SQLITE_MIGRATIONS,
             Engine::Postgres => &POSTGRES_MIGRATIONS,
         };
-        m.run(&self.pool).await?;
+        // Migrations may move data between tenant tables: they see every tenant's rows.
+        let mut conn = self.system().await?;
+        m.run(&mut *conn).await?;
         Ok(())
     }
 

@@ -120,7 +120,7 @@ impl Store {
         )
         .bind(scope.tenant_id())
         .bind(account)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.scoped(scope).await?)
         .await?;
         Ok(n > 0)
     }
@@ -130,7 +130,7 @@ impl Store {
         let secret: Option<String> = sqlx::query_scalar("SELECT totp_secret FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         Ok(secret.is_some_and(|s| !s.is_empty()))
     }
@@ -139,7 +139,7 @@ impl Store {
     /// recovery codes to show once. Replaces earlier codes.
     pub async fn enable_totp(&self, scope: &TenantScope, account: i64, secret: &str, code: &str, audit: &AuditEvent<'_>, now: Millis) -> Result<Vec<String>> {
         let step = totp_match(secret, code, now).ok_or_else(|| StoreError::Invalid("確認コードが違います (the code does not match)".into()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let done = sqlx::query("UPDATE accounts SET totp_secret = $3, totp_last_step = $4 WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account)
@@ -158,7 +158,7 @@ impl Store {
 
     /// Turns the second factor off: TOTP, passkeys and recovery codes.
     pub async fn disable_mfa(&self, scope: &TenantScope, account: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         clear_second_factor(&mut tx, scope, account).await?;
         self.record(&mut tx, scope, audit, now).await?;
         tx.commit().await?;
@@ -169,7 +169,7 @@ impl Store {
     /// ends the account's sessions. Under a tenant policy that requires MFA the owner enrols
     /// again at the next sign-in.
     pub async fn reset_mfa(&self, scope: &TenantScope, account: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         clear_second_factor(&mut tx, scope, account).await?;
         sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
         self.record(&mut tx, scope, audit, now).await?;
@@ -181,10 +181,11 @@ impl Store {
     /// later than the last accepted one; a recovery code is marked used). Recovery codes work
     /// without TOTP too (an account whose second factor is a passkey).
     pub async fn verify_second_factor(&self, scope: &TenantScope, account: i64, code: &str, now: Millis) -> Result<bool> {
+        let mut c = self.scoped(scope).await?;
         let secret: Option<String> = sqlx::query_scalar("SELECT totp_secret FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *c)
             .await?;
         let Some(secret) = secret else { return Ok(false) };
         if let Some(step) = totp_match(&secret, code, now) {
@@ -192,7 +193,7 @@ impl Store {
                 .bind(scope.tenant_id())
                 .bind(account)
                 .bind(step)
-                .execute(&self.pool)
+                .execute(&mut *c)
                 .await?;
             return Ok(done.rows_affected() == 1);
         }
@@ -205,14 +206,14 @@ impl Store {
         let unused: Vec<(i64, String)> = sqlx::query_as("SELECT id, code_hash FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2 AND used_at IS NULL")
             .bind(scope.tenant_id())
             .bind(account)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *c)
             .await?;
         let Some((id, _)) = unused.iter().find(|(_, h)| crate::crypto::verify_password(&normal, h)) else { return Ok(false) };
         let done = sqlx::query("UPDATE recovery_codes SET used_at = $3 WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL")
             .bind(scope.tenant_id())
             .bind(id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *c)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -222,7 +223,7 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2 AND used_at IS NULL")
             .bind(scope.tenant_id())
             .bind(account)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.scoped(scope).await?)
             .await?)
     }
 }

@@ -145,7 +145,7 @@ impl Store {
         match self.master_keys() {
             Ok(_) => Ok(Some(self.keyring(tenant).await?)),
             Err(e) => {
-                let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenant_keys").fetch_one(&self.pool).await?;
+                let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenant_keys").fetch_one(&mut *self.system().await?).await?;
                 match keys {
                     0 => Ok(None),
                     _ => Err(e),
@@ -156,7 +156,7 @@ impl Store {
 
     /// Claims up to `limit` due messages for `lease_ms`.
     pub async fn claim_outbox(&self, now: Millis, limit: i64, lease_ms: i64) -> Result<Vec<Claimed>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.system_tx().await?;
         let sql = format!(
             "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
              (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY id LIMIT $3 {}) RETURNING id",
@@ -246,7 +246,7 @@ impl Store {
         sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, body = '', last_error = '' WHERE id = $2")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.system().await?)
             .await?;
         Ok(())
     }
@@ -260,13 +260,13 @@ impl Store {
         }
         .bind(error)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.system().await?)
         .await?;
         Ok(())
     }
 
     /// Counts by status, for health and benchmarks.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status").fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status").fetch_all(&mut *self.system().await?).await?)
     }
 }

@@ -518,13 +518,13 @@ impl Store {
         Ok(sqlx::query_as("SELECT id, name, created_at, last_used_at FROM passkeys WHERE tenant_id = $1 AND account_id = $2 ORDER BY id")
             .bind(scope.tenant_id())
             .bind(account)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?)
     }
 
     /// Removes one of the account's passkeys.
     pub async fn delete_passkey(&self, scope: &TenantScope, account: i64, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let done = sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND account_id = $2 AND id = $3")
             .bind(scope.tenant_id())
             .bind(account)
@@ -553,14 +553,15 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT credential_id FROM passkeys WHERE tenant_id = $1 AND account_id = $2 ORDER BY id")
             .bind(scope.tenant_id())
             .bind(account)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.scoped(scope).await?)
             .await?)
     }
 
     /// Issues a challenge (replacing the account's earlier one for the same purpose).
     async fn new_challenge(&self, scope: &TenantScope, account: i64, purpose: &str, now: Millis) -> Result<String> {
         let challenge = b64(&random_bytes::<32>());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
+        // Expired challenges go too (on PostgreSQL the tenant's own: row-level security).
         sqlx::query("DELETE FROM webauthn_challenges WHERE expires_at <= $1 OR (tenant_id = $2 AND account_id = $3 AND purpose = $4)")
             .bind(now)
             .bind(scope.tenant_id())
@@ -590,7 +591,7 @@ impl Store {
         .bind(scope.tenant_id())
         .bind(account)
         .bind(purpose)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.scoped(scope).await?)
         .await?;
         Ok(match expires {
             None => Err(Refused("unknown or used challenge")),
@@ -638,14 +639,16 @@ impl Store {
         let attestation = field(&response.response.attestation_object, "attestationObject is not base64url").map_err(fail)?;
         let cred = verify_registration(rp, &challenge, &raw_id, &client_data, &attestation, false).map_err(fail)?;
         let cred_id = b64(&cred.credential_id);
-        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM passkeys WHERE credential_id = $1").bind(&cred_id).fetch_optional(&self.pool).await?;
+        // Within the tenant (row-level security); another tenant's use of the id is caught by
+        // the unique index at the insert below.
+        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM passkeys WHERE credential_id = $1").bind(&cred_id).fetch_optional(&mut *self.scoped(scope).await?).await?;
         if taken.is_some() {
             return Err(fail(Refused("credential id already registered")));
         }
         let name: String = name.trim().chars().filter(|c| !c.is_control()).take(60).collect();
         let name = if name.is_empty() { "パスキー (passkey)".to_string() } else { name };
         let first = !self.mfa_enrolled(scope, account).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM passkeys WHERE tenant_id = $1 AND account_id = $2")
             .bind(scope.tenant_id())
             .bind(account)
@@ -740,7 +743,7 @@ impl Store {
                 .bind(b64(&id))
                 .bind(scope.tenant_id())
                 .bind(account)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.scoped(scope).await?)
                 .await?;
         let Some((pk_id, key, stored)) = row else { return Ok(Err(Refused("credential is not one of this account's"))) };
         let count = match verify_assertion(rp, &challenge, &key, stored, &client_data, &auth_data, &sig, false) {
@@ -752,7 +755,7 @@ impl Store {
             .bind(count)
             .bind(now)
             .bind(pk_id)
-            .execute(&self.pool)
+            .execute(&mut *self.scoped(scope).await?)
             .await?;
         if done.rows_affected() != 1 {
             return Ok(Err(Refused("signature counter did not increase")));

@@ -56,7 +56,7 @@ impl Store {
              FROM recipients r JOIN incidents i ON i.id = r.incident_id AND i.tenant_id = r.tenant_id JOIN tenants t ON t.id = r.tenant_id WHERE r.id = $1",
         )
         .bind(rid)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.system().await?)
         .await?;
         Ok(row.map(|r| AnswerContext {
             scope: TenantScope::new(r.tenant_id),
@@ -85,7 +85,7 @@ impl Store {
         .bind(now)
         .bind(scope.tenant_id())
         .bind(recipient_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.scoped(scope).await?)
         .await?;
         incident.ok_or(StoreError::NotFound)
     }

@@ -88,7 +88,7 @@ impl Store {
         let row: Option<(String, i64, i64, i64)> =
             sqlx::query_as("SELECT mfa_required, lockout_threshold, idle_min, absolute_min FROM tenant_security WHERE tenant_id = $1")
                 .bind(scope.tenant_id())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.scoped(scope).await?)
                 .await?;
         Ok(match row {
             Some((mfa, lockout_threshold, idle_min, absolute_min)) => {
@@ -100,7 +100,7 @@ impl Store {
 
     pub async fn set_security_policy(&self, scope: &TenantScope, p: &SecurityPolicy, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         p.check().map_err(StoreError::Invalid)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scoped_tx(scope).await?;
         sqlx::query(
             "INSERT INTO tenant_security (tenant_id, mfa_required, lockout_threshold, idle_min, absolute_min) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (tenant_id) DO UPDATE SET mfa_required = excluded.mfa_required, lockout_threshold = excluded.lockout_threshold, \

@@ -35,7 +35,7 @@ impl Store {
         if name.trim().is_empty() {
             return Err(StoreError::Invalid("tenant name is required".into()));
         }
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(code).fetch_optional(&self.pool).await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(code).fetch_optional(&mut *self.system().await?).await?;
         if exists.is_some() {
             return Err(StoreError::Conflict(format!("tenant code {code} is taken")));
         }
@@ -43,7 +43,7 @@ impl Store {
             .bind(code)
             .bind(name.trim())
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.system().await?)
             .await?;
         // The tenant's data key, when a master key is configured (else created on first use).
         if self.master_keys().is_ok() {
@@ -57,14 +57,14 @@ impl Store {
     /// The scope of a tenant named by its code, for operator tools on the command line
     /// (`anpi keys rotate-tenant`); never for request handling.
     pub async fn tenant_scope_by_code(&self, code: &str) -> Result<Option<TenantScope>> {
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(code.trim().to_lowercase()).fetch_optional(&self.pool).await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(code.trim().to_lowercase()).fetch_optional(&mut *self.system().await?).await?;
         Ok(id.map(TenantScope::new))
     }
 
     pub async fn tenant(&self, scope: &TenantScope) -> Result<Tenant> {
         sqlx::query_as("SELECT id, code, name, time_zone, created_at FROM tenants WHERE id = $1")
             .bind(scope.tenant_id())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.scoped(scope).await?)
             .await?
             .ok_or(StoreError::NotFound)
     }
@@ -77,7 +77,7 @@ impl Store {
                t.created_at \
              FROM tenants t ORDER BY t.id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.system().await?)
         .await?)
     }
 }

@@ -18,12 +18,14 @@ pub(crate) async fn stores() -> Vec<(Store, Option<tempdir::TempDir>)> {
         Ok(admin) => {
             let name = format!("anpi_store_{}", &crate::crypto::random_token().to_lowercase().replace(['-', '_'], "")[..12]);
             let admin_store = Store::connect(&admin).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin_store.pool).await.unwrap();
-            let url = match admin.rsplit_once('/') {
-                Some((base, _)) => format!("{base}/{name}"),
-                None => panic!("bad ANPI_TEST_DATABASE_URL"),
-            };
+            // As in production, the store runs as a plain role that owns its database (no
+            // superuser, no BYPASSRLS), so row-level security is in force in every test.
+            sqlx::raw_sql(TEST_ROLE_SQL).execute(&admin_store.pool).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name} OWNER {TEST_ROLE}")).execute(&admin_store.pool).await.unwrap();
+            admin_store.close().await;
+            let url = app_url(&admin, &name);
             let s = Store::connect(&url).await.unwrap();
+            assert!(s.row_security_enforced(), "the test role {TEST_ROLE} must not be a superuser or BYPASSRLS");
             s.migrate().await.unwrap();
             s.set_master_keys(crate::MasterKeys::new(crate::MasterKey::generate()));
             assert_eq!(s.engine(), Engine::Postgres);
@@ -33,6 +35,21 @@ pub(crate) async fn stores() -> Vec<(Store, Option<tempdir::TempDir>)> {
         Err(_) => eprintln!("ANPI_TEST_DATABASE_URL unset: store tests run on SQLite only"),
     }
     out
+}
+
+/// The role the PostgreSQL test databases belong to (created once per cluster, kept).
+pub(crate) const TEST_ROLE: &str = "anpi_test_app";
+const TEST_ROLE_SQL: &str = "DO $$ BEGIN \
+    CREATE ROLE anpi_test_app LOGIN PASSWORD 'anpi_test_app' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; \
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$";
+
+/// `admin` (a `postgres://` URL) with the test role as user and `db` as database.
+fn app_url(admin: &str, db: &str) -> String {
+    let (scheme, rest) = admin.split_once("://").expect("bad ANPI_TEST_DATABASE_URL");
+    let (rest, query) = rest.split_once('?').map(|(r, q)| (r, format!("?{q}"))).unwrap_or((rest, String::new()));
+    let host = rest.split_once('@').map(|(_, h)| h).unwrap_or(rest);
+    let host = host.split('/').next().unwrap_or(host);
+    format!("{scheme}://{TEST_ROLE}:{TEST_ROLE}@{host}/{db}{query}")
 }
 
 mod tempdir {
@@ -240,15 +257,15 @@ async fn audit_chain_detects_edits_and_removals_on_every_engine() {
         assert!(last.iter().all(|l| l.ip == "192.0.2.1"));
 
         // An edited entry, a removed one in the middle, one removed at the end: all found.
-        sqlx::query("UPDATE audit_log SET ip = '203.0.113.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE audit_log SET ip = '203.0.113.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         let r = s.verify_audit().await.unwrap();
         assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("entry 2 was changed"))), "{r:?}");
-        sqlx::query("UPDATE audit_log SET ip = '192.0.2.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE audit_log SET ip = '192.0.2.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(ok(&s.verify_audit().await.unwrap()));
-        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 6").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 6").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         let r = s.verify_audit().await.unwrap();
         assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("removed or added at the end"))), "{r:?}");
-        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 3").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 3").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         let r = s.verify_audit().await.unwrap();
         assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("missing"))), "{r:?}");
 
@@ -289,7 +306,7 @@ async fn signed_checkpoints_catch_a_rewritten_chain_on_every_engine() {
         // the hash chain agrees again, but the signed checkpoint at entry 4 does not.
         let rows: Vec<ChainRow> = sqlx::query_as("SELECT seq, at, actor, action, target, outcome, ip, detail, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
             .bind(t.tenant_id())
-            .fetch_all(&s.pool)
+            .fetch_all(&mut *s.system().await.unwrap())
             .await
             .unwrap();
         let mut prev = String::new();
@@ -305,19 +322,19 @@ async fn signed_checkpoints_catch_a_rewritten_chain_on_every_engine() {
                 .bind(&r.hash)
                 .bind(t.tenant_id())
                 .bind(r.seq)
-                .execute(&s.pool)
+                .execute(&mut *s.system().await.unwrap())
                 .await
                 .unwrap();
             prev = r.hash.clone();
         }
-        sqlx::query("UPDATE audit_heads SET hash = $1 WHERE tenant_id = $2").bind(&prev).bind(t.tenant_id()).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE audit_heads SET hash = $1 WHERE tenant_id = $2").bind(&prev).bind(t.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         let r = s.verify_audit().await.unwrap();
         assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("entry 4 differs from its signed checkpoint"))), "{r:?}");
 
         // Cutting the end off and moving the head back is caught too.
-        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 4").bind(t.tenant_id()).execute(&s.pool).await.unwrap();
-        let h3: String = sqlx::query_scalar("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = 3").bind(t.tenant_id()).fetch_one(&s.pool).await.unwrap();
-        sqlx::query("UPDATE audit_heads SET seq = 3, hash = $1 WHERE tenant_id = $2").bind(&h3).bind(t.tenant_id()).execute(&s.pool).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 4").bind(t.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        let h3: String = sqlx::query_scalar("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = 3").bind(t.tenant_id()).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        sqlx::query("UPDATE audit_heads SET seq = 3, hash = $1 WHERE tenant_id = $2").bind(&h3).bind(t.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         let r = s.verify_audit().await.unwrap();
         assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("records entry 4 but the chain ends at 3"))), "{r:?}");
 
@@ -350,7 +367,7 @@ async fn a_change_and_its_audit_entry_commit_together_on_every_engine() {
         assert_eq!((last.action.as_str(), last.target.clone(), last.actor.as_str()), ("person_created", format!("person:{id}"), "account:7"));
 
         // The audit log cannot be written: every change fails and leaves nothing behind.
-        sqlx::query("ALTER TABLE audit_log RENAME TO audit_log_away").execute(&s.pool).await.unwrap();
+        sqlx::query("ALTER TABLE audit_log RENAME TO audit_log_away").execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(s.delete_person(&t, id, &by("person_deleted"), now).await.is_err());
         assert!(s.set_person_disabled(&t, id, true, &by("person_disabled"), now).await.is_err());
         let new = NewIncident {
@@ -368,11 +385,11 @@ async fn a_change_and_its_audit_entry_commit_together_on_every_engine() {
         };
         assert!(s.start_incident(&t, &new, &by("incident_started"), now).await.is_err());
         assert!(s.create_account(&t, "b@x.example", "B", Role::Member, None, &by("account_created"), now).await.is_err());
-        sqlx::query("ALTER TABLE audit_log_away RENAME TO audit_log").execute(&s.pool).await.unwrap();
+        sqlx::query("ALTER TABLE audit_log_away RENAME TO audit_log").execute(&mut *s.system().await.unwrap()).await.unwrap();
         let p = s.person(&t, id).await.unwrap();
         assert!(!p.disabled, "the person is neither deleted nor disabled");
         assert!(s.incidents(&t).await.unwrap().is_empty(), "no incident");
-        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&s.pool).await.unwrap();
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
         assert_eq!(queued, 0, "no message queued");
         assert_eq!(s.accounts(&t).await.unwrap().len(), 0, "no account");
 
@@ -428,11 +445,11 @@ async fn dump_all(s: &Store) -> String {
     let mut out = String::new();
     match s.engine() {
         Engine::Sqlite => {
-            let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&s.pool).await.unwrap();
+            let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
             for t in tables {
-                let cols: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')")).fetch_all(&s.pool).await.unwrap();
+                let cols: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')")).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
                 for c in cols {
-                    let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(quote(\"{c}\"), '') FROM \"{t}\"")).fetch_all(&s.pool).await.unwrap();
+                    let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(quote(\"{c}\"), '') FROM \"{t}\"")).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
                     out.push_str(&vals.join("\n"));
                     out.push('\n');
                 }
@@ -440,12 +457,12 @@ async fn dump_all(s: &Store) -> String {
         }
         Engine::Postgres => {
             let tables: Vec<String> = sqlx::query_scalar("SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")
-                .fetch_all(&s.pool)
+                .fetch_all(&mut *s.system().await.unwrap())
                 .await
                 .unwrap();
             assert!(tables.iter().any(|t| t == "people"), "{tables:?}");
             for t in tables {
-                let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(CAST(x AS TEXT), '') FROM \"{t}\" AS x")).fetch_all(&s.pool).await.unwrap();
+                let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(CAST(x AS TEXT), '') FROM \"{t}\" AS x")).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
                 out.push_str(&vals.join("\n"));
                 out.push('\n');
             }
@@ -518,15 +535,15 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         assert_absent(&dump, &secrets, "table dump");
 
         // Associated data binds tenant and column: a ciphertext moved elsewhere does not open.
-        let (enc_emails, enc_phone): (String, String) = sqlx::query_as("SELECT emails, phone FROM people WHERE id = $1").bind(id1).fetch_one(&s.pool).await.unwrap();
-        let b_id: i64 = sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1").bind(b.tenant_id()).fetch_one(&s.pool).await.unwrap();
-        let b_emails: String = sqlx::query_scalar("SELECT emails FROM people WHERE id = $1").bind(b_id).fetch_one(&s.pool).await.unwrap();
-        sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&enc_emails).bind(b_id).execute(&s.pool).await.unwrap();
+        let (enc_emails, enc_phone): (String, String) = sqlx::query_as("SELECT emails, phone FROM people WHERE id = $1").bind(id1).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let b_id: i64 = sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1").bind(b.tenant_id()).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let b_emails: String = sqlx::query_scalar("SELECT emails FROM people WHERE id = $1").bind(b_id).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&enc_emails).bind(b_id).execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(matches!(s.people(&b).await, Err(crate::StoreError::Crypto(_))), "another tenant's ciphertext must not decrypt");
-        sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&b_emails).bind(b_id).execute(&s.pool).await.unwrap();
-        sqlx::query("UPDATE people SET phone = $1 WHERE id = $2").bind(&enc_emails).bind(id1).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&b_emails).bind(b_id).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        sqlx::query("UPDATE people SET phone = $1 WHERE id = $2").bind(&enc_emails).bind(id1).execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(s.person(&a, id1).await.is_err(), "another column's ciphertext must not decrypt");
-        sqlx::query("UPDATE people SET phone = $1 WHERE id = $2").bind(&enc_phone).bind(id1).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE people SET phone = $1 WHERE id = $2").bind(&enc_phone).bind(id1).execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert_eq!(s.person(&a, id1).await.unwrap().input.phone, "090-1111-2222");
 
         // Master key rotation: re-wrapped, still readable; the old key alone no longer works,
@@ -534,7 +551,7 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         let old = s.master_keys().unwrap().current().clone();
         let new = MasterKey::generate();
         assert_eq!(s.rewrap_tenant_keys(&new).await.unwrap(), 2);
-        let masters: Vec<String> = sqlx::query_scalar("SELECT DISTINCT master_id FROM tenant_keys").fetch_all(&s.pool).await.unwrap();
+        let masters: Vec<String> = sqlx::query_scalar("SELECT DISTINCT master_id FROM tenant_keys").fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
         assert_eq!(masters, [new.id().to_string()]);
         assert_eq!(s.people(&a).await.unwrap()[0].input.phone, "090-1111-2222");
         s.set_master_keys(MasterKeys::new(old.clone()));
@@ -554,14 +571,14 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         p3.phone = "080-5555-6666".into();
         s.save_person(&a, None, &p3, &AuditEvent::system("test"), now).await.unwrap();
         assert_eq!(s.reencrypt_tenant(&a, 1).await.unwrap(), 3, "two people and the staged upload");
-        let kids: Vec<String> = sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&s.pool).await.unwrap();
+        let kids: Vec<String> = sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(kids.iter().all(|e| KeyRingProbe::kid(e) == new_kid), "{kids:?}");
         assert_eq!(s.person_by_email(&a, "taro.hidden@acme.example").await.unwrap().map(|p| p.input.employee_no), Some("2".to_string()));
         assert!(s.take_staged_import(&a, staged).await.unwrap().contains("staged.upload@acme.example"));
         assert_eq!(s.people(&b).await.unwrap().len(), 1, "other tenants untouched");
 
         // Rows written before encryption at rest are encrypted at start.
-        sqlx::query("UPDATE people SET emails = $1, phone = $2 WHERE id = $3").bind("legacy.plain@acme.example").bind("06-7777-8888").bind(id1).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE people SET emails = $1, phone = $2 WHERE id = $3").bind("legacy.plain@acme.example").bind("06-7777-8888").bind(id1).execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert_eq!(s.encrypt_existing().await.unwrap(), 1);
         assert_eq!(s.encrypt_existing().await.unwrap(), 0);
         let p = s.person(&a, id1).await.unwrap();
@@ -585,7 +602,7 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
                 text
             };
             raw("database files with WAL");
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&s.pool).await.unwrap();
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *s.system().await.unwrap()).await.unwrap();
             let text = raw("database file after checkpoint");
             assert_absent(&text, &secrets, "database file after checkpoint (legacy rows overwritten)");
         }
@@ -593,7 +610,7 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         // A rotation whose re-encryption was interrupted is finished by the service's pass.
         let kid3 = s.rotate_tenant_key(&a, &AuditEvent::system("tenant_key_rotated"), now).await.unwrap();
         assert_eq!(s.reencrypt_retired(2).await.unwrap(), 3, "three people of tenant a");
-        let kids: Vec<String> = sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&s.pool).await.unwrap();
+        let kids: Vec<String> = sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(kids.iter().all(|e| KeyRingProbe::kid(e) == kid3), "{kids:?}");
         assert_eq!(s.reencrypt_retired(2).await.unwrap(), 0, "nothing left to do");
 
@@ -692,7 +709,7 @@ async fn client_cert_settings_on_every_engine() {
         // A stored CA that no longer reads verifies nothing but keeps the requirement (fails closed).
         s.set_client_ca(&a, CA).await.unwrap();
         s.set_admin_cert_required(&a, true).await.unwrap();
-        sqlx::query("UPDATE tenant_security SET client_ca_pem = 'garbage' WHERE tenant_id = $1").bind(a.tenant_id()).execute(&s.pool).await.unwrap();
+        sqlx::query("UPDATE tenant_security SET client_ca_pem = 'garbage' WHERE tenant_id = $1").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert_eq!(s.client_cert_settings(&a).await.unwrap(), crate::ClientCertSettings { ca: None, admin_required: true });
     }
 }

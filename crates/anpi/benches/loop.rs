@@ -214,7 +214,8 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     // ---- 2. answers: N concurrent POST /a/{token} → dashboard shows N / N ----
     let ids: Vec<i64> = {
         sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&db_url).await.expect("connect for recipient ids");
+        // As the database superuser: row-level security hides tenant rows from the app's role.
+        let pool = sqlx::AnyPool::connect(&support::superuser_url(&db_url)).await.expect("connect for recipient ids");
         let ids = sqlx::query_scalar::<_, i64>("SELECT id FROM recipients WHERE incident_id = $1 ORDER BY id")
             .bind(incident)
             .fetch_all(&pool)

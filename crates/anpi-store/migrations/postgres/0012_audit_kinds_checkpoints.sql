@@ -22,3 +22,7 @@ CREATE TABLE audit_checkpoints (
   signature TEXT NOT NULL,
   PRIMARY KEY (tenant_id, kind, seq)
 );
+-- The second wall (0011) for the new table too.
+ALTER TABLE audit_checkpoints ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_checkpoints FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_rows ON audit_checkpoints USING (anpi_tenant_visible(tenant_id)) WITH CHECK (anpi_tenant_visible(tenant_id));

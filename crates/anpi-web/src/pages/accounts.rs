@@ -22,6 +22,8 @@ struct AccountsPage {
     me: i64,
     departments: Vec<(i64, String)>,
     groups: Vec<(i64, String)>,
+    /// The role matrix, from the policy itself: each permission and which roles have it.
+    matrix: Vec<((&'static str, &'static str), Vec<bool>)>,
 }
 
 pub async fn list(State(st): State<AppState>, c: Console, Query(flash): Query<Flash>) -> WebResult<Response> {
@@ -33,6 +35,7 @@ pub async fn list(State(st): State<AppState>, c: Console, Query(flash): Query<Fl
         me: c.account.id,
         departments: st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect(),
         groups: st.store.groups(&c.scope).await?.into_iter().map(|g| (g.id, g.name)).collect(),
+        matrix: Permission::ALL.iter().map(|p| (p.describe(), Role::ALL.iter().map(|r| r.can(*p)).collect())).collect(),
     })
 }
 

@@ -80,7 +80,7 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
     }
     let Some((scope, account)) = st.store.account_login(&f.tenant, &f.email, &f.password, now).await? else {
         st.store.note_login_failure(&keys, now).await?;
-        st.store.audit_failed_sign_in(&f.tenant, &f.email, &client.ip, "password", now).await?;
+        st.store.audit_failed_sign_in(&f.tenant, &f.email, &client.ip, &client.sign_in_detail("password"), now).await?;
         tracing::info!(tenant = %f.tenant, ip = %client.ip, "failed sign-in");
         let page = LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), tenant: f.tenant, email: f.email, error: true };
         return Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response());
@@ -99,7 +99,7 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
         (SessionStage::Full, "/")
     };
     let action = if stage == SessionStage::Full { "sign_in" } else { "password_accepted" };
-    let e = anpi_store::audit::AuditEvent { actor: anpi_store::audit::Actor::Account(account.id), action, target: account.email.clone(), outcome: "ok", ip: &client.ip, detail: stage.code().into() };
+    let e = anpi_store::audit::AuditEvent { actor: anpi_store::audit::Actor::Account(account.id), action, target: account.email.clone(), outcome: "ok", ip: &client.ip, detail: client.sign_in_detail(&format!("password, then {}", stage.code())) };
     let token = st.store.create_staged_session("account", account.id, Some(&scope), stage, &client, &e, now).await?;
     tracing::info!(tenant = scope.tenant_id(), account = account.id, stage = stage.code(), ip = %client.ip, "password accepted");
     Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to(next)).into_response())

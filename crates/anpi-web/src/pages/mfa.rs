@@ -112,7 +112,7 @@ impl FactorAttempt {
     pub(super) async fn passed(&self, st: &AppState, s: &SignIn, how: &str) -> WebResult<HeaderValue> {
         st.store.clear_login_failures(&self.keys).await?;
         st.store.end_session(&s.token).await?;
-        let e = sign_in_event(s, "sign_in", "ok", how);
+        let e = sign_in_event(s, "sign_in", "ok", &self.client.sign_in_detail(how));
         let token = st.store.create_staged_session("account", s.account.id, Some(&s.scope), SessionStage::Full, &self.client, &e, st.clock.now()).await?;
         tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, how, "sign-in");
         Ok(session_cookie(TENANT_COOKIE, &token))
@@ -122,7 +122,7 @@ impl FactorAttempt {
     /// half-way session is then ended).
     pub(super) async fn failed(&self, st: &AppState, s: &SignIn, how: &str) -> WebResult<bool> {
         st.store.note_login_failure(&self.keys, self.now).await?;
-        audit_sign_in(st, s, "sign_in_mfa_failed", "failed", how).await?;
+        audit_sign_in(st, s, "sign_in_mfa_failed", "failed", &self.client.sign_in_detail(how)).await?;
         let policy = st.store.security_policy(&s.scope).await?;
         tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, ip = %self.client.ip, how, "wrong second factor");
         if st.store.note_failed_login(&s.scope, s.account.id, policy.lockout_threshold, self.now).await? {
@@ -227,7 +227,7 @@ pub async fn enrol(State(st): State<AppState>, s: SignIn, ConnectInfo(peer): Con
         // Enrolment completes the sign-in.
         let client = client_info(&st, &headers, peer);
         st.store.end_session(&s.token).await?;
-        let e = sign_in_event(&s, "sign_in", "ok", "enrolment");
+        let e = sign_in_event(&s, "sign_in", "ok", &client.sign_in_detail("enrolment"));
         let token = st.store.create_staged_session("account", s.account.id, Some(&s.scope), SessionStage::Full, &client, &e, st.clock.now()).await?;
         return Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], page).into_response());
     }

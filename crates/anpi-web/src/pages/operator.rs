@@ -106,6 +106,8 @@ struct HomePage {
     tenants: Vec<(TenantSummary, String)>,
     error: Option<String>,
     created: Option<String>,
+    /// PostgreSQL without row-level security (a superuser or BYPASSRLS role): say so.
+    row_security_off: bool,
 }
 
 async fn home_page(st: &AppState, op: &Operator, t: Tr, error: Option<String>, created: Option<String>) -> WebResult<Response> {
@@ -114,7 +116,8 @@ async fn home_page(st: &AppState, op: &Operator, t: Tr, error: Option<String>, c
         (s, at)
     });
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let page = HomePage { l: Layout::public(t, t.p("テナント", "Tenants")), email: op.email.clone(), csrf: op.csrf.clone(), tenants: tenants.collect(), error, created };
+    let row_security_off = st.store.engine() == anpi_store::Engine::Postgres && !st.store.row_security_enforced();
+    let page = HomePage { l: Layout::public(t, t.p("テナント", "Tenants")), email: op.email.clone(), csrf: op.csrf.clone(), tenants: tenants.collect(), error, created, row_security_off };
     Ok((status, render(&page)?).into_response())
 }
 

@@ -136,6 +136,11 @@ async fn mfa_lockout_throttling_and_sessions() {
         assert_eq!(extract(&locked.text, "role=\"alert\">", "</p>"), extract(&generic.text, "role=\"alert\">", "</p>"), "same message");
         assert_eq!(dist.get("/").await.status, 303, "a locked account's sessions stop working");
         let accounts = admin.get("/accounts").await.expect_status(200);
+        // The role matrix comes from the policy: every permission, which roles have it.
+        let matrix = extract(&accounts.text, "id=\"role-matrix\">", "</table>").expect("role matrix");
+        assert_eq!(matrix.matches("<tr><td>").count(), anpi_core::Permission::ALL.len(), "{matrix}");
+        assert!(matrix.contains("<td>配信の開始</td><td>✓</td><td>✓</td><td>—</td>"), "{matrix}");
+        assert!(matrix.contains("<td>情報の区分の設定</td><td>✓</td><td>—</td><td>—</td>"), "{matrix}");
         let at = accounts.text.find("dist@sec.example").unwrap();
         let id = extract(&accounts.text[at..], "action=\"/accounts/", "/").expect("account id");
         assert!(accounts.text[at..].contains(&format!("/accounts/{id}/unlock")), "unlock button");
@@ -268,6 +273,8 @@ async fn audit_log_records_actions_and_detects_tampering() {
         let history = admin.get("/audit").await.expect_status(200);
         assert!(history.text.contains("sign_in_failed") && history.text.contains("127.0.0.1"), "{}", history.text);
         assert!(history.text.contains(">sign_in<") && !history.text.contains("incident_started"), "sign-ins only");
+        let ua = history.text.split(">sign_in<").nth(1).and_then(|t| t.split("</tr>").next()).unwrap_or_default().to_string();
+        assert!(ua.contains("password, then full; anpi-e2e-tests"), "method and user agent in the sign-in history: {ua}");
         assert!(history.text.contains("id=\"chain-ok\""));
         let changes = admin.get("/audit?view=audit").await.expect_status(200);
         for action in ["security_policy_changed", "directory_imported", "incident_started"] {
@@ -327,7 +334,8 @@ async fn audit_log_records_actions_and_detects_tampering() {
         let out = run_cli_ok(&["audit", "verify", "--database-url", &url], None);
         assert!(out.contains("intact") && out.contains("checkpoint key") && out.contains("1 signed checkpoint(s)"), "{out}");
         sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        // Tampering as the database superuser (the service's role could not: row-level security).
+        let pool = sqlx::AnyPool::connect(&crate::support::superuser_url(&url)).await.unwrap();
         sqlx::query("UPDATE audit_log SET ip = '198.51.100.66' WHERE action = 'sign_in_failed'").execute(&pool).await.unwrap();
         pool.close().await;
         let out = run_cli(&["audit", "verify", "--database-url", &url], None);

@@ -157,6 +157,16 @@ async fn fresh_database_works_on_every_engine() {
                 .await
                 .expect("count tables");
                 assert_eq!(tables, 0, "a fresh database is empty");
+                // The server connects as the database's owner, a plain role, so PostgreSQL
+                // row-level security applies (superusers and BYPASSRLS roles skip it).
+                let (superuser, bypass, owner): (bool, bool, bool) = sqlx::query_as(
+                    "SELECT r.rolsuper, r.rolbypassrls, d.datdba = r.oid FROM pg_roles r \
+                     JOIN pg_database d ON d.datname = current_database() WHERE r.rolname = current_user",
+                )
+                .fetch_one(&mut c)
+                .await
+                .expect("role");
+                assert!(!superuser && !bypass && owner, "superuser {superuser}, bypassrls {bypass}, owner {owner}");
                 c.close().await.expect("close");
                 v as i64
             }

@@ -216,9 +216,10 @@ async fn every_route_with_an_id_refuses_other_tenants() {
         login(&mut a2, "owner", &admin_email("owner"), PASSWORD).await;
         let sessions = a.get("/account").await.text;
         let session = extract(&sessions, "action=\"/account/sessions/", "/end\"").expect("another session of A");
-        // A passkey of A's admin (inserted directly: registering one needs an authenticator).
+        // A passkey of A's admin (inserted directly, as the database superuser: registering one
+        // needs an authenticator).
         sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(env.server.database_url()).await.unwrap();
+        let pool = sqlx::AnyPool::connect(&crate::support::superuser_url(env.server.database_url())).await.unwrap();
         let passkey: i64 = sqlx::query_scalar(
             "INSERT INTO passkeys (tenant_id, account_id, credential_id, public_key, sign_count, name, created_at) \
              SELECT a.tenant_id, a.id, 'isolation-test', $1, 0, 'owner key', 0 FROM accounts a JOIN tenants t ON t.id = a.tenant_id \
@@ -281,5 +282,31 @@ async fn every_route_with_an_id_refuses_other_tenants() {
         a2.get("/").await.expect_status(200);
         assert!(a.get("/account").await.text.contains("owner key"), "A's passkey is still there");
         a.post_form(&format!("/people/import/{staged}"), &[]).await.expect_status(303);
+    }
+}
+
+/// The second wall (PostgreSQL row-level security): the server runs as the test database's
+/// owner, a plain role, so the wall is up and the operator console says nothing; the same
+/// database through a superuser turns it off, which the log and the console say.
+#[tokio::test]
+async fn operators_see_whether_row_level_security_is_on() {
+    use crate::support::{superuser_url, Engine, Server};
+    for engine in engines() {
+        if engine != Engine::Postgres {
+            continue;
+        }
+        let env = env(engine).await;
+        let mut op = env.server.operator_client();
+        op.post_form("/login", &[("email", OPERATOR), ("password", PASSWORD)]).await.expect_status(303);
+        let home = op.get("/").await.expect_status(200);
+        assert!(!home.text.contains("row-security-off"), "plain role: no warning");
+        assert!(!env.server.log().contains("row-level security"), "{}", env.server.log());
+
+        let su = Server::builder(superuser_url(env.server.database_url())).smtp(&env.sink).start().await;
+        let mut op = su.operator_client();
+        op.post_form("/login", &[("email", OPERATOR), ("password", PASSWORD)]).await.expect_status(303);
+        let home = op.get("/").await.expect_status(200);
+        assert!(home.text.contains("id=\"row-security-off\""), "superuser: the console warns");
+        assert!(su.log().contains("row-level security (the second wall of tenant isolation) is OFF"), "{}", su.log());
     }
 }

@@ -111,6 +111,39 @@ impl Drop for DbGuard {
     }
 }
 
+/// The role the PostgreSQL test databases belong to and the server connects as: a plain
+/// login role (no superuser, no BYPASSRLS), as in production, so row-level security is in
+/// force in every test. Created once per cluster and kept (the store's tests use it too).
+pub const APP_ROLE: &str = "anpi_test_app";
+const APP_ROLE_SQL: &str = "DO $$ BEGIN \
+    CREATE ROLE anpi_test_app LOGIN PASSWORD 'anpi_test_app' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; \
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$";
+
+/// Replaces the user and password of a `postgres://` URL.
+pub fn with_user(url: &str, user: &str, password: &str) -> String {
+    let Some(i) = url.find("://") else { return url.to_string() };
+    let (scheme, rest) = (&url[..i + 3], &url[i + 3..]);
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let host = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    format!("{scheme}{user}:{password}@{host}")
+}
+
+/// The same database as the cluster's superuser (`ANPI_TEST_DATABASE_URL`), for tests that
+/// inspect or tamper with the database directly: row-level security hides every tenant row
+/// from the service's own role outside a tenant scope. SQLite URLs are returned as they are.
+pub fn superuser_url(url: &str) -> String {
+    if !url.starts_with("postgres") {
+        return url.to_string();
+    }
+    let path = url.find("://").map(|i| &url[i + 3..]).unwrap_or(url);
+    let name = path.split_once('/').map(|(_, p)| p).unwrap_or("");
+    let name = name.split('?').next().unwrap_or(name);
+    with_database_name(&postgres_admin_url(), name)
+}
+
 /// Replaces the database name (the URL path) of a `postgres://` URL, keeping the query string.
 pub fn with_database_name(url: &str, name: &str) -> String {
     let (main, query) = match url.find('?') {
@@ -128,7 +161,8 @@ pub fn with_database_name(url: &str, name: &str) -> String {
 /// A fresh, empty database for `engine`; returns its URL and a guard that keeps it alive.
 ///
 /// - SQLite: `sqlite://<tempdir>/anpi.sqlite?mode=rwc`.
-/// - PostgreSQL: `CREATE DATABASE anpi_test_<random>` on the `ANPI_TEST_DATABASE_URL` cluster.
+/// - PostgreSQL: `CREATE DATABASE anpi_test_<random>` on the `ANPI_TEST_DATABASE_URL` cluster,
+///   owned by [`APP_ROLE`], and a URL that connects as that role.
 pub async fn fresh_database(engine: Engine) -> (String, DbGuard) {
     match engine {
         Engine::Sqlite => {
@@ -159,13 +193,17 @@ pub async fn fresh_database(engine: Engine) -> (String, DbGuard) {
                             "cannot connect to PostgreSQL at {admin} (ANPI_TEST_DATABASE_URL): {e}"
                         )
                     });
-            let sql = format!("CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0");
+            sqlx::raw_sql(APP_ROLE_SQL)
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("creating role {APP_ROLE} failed on {admin}: {e}"));
+            let sql = format!("CREATE DATABASE \"{name}\" OWNER {APP_ROLE} ENCODING 'UTF8' TEMPLATE template0");
             sqlx::raw_sql(&sql)
                 .execute(&mut conn)
                 .await
                 .unwrap_or_else(|e| panic!("{sql} failed on {admin}: {e}"));
             let _ = conn.close().await;
-            let url = with_database_name(&admin, &name);
+            let url = with_user(&with_database_name(&admin, &name), APP_ROLE, APP_ROLE);
             (
                 url.clone(),
                 DbGuard {
@@ -194,5 +232,13 @@ mod tests {
             "postgres://u:p@h:1/x?sslmode=disable"
         );
         assert_eq!(with_database_name("postgres://h", "x"), "postgres://h/x");
+    }
+
+    #[test]
+    fn user_is_replaced() {
+        use super::with_user;
+        assert_eq!(with_user("postgres://anpi@127.0.0.1:5432/x", "u", "p"), "postgres://u:p@127.0.0.1:5432/x");
+        assert_eq!(with_user("postgres://a:b@h:1/x?sslmode=disable", "u", "p"), "postgres://u:p@h:1/x?sslmode=disable");
+        assert_eq!(with_user("postgres://h/x", "u", "p"), "postgres://u:p@h/x");
     }
 }

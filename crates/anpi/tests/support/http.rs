@@ -18,45 +18,31 @@ pub fn install_crypto_provider() {
     });
 }
 
-/// A plain reqwest client for loopback use: no redirects, 60 s timeout.
-pub fn reqwest_client() -> reqwest::Client {
+/// The settings every test client shares: no redirects, 60 s timeout, no proxy, and a
+/// user agent (it shows in the sign-in history).
+fn builder() -> reqwest::ClientBuilder {
     install_crypto_provider();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60))
-        .no_proxy()
-        .build()
-        .expect("cannot build reqwest client")
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(60)).no_proxy().user_agent("anpi-e2e-tests")
+}
+
+/// A plain reqwest client for loopback use.
+pub fn reqwest_client() -> reqwest::Client {
+    builder().build().expect("cannot build reqwest client")
 }
 
 /// Like [`reqwest_client`], also trusting the PEM certificate `ca` (for `https://` servers
 /// with a test CA).
 pub fn reqwest_client_trusting(ca: &[u8]) -> reqwest::Client {
-    install_crypto_provider();
     let ca = reqwest::Certificate::from_pem(ca).expect("test CA is not PEM");
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60))
-        .no_proxy()
-        .add_root_certificate(ca)
-        .build()
-        .expect("cannot build reqwest client")
+    builder().add_root_certificate(ca).build().expect("cannot build reqwest client")
 }
 
 /// Like [`reqwest_client_trusting`], also presenting the client certificate in `identity`
 /// (PEM: the certificate, then its private key) when the server asks for one.
 pub fn reqwest_client_with_identity(ca: &[u8], identity: &[u8]) -> reqwest::Client {
-    install_crypto_provider();
     let ca = reqwest::Certificate::from_pem(ca).expect("test CA is not PEM");
     let identity = reqwest::Identity::from_pem(identity).expect("client certificate and key PEM");
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60))
-        .no_proxy()
-        .add_root_certificate(ca)
-        .identity(identity)
-        .build()
-        .expect("cannot build reqwest client")
+    builder().add_root_certificate(ca).identity(identity).build().expect("cannot build reqwest client")
 }
 
 /// A response, fully read.

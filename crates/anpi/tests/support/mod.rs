@@ -22,7 +22,7 @@ pub mod smtp;
 pub mod util;
 pub mod webdriver;
 
-pub use db::{engines, fresh_database, DbGuard, Engine};
+pub use db::{engines, fresh_database, superuser_url, DbGuard, Engine};
 pub use http::{extract, Client, Resp};
 pub use server::{run_cli, Server, ServerBuilder};
 pub use smtp::{Mail, SmtpSink};
