@@ -102,17 +102,7 @@ impl Store {
         let (name, name_en, rank) = checked(input)?;
         self.refuse_taken_name(scope, &name, 0).await?;
         let mut tx = self.scoped_tx(scope).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO labels (tenant_id, name, name_en, rank, export_min, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
-        )
-        .bind(scope.tenant_id())
-        .bind(name)
-        .bind(name_en)
-        .bind(rank)
-        .bind(input.export_min.as_str())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let id = insert_label(&mut tx, scope, &name, &name_en, rank, input.export_min, now).await?;
         self.record(&mut tx, scope, &audit.on(format!("label:{id}")), now).await?;
         tx.commit().await?;
         Ok(id)
@@ -203,17 +193,7 @@ impl Store {
     pub(crate) async fn seed_labels(&self, scope: &TenantScope, now: Millis) -> Result<()> {
         let mut tx = self.scoped_tx(scope).await?;
         for (name, name_en, rank, export_min) in label::STARTING {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO labels (tenant_id, name, name_en, rank, export_min, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
-            )
-            .bind(scope.tenant_id())
-            .bind(name)
-            .bind(name_en)
-            .bind(rank)
-            .bind(export_min.as_str())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
+            let id = insert_label(&mut tx, scope, name, name_en, rank, export_min, now).await?;
             if name == label::STARTING_DEFAULT {
                 sqlx::query("UPDATE tenants SET default_label_id = $1 WHERE id = $2").bind(id).bind(scope.tenant_id()).execute(&mut *tx).await?;
             }
@@ -221,6 +201,20 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+async fn insert_label(tx: &mut sqlx::AnyConnection, scope: &TenantScope, name: &str, name_en: &str, rank: i64, export_min: Role, now: Millis) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO labels (tenant_id, name, name_en, rank, export_min, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+    )
+    .bind(scope.tenant_id())
+    .bind(name)
+    .bind(name_en)
+    .bind(rank)
+    .bind(export_min.as_str())
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?)
 }
 
 #[cfg(test)]
