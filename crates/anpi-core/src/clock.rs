@@ -25,6 +25,11 @@ pub fn format_local(at: Millis, zone: &str) -> String {
     }
 }
 
+/// Whether `zone` is a known IANA time zone name (e.g. `Asia/Tokyo`).
+pub fn valid_zone(zone: &str) -> bool {
+    zone.parse::<chrono_tz::Tz>().is_ok()
+}
+
 /// Formats a time in a zone to the second, e.g. `2026-11-23 23:05:09` (logs).
 pub fn format_local_seconds(at: Millis, zone: &str) -> String {
     let tz: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::Asia::Tokyo);
@@ -50,6 +55,7 @@ mod tests {
         assert_eq!(super::local_day_start("1970-01-02", "UTC"), Some(24 * 3_600_000));
         assert_eq!(super::local_day_start("2026-13-01", "UTC"), None);
         assert_eq!(super::format_local_seconds(1_000, "UTC"), "1970-01-01 00:00:01");
+        assert!(super::valid_zone("Asia/Tokyo") && super::valid_zone("UTC") && !super::valid_zone("Mars/Olympus"));
     }
 
     #[test]

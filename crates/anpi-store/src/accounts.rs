@@ -124,7 +124,8 @@ pub struct SessionRow {
 /// Who a session belongs to.
 #[derive(Debug, Clone)]
 pub enum Principal {
-    Account { scope: TenantScope, account: Account, tenant_code: String },
+    /// `time_zone`: the tenant's IANA zone, for showing times.
+    Account { scope: TenantScope, account: Account, tenant_code: String, time_zone: String },
     Operator { id: i64, email: String },
 }
 
@@ -168,6 +169,7 @@ struct LoginRow {
 #[derive(sqlx::FromRow)]
 struct TenantAccount {
     tenant_code: String,
+    time_zone: String,
     #[sqlx(flatten)]
     account: AccountRow,
 }
@@ -484,7 +486,7 @@ impl Store {
             }
             ("account", Some(tenant)) => {
                 let row: Option<TenantAccount> = sqlx::query_as(&format!(
-                    "SELECT t.code AS tenant_code, {ACCOUNT_COLUMNS} FROM accounts a JOIN tenants t ON t.id = a.tenant_id WHERE a.tenant_id = $1 AND a.id = $2"
+                    "SELECT t.code AS tenant_code, t.time_zone, {ACCOUNT_COLUMNS} FROM accounts a JOIN tenants t ON t.id = a.tenant_id WHERE a.tenant_id = $1 AND a.id = $2"
                 ))
                 .bind(tenant)
                 .bind(pid)
@@ -495,7 +497,7 @@ impl Store {
                 if account.disabled || account.locked {
                     return Ok(None);
                 }
-                Principal::Account { scope: TenantScope::new(tenant), account, tenant_code: row.tenant_code }
+                Principal::Account { scope: TenantScope::new(tenant), account, tenant_code: row.tenant_code, time_zone: row.time_zone }
             }
             _ => return Ok(None),
         };

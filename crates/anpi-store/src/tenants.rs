@@ -69,6 +69,19 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
+    /// The zone times are shown in (an IANA name such as `Asia/Tokyo`).
+    pub async fn set_time_zone(&self, scope: &TenantScope, zone: &str, audit: &crate::audit::AuditEvent<'_>, now: Millis) -> Result<()> {
+        let zone = zone.trim();
+        if !anpi_core::clock::valid_zone(zone) {
+            return Err(StoreError::Invalid(format!("タイムゾーンが不明です: {zone} (unknown time zone; use an IANA name such as Asia/Tokyo)")));
+        }
+        let mut tx = self.scoped_tx(scope).await?;
+        sqlx::query("UPDATE tenants SET time_zone = $1 WHERE id = $2").bind(zone).bind(scope.tenant_id()).execute(&mut *tx).await?;
+        self.record(&mut tx, scope, &crate::audit::AuditEvent { detail: zone.to_string(), ..audit.clone() }, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn tenant_summaries(&self) -> Result<Vec<TenantSummary>> {
         Ok(sqlx::query_as(
             "SELECT t.id, t.code, t.name, \

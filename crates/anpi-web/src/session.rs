@@ -62,6 +62,8 @@ pub struct Console {
     pub t: Tr,
     /// The client's address, for the audit log ("unknown" when it cannot be told).
     pub ip: String,
+    /// The tenant's time zone (IANA name): times are stored in UTC and shown in it.
+    pub zone: String,
     /// Where denials are recorded.
     denials: DenialLog,
 }
@@ -140,6 +142,7 @@ impl FromRequestParts<AppState> for Console {
                 csrf: s.csrf,
                 t: s.t,
                 ip: s.ip,
+                zone: s.zone,
                 denials: DenialLog { store: state.store.clone(), at: state.clock.now() },
             }),
             SessionStage::Mfa => Err(Redirect::to("/login/mfa").into_response()),
@@ -161,6 +164,8 @@ pub struct SignIn {
     pub token: String,
     pub t: Tr,
     pub ip: String,
+    /// The tenant's time zone (IANA name), for showing times.
+    pub zone: String,
 }
 
 impl SignIn {
@@ -179,12 +184,12 @@ impl FromRequestParts<AppState> for SignIn {
         };
         match state.store.session(&token, state.clock.now(), state.sessions).await {
             Ok(Some(ctx)) => match ctx.principal {
-                Principal::Account { scope, account, tenant_code } => {
+                Principal::Account { scope, account, tenant_code, time_zone } => {
                     crate::client_ip::guard_console(parts, state, &scope, &account, t).await?;
                     let ip = crate::client_ip::ClientIp(crate::client_ip::of_request(parts, &state.trusted_proxies)).shown();
                     let certs = parts.extensions.get::<crate::PeerCertificates>().cloned().unwrap_or_default();
                     crate::client_cert::guard(state, &scope, &account, &certs, &ip, t, "request").await?;
-                    Ok(SignIn { scope, account, tenant_code, csrf: ctx.csrf, stage: ctx.stage, token, t, ip })
+                    Ok(SignIn { scope, account, tenant_code, csrf: ctx.csrf, stage: ctx.stage, token, t, ip, zone: time_zone })
                 }
                 Principal::Operator { .. } => Err(Redirect::to("/login").into_response()),
             },

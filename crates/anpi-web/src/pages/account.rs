@@ -53,8 +53,8 @@ pub async fn page(State(st): State<AppState>, c: Console, headers: HeaderMap, Qu
         .into_iter()
         .map(|s| SessionLine {
             current: s.id == current,
-            started: format_local(s.created_at, "Asia/Tokyo"),
-            seen: format_local(s.last_seen_at, "Asia/Tokyo"),
+            started: format_local(s.created_at, &c.zone),
+            seen: format_local(s.last_seen_at, &c.zone),
             ip: s.ip,
             browser: s.user_agent.chars().take(80).collect(),
             id: s.id,
@@ -68,8 +68,8 @@ pub async fn page(State(st): State<AppState>, c: Console, headers: HeaderMap, Qu
         .map(|p| PasskeyLine {
             id: p.id,
             name: p.name,
-            created: format_local(p.created_at, "Asia/Tokyo"),
-            used: if p.last_used_at > 0 { format_local(p.last_used_at, "Asia/Tokyo") } else { "—".into() },
+            created: format_local(p.created_at, &c.zone),
+            used: if p.last_used_at > 0 { format_local(p.last_used_at, &c.zone) } else { "—".into() },
         })
         .collect();
     render(&AccountPage {

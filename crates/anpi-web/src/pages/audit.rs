@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
-const ZONE: &str = "Asia/Tokyo";
 /// Entries per page.
 const PAGE: i64 = 100;
 /// Entries per export at most (narrow the filter for more).
@@ -51,11 +50,11 @@ impl LogQuery {
         }
     }
 
-    fn filter(&self) -> Result<LogFilter, WebError> {
+    fn filter(&self, zone: &str) -> Result<LogFilter, WebError> {
         let day = |d: &str, what: &str| -> Result<Option<i64>, WebError> {
             match d.trim() {
                 "" => Ok(None),
-                d => local_day_start(d, ZONE).map(Some).ok_or_else(|| WebError::BadRequest(format!("日付は YYYY-MM-DD で入力してください ({what}: use YYYY-MM-DD)"))),
+                d => local_day_start(d, zone).map(Some).ok_or_else(|| WebError::BadRequest(format!("日付は YYYY-MM-DD で入力してください ({what}: use YYYY-MM-DD)"))),
             }
         };
         Ok(LogFilter {
@@ -88,8 +87,8 @@ pub struct Line {
     pub detail: String,
 }
 
-fn line(e: AuditEntry) -> Line {
-    Line { at: format_local_seconds(e.at, ZONE), actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, ip: e.ip, detail: e.detail }
+fn line(e: AuditEntry, zone: &str) -> Line {
+    Line { at: format_local_seconds(e.at, zone), actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, ip: e.ip, detail: e.detail }
 }
 
 pub struct LastSeen {
@@ -123,12 +122,12 @@ pub async fn page(State(st): State<AppState>, c: Console, Query(q): Query<LogQue
     let (lines, accounts, next) = if view == "accounts" {
         (Vec::new(), last_seen(&st, &c).await?, None)
     } else {
-        let entries = st.store.audit_entries(&c.scope, &q.filter()?, PAGE).await?;
+        let entries = st.store.audit_entries(&c.scope, &q.filter(&c.zone)?, PAGE).await?;
         let next = match entries.last() {
             Some(e) if entries.len() as i64 == PAGE => Some(format!("/audit?{}", q.link(Some(e.id)))),
             _ => None,
         };
-        (entries.into_iter().map(line).collect(), Vec::new(), next)
+        (entries.into_iter().map(|e| line(e, &c.zone)).collect(), Vec::new(), next)
     };
     let reports = st.store.verify_tenant_audit(&c.scope).await?;
     let retention = st
@@ -179,7 +178,7 @@ async fn last_seen(st: &AppState, c: &Console) -> WebResult<Vec<LastSeen>> {
                 name: a.name,
                 email: a.email,
                 role: a.role.as_str(),
-                at: seen.map(|l| format_local_seconds(l.at, ZONE)).unwrap_or_default(),
+                at: seen.map(|l| format_local_seconds(l.at, &c.zone)).unwrap_or_default(),
                 ip: seen.map(|l| l.ip.clone()).unwrap_or_default(),
             }
         })
@@ -192,7 +191,7 @@ async fn exported(st: &AppState, c: &Console, q: &LogQuery, format: &str) -> Web
     c.require(Permission::ManageSecurity)?;
     let label = st.store.default_label(&c.scope).await?;
     super::export::authorise(st, c, "audit_exported", q.view(), label.as_ref()).await?;
-    let filter = q.filter()?;
+    let filter = q.filter(&c.zone)?;
     // Recorded first, so the export lists itself.
     super::export::record(st, c, "audit_exported", q.view(), label.as_ref(), format!("{format} {}", q.link(None))).await?;
     let entries = st.store.audit_entries(&c.scope, &filter, EXPORT_MAX).await?;
@@ -205,7 +204,7 @@ pub async fn csv(State(st): State<AppState>, c: Console, Query(q): Query<LogQuer
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(["seq", "日時 (time)", "実行者 (actor)", "操作 (action)", "対象 (target)", "結果 (outcome)", "接続元 (ip)", "詳細 (detail)", "種別 (kind)"]);
     for e in entries {
-        let at = format_local_seconds(e.at, ZONE);
+        let at = format_local_seconds(e.at, &c.zone);
         let safe = super::export::spreadsheet_safe;
         let _ = w.write_record([e.seq.to_string(), at, e.actor, e.action, safe(&e.target), e.outcome, e.ip, safe(&e.detail), e.kind]);
     }
@@ -220,7 +219,7 @@ pub async fn json(State(st): State<AppState>, c: Console, Query(q): Query<LogQue
     let rows: Vec<serde_json::Value> = entries
         .into_iter()
         .map(|e| {
-            let local = format_local_seconds(e.at, ZONE);
+            let local = format_local_seconds(e.at, &c.zone);
             let mut v = serde_json::to_value(e).unwrap_or_default();
             v["local_time"] = local.into();
             v

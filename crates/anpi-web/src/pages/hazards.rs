@@ -23,7 +23,6 @@ use axum::{Form, Json};
 use serde::Deserialize;
 use std::collections::HashMap;
 
-const ZONE: &str = "Asia/Tokyo";
 
 /// A telegram as listed, with this tenant's decisions about it.
 pub struct HazardLine {
@@ -104,7 +103,7 @@ fn status_label(status: &str, t: Tr) -> &'static str {
     }
 }
 
-fn decision_line(d: &DispatchRow, t: Tr) -> DecisionLine {
+fn decision_line(d: &DispatchRow, t: Tr, zone: &str) -> DecisionLine {
     DecisionLine {
         rule: d.rule_name.clone(),
         status: status_label(&d.status, t).to_string(),
@@ -112,20 +111,20 @@ fn decision_line(d: &DispatchRow, t: Tr) -> DecisionLine {
         reason: Reason::text(&d.reason, t.lang()).to_string(),
         incident: d.incident_id,
         recipients: d.recipients,
-        due: if d.status == "held" { format_local(d.due_at, ZONE) } else { String::new() },
+        due: if d.status == "held" { format_local(d.due_at, zone) } else { String::new() },
     }
 }
 
-fn line(t: &TelegramRow, decisions: &HashMap<i64, Vec<DispatchRow>>, tr: Tr) -> HazardLine {
+fn line(t: &TelegramRow, decisions: &HashMap<i64, Vec<DispatchRow>>, tr: Tr, zone: &str) -> HazardLine {
     HazardLine {
         id: t.id,
-        at: format_local(t.received_at, ZONE),
+        at: format_local(t.received_at, zone),
         kind: kind_label(&t.kind, tr),
         severity: sev_label(&t.severity, tr.lang()),
         title: if t.title.is_empty() { t.type_code.clone() } else { t.title.clone() },
         headline: t.headline.chars().take(120).collect(),
         badges: badges(t, tr),
-        decisions: decisions.get(&t.id).map(|ds| ds.iter().map(|d| decision_line(d, tr)).collect()).unwrap_or_default(),
+        decisions: decisions.get(&t.id).map(|ds| ds.iter().map(|d| decision_line(d, tr, zone)).collect()).unwrap_or_default(),
     }
 }
 
@@ -137,12 +136,12 @@ pub struct FeedLine {
     pub failures: i64,
 }
 
-fn feed_lines(feeds: Vec<FeedStatus>) -> Vec<FeedLine> {
+fn feed_lines(feeds: Vec<FeedStatus>, zone: &str) -> Vec<FeedLine> {
     feeds
         .into_iter()
         .map(|f| FeedLine {
             ok: f.failures == 0,
-            last_ok: f.last_ok_at.map(|t| format_local(t, ZONE)).unwrap_or_else(|| "—".into()),
+            last_ok: f.last_ok_at.map(|t| format_local(t, zone)).unwrap_or_else(|| "—".into()),
             error: f.last_error.clone(),
             failures: f.failures,
             url: f.url,
@@ -179,8 +178,8 @@ pub async fn list(State(st): State<AppState>, c: Console, Query(q): Query<ListQu
     kinds.push(("other".into(), c.t.p("その他", "other").into()));
     render(&ListPage {
         l: Layout::console(&c, c.t.p("気象庁の情報", "JMA information")),
-        lines: telegrams.iter().map(|t| line(t, &decisions, c.t)).collect(),
-        feeds: feed_lines(st.store.feeds().await?),
+        lines: telegrams.iter().map(|t| line(t, &decisions, c.t, &c.zone)).collect(),
+        feeds: feed_lines(st.store.feeds().await?, &c.zone),
         kinds,
         kind: q.kind,
         can_rules: c.can(Permission::ManageRules),
@@ -217,10 +216,10 @@ pub async fn detail(State(st): State<AppState>, c: Console, Path(id): Path<i64>)
     let areas: Vec<StoredArea> = serde_json::from_str(&t.areas).unwrap_or_default();
     render(&DetailPage {
         l: Layout::console(&c, c.t.p("気象庁の情報", "JMA information")),
-        h: line(&t, &decisions, c.t),
-        reported: t.reported_at.map(|r| format_local(r, ZONE)).unwrap_or_default(),
+        h: line(&t, &decisions, c.t, &c.zone),
+        reported: t.reported_at.map(|r| format_local(r, &c.zone)).unwrap_or_default(),
         areas: areas.into_iter().map(|a| AreaLine { severity: sev_label(&a.severity, c.t.lang()), code: a.code, name: a.name }).collect(),
-        history: history_rows.iter().map(|h| line(h, &decisions, c.t)).collect(),
+        history: history_rows.iter().map(|h| line(h, &decisions, c.t, &c.zone)).collect(),
         t,
     })
 }

@@ -20,7 +20,6 @@ use futures_util::stream::{Stream, StreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-const ZONE: &str = "Asia/Tokyo";
 
 #[derive(Template)]
 #[template(path = "incidents.html")]
@@ -38,7 +37,7 @@ pub async fn list(State(st): State<AppState>, c: Console, Query(flash): Query<Fl
     }
     c.audit(&st, "incidents_viewed", "", "").await?;
     let incidents = st.store.incidents(&c.scope).await?.into_iter().map(|i| {
-        let at = format_local(i.started_at, ZONE);
+        let at = format_local(i.started_at, &c.zone);
         (i, at)
     });
     render(&ListPage { l, can_start: c.can(Permission::StartIncident), member: false, incidents: incidents.collect() })
@@ -299,8 +298,8 @@ pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i6
     render(&DashboardPage {
         l,
         csrf: c.csrf.clone(),
-        started: format_local(inc.started_at, ZONE),
-        closed: inc.closed_at.map(|t| format_local(t, ZONE)),
+        started: format_local(inc.started_at, &c.zone),
+        closed: inc.closed_at.map(|t| format_local(t, &c.zone)),
         inc,
         b,
         can_manage: c.can(Permission::ManageIncident),
@@ -366,7 +365,7 @@ pub async fn answers_csv(State(st): State<AppState>, c: Console, Path(id): Path<
             r.name.clone(),
             r.department_id.and_then(|d| depts.get(&d).cloned()).unwrap_or_default(),
             r.site_id.and_then(|s| sites.get(&s).cloned()).unwrap_or_default(),
-            r.answered_at.map(|t| format_local(t, ZONE)).unwrap_or_default(),
+            r.answered_at.map(|t| format_local(t, &c.zone)).unwrap_or_default(),
             r.delivery.clone(),
         ];
         for q in &inc.survey.questions {

@@ -202,6 +202,7 @@ pub fn tenant_routes() -> Router<AppState> {
         .route("/org/departments", post(org::add_department))
         .route("/org/sites", post(org::add_site))
         .route("/org/groups", post(org::add_group))
+        .route("/org/time-zone", post(org::set_time_zone))
         .route("/accounts", get(accounts::list).post(accounts::create))
         .route("/accounts/{id}/disable", post(accounts::disable))
         .route("/accounts/{id}/enable", post(accounts::enable))

@@ -1,4 +1,4 @@
-//! Departments, sites and contact groups.
+//! Departments, sites and contact groups, and the tenant's time zone.
 
 use super::{render, Flash, Layout};
 use crate::error::WebResult;
@@ -20,6 +20,7 @@ struct OrgPage {
     departments: Vec<Department>,
     sites: Vec<Site>,
     groups: Vec<Group>,
+    zone: String,
 }
 
 pub async fn page(State(st): State<AppState>, c: Console, Query(flash): Query<Flash>) -> WebResult<Response> {
@@ -30,7 +31,24 @@ pub async fn page(State(st): State<AppState>, c: Console, Query(flash): Query<Fl
         departments: st.store.departments(&c.scope).await?,
         sites: st.store.sites(&c.scope).await?,
         groups: st.store.groups(&c.scope).await?,
+        zone: c.zone.clone(),
     })
+}
+
+#[derive(Deserialize)]
+pub struct ZoneForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    zone: String,
+}
+
+/// Sets the time zone times are shown in (they are stored in UTC).
+pub async fn set_time_zone(State(st): State<AppState>, c: Console, Form(f): Form<ZoneForm>) -> WebResult<Response> {
+    c.require(Permission::ManageDirectory)?;
+    c.check_csrf(&f.csrf)?;
+    st.store.set_time_zone(&c.scope, &f.zone, &c.event("time_zone_changed", ""), st.clock.now()).await?;
+    Ok(done())
 }
 
 #[derive(Deserialize)]

@@ -313,6 +313,16 @@ async fn audit_log_records_actions_and_detects_tampering() {
         let older = link.expect("a link to older entries").replace("&#38;", "&").replace("&amp;", "&");
         let second = admin.get(&older).await.expect_status(200);
         assert_eq!(second.text.matches(">people_viewed<").count(), 2, "{older}");
+        // Times are stored in UTC and shown in the tenant's zone (Asia/Tokyo unless set).
+        let first = |j: serde_json::Value| j.as_array().and_then(|a| a.last().cloned()).expect("an entry");
+        let hour = |v: &serde_json::Value| v["local_time"].as_str().and_then(|t| t.get(11..13)).and_then(|h| h.parse::<i64>().ok()).expect("local time");
+        let tokyo = first(admin.get("/audit.json?view=signin").await.json());
+        admin.get("/org").await.expect_status(200);
+        assert_eq!(admin.post_form("/org/time-zone", &[("zone", "Mars/Olympus")]).await.status, 400);
+        admin.post_form("/org/time-zone", &[("zone", "UTC")]).await.expect_status(303);
+        let utc = first(admin.get("/audit.json?view=signin").await.json());
+        assert_eq!((tokyo["id"].clone(), (hour(&tokyo) - hour(&utc)).rem_euclid(24)), (utc["id"].clone(), 9), "{tokyo} / {utc}");
+        admin.post_form("/org/time-zone", &[("zone", "Asia/Tokyo")]).await.expect_status(303);
         // Each account's last sign-in.
         let last = admin.get("/audit?view=accounts").await.expect_status(200);
         assert!(last.text.contains(&admin_email("aud")) && last.text.contains("127.0.0.1"), "{}", last.text);
