@@ -120,6 +120,18 @@ trap cleanup EXIT
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 
+# Runs a command in the background (so that a signal reaches on_signal at once) and waits for
+# it; sets `status` to its exit status.
+run_in_background() {
+    set +e
+    "$@" &
+    RUNNER_PID=$!
+    wait "$RUNNER_PID"
+    status=$?
+    RUNNER_PID=""
+    set -e
+}
+
 start_postgres() {
     if [ "$(id -u)" -eq 0 ]; then
         # postgres refuses to run as root: run the cluster as the `postgres` OS user.
@@ -197,13 +209,7 @@ if [ "$FUZZ_SECONDS" -eq 0 ]; then
     log "ANPI_FUZZ_SECONDS=0: not fuzzing"
 else
     log "running: scripts/fuzz-jma.sh $FUZZ_SECONDS"
-    set +e
-    scripts/fuzz-jma.sh "$FUZZ_SECONDS" &
-    RUNNER_PID=$!
-    wait "$RUNNER_PID"
-    status=$?
-    RUNNER_PID=""
-    set -e
+    run_in_background scripts/fuzz-jma.sh "$FUZZ_SECONDS"
     if [ "$status" -eq 0 ]; then log "fuzzing found no failure"; else log "fuzzing FAILED (exit status $status)"; fi
     [ "$status" -eq 0 ] || exit "$status"
 fi
@@ -219,13 +225,7 @@ else
     runner=(cargo test --workspace "$@")
 fi
 log "running: ${runner[*]}"
-set +e
-"${runner[@]}" &
-RUNNER_PID=$!
-wait "$RUNNER_PID"
-status=$?
-RUNNER_PID=""
-set -e
+run_in_background "${runner[@]}"
 if [ "$status" -eq 0 ]; then log "tests passed"; else log "tests FAILED (exit status $status)"; fi
 exit "$status"
 
