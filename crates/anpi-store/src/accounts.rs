@@ -396,23 +396,13 @@ impl Store {
 
     /// Unlocks an account (admin action).
     pub async fn unlock_account(&self, scope: &TenantScope, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.scoped_tx(scope).await?;
-        let done = sqlx::query("UPDATE accounts SET locked = 0, failed_logins = 0 WHERE tenant_id = $1 AND id = $2")
-            .bind(scope.tenant_id())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        self.record(&mut tx, scope, audit, now).await?;
-        tx.commit().await?;
-        Ok(())
+        let unlock = sqlx::query("UPDATE accounts SET locked = 0, failed_logins = 0 WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id);
+        self.change_one(scope, unlock, audit, now).await
     }
 
-    /// Starts a full session; returns the cookie token (only its hash is stored).
-    pub async fn create_session(&self, principal: &str, principal_id: i64, scope: Option<&TenantScope>, now: Millis) -> Result<String> {
-        self.create_staged_session(principal, principal_id, scope, SessionStage::Full, &ClientInfo::default(), &AuditEvent::system("sign_in"), now).await
+    /// Starts a full session, recording `audit`; returns the cookie token (only its hash is stored).
+    pub async fn create_session(&self, principal: &str, principal_id: i64, scope: Option<&TenantScope>, audit: &AuditEvent<'_>, now: Millis) -> Result<String> {
+        self.create_staged_session(principal, principal_id, scope, SessionStage::Full, &ClientInfo::default(), audit, now).await
     }
 
     /// Starts a session at `stage`, recording where it comes from.
@@ -541,19 +531,11 @@ impl Store {
         if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(StoreError::NotFound);
         }
-        let mut tx = self.scoped_tx(scope).await?;
-        let done = sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2 AND SUBSTR(token_hash, 1, 16) = $3")
+        let end = sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2 AND SUBSTR(token_hash, 1, 16) = $3")
             .bind(scope.tenant_id())
             .bind(account)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        self.record(&mut tx, scope, audit, now).await?;
-        tx.commit().await?;
-        Ok(())
+            .bind(id);
+        self.change_one(scope, end, audit, now).await
     }
 
     /// Ends the session with cookie `token` (signing out; also a half-way sign-in given up).

@@ -220,6 +220,24 @@ impl Store {
         self.append_in(conn, scope.tenant_id(), e, now).await
     }
 
+    /// Runs one statement that must touch a row of the tenant's (else `NotFound`) and records
+    /// it, in one transaction.
+    pub(crate) async fn change_one<'q>(
+        &self,
+        scope: &TenantScope,
+        change: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        audit: &AuditEvent<'_>,
+        now: Millis,
+    ) -> Result<()> {
+        let mut tx = self.scoped_tx(scope).await?;
+        if change.execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.record(&mut tx, scope, audit, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub(crate) async fn append_in(&self, conn: &mut sqlx::AnyConnection, tenant: i64, e: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let kind = LogKind::of(e.action).code();
         sqlx::query("INSERT INTO audit_heads (tenant_id, kind) VALUES ($1, $2) ON CONFLICT (tenant_id, kind) DO NOTHING")
@@ -343,6 +361,7 @@ impl Store {
         .bind(only.unwrap_or(-1))
         .fetch_all(&mut *self.chain_reader(only).await?)
         .await?;
+        let keys = self.checkpoint_keys();
         let mut reports = Vec::new();
         for head in heads {
             let rows: Vec<ChainRow> = sqlx::query_as(
@@ -374,7 +393,7 @@ impl Store {
                     head.seq
                 ));
             }
-            let checkpoints = self.check_checkpoints(&head, &rows, &mut problems).await?;
+            let checkpoints = self.check_checkpoints(&head, &rows, &keys, &mut problems).await?;
             let kind = LogKind::parse(&head.kind).unwrap_or(LogKind::Audit);
             reports.push(ChainReport { tenant_id: head.tenant_id, kind, entries: rows.len() as i64, checkpoints, problems });
         }

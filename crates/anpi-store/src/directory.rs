@@ -271,21 +271,12 @@ impl Store {
     }
 
     pub async fn set_person_disabled(&self, scope: &TenantScope, id: i64, disabled: bool, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.scoped_tx(scope).await?;
-        let n = sqlx::query("UPDATE people SET disabled = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
+        let set = sqlx::query("UPDATE people SET disabled = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
             .bind(disabled as i64)
             .bind(now)
             .bind(scope.tenant_id())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        self.record(&mut tx, scope, audit, now).await?;
-        tx.commit().await?;
-        Ok(())
+            .bind(id);
+        self.change_one(scope, set, audit, now).await
     }
 
     /// Deletes a person from the directory. Past incidents keep their recipient snapshot.

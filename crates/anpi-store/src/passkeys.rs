@@ -524,19 +524,8 @@ impl Store {
 
     /// Removes one of the account's passkeys.
     pub async fn delete_passkey(&self, scope: &TenantScope, account: i64, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let mut tx = self.scoped_tx(scope).await?;
-        let done = sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND account_id = $2 AND id = $3")
-            .bind(scope.tenant_id())
-            .bind(account)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        self.record(&mut tx, scope, audit, now).await?;
-        tx.commit().await?;
-        Ok(())
+        let delete = sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND account_id = $2 AND id = $3").bind(scope.tenant_id()).bind(account).bind(id);
+        self.change_one(scope, delete, audit, now).await
     }
 
     /// The opaque WebAuthn user handle of an account: a keyed hash, so it names no one.

@@ -640,13 +640,13 @@ async fn sessions_expire_when_idle_or_too_old_on_every_engine() {
         let acc = s.create_account(&t, "a@sess.example", "A", Role::Admin, Some("correct horse battery staple"), &AuditEvent::system("test"), now).await.unwrap();
         let policy = SessionPolicy::default();
         // Idle timeout (30 minutes by default): activity keeps the session alive.
-        let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
+        let tok = s.create_session("account", acc, Some(&t), &AuditEvent::system("test"), now).await.unwrap();
         assert!(s.session(&tok, now + 29 * min, policy).await.unwrap().is_some());
         assert!(s.session(&tok, now + 58 * min, policy).await.unwrap().is_some(), "seen at 29 min: still within 30 min of that");
         assert!(s.session(&tok, now + 89 * min, policy).await.unwrap().is_none(), "idle for 31 minutes");
         assert!(s.session(&tok, now + 90 * min, policy).await.unwrap().is_none(), "and it is gone for good");
         // Absolute timeout (12 hours by default), however active.
-        let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
+        let tok = s.create_session("account", acc, Some(&t), &AuditEvent::system("test"), now).await.unwrap();
         let mut at = now;
         while at < now + 12 * 60 * min - 20 * min {
             at += 20 * min;
@@ -655,7 +655,7 @@ async fn sessions_expire_when_idle_or_too_old_on_every_engine() {
         assert!(s.session(&tok, now + 12 * 60 * min + 1, policy).await.unwrap().is_none(), "older than 12 hours");
         // The tenant's own timeouts replace the defaults.
         s.set_security_policy(&t, &crate::SecurityPolicy { idle_min: 5, absolute_min: 60, ..Default::default() }, &AuditEvent::system("test"), 0).await.unwrap();
-        let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
+        let tok = s.create_session("account", acc, Some(&t), &AuditEvent::system("test"), now).await.unwrap();
         assert!(s.session(&tok, now + 6 * min, policy).await.unwrap().is_none(), "tenant idle timeout 5 minutes");
         // A half-way sign-in (second factor pending) lasts ten minutes at most.
         s.set_security_policy(&t, &crate::SecurityPolicy::default(), &AuditEvent::system("test"), 0).await.unwrap();
@@ -663,10 +663,10 @@ async fn sessions_expire_when_idle_or_too_old_on_every_engine() {
         assert_eq!(s.session(&half, now + 5 * min, policy).await.unwrap().unwrap().stage, SessionStage::Mfa);
         assert!(s.session(&half, now + 11 * min, policy).await.unwrap().is_none(), "half-way sessions end after 10 minutes");
         // Sign-out and disabling end sessions on the server.
-        let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
+        let tok = s.create_session("account", acc, Some(&t), &AuditEvent::system("test"), now).await.unwrap();
         s.end_session(&tok).await.unwrap();
         assert!(s.session(&tok, now, policy).await.unwrap().is_none(), "signed out");
-        let tok = s.create_session("account", acc, Some(&t), now).await.unwrap();
+        let tok = s.create_session("account", acc, Some(&t), &AuditEvent::system("test"), now).await.unwrap();
         s.set_account_disabled(&t, acc, true, &AuditEvent::system("test"), 0).await.unwrap();
         assert!(s.session(&tok, now, policy).await.unwrap().is_none(), "disabled account");
     }

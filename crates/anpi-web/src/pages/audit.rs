@@ -77,18 +77,14 @@ impl LogQuery {
     }
 }
 
+/// An entry with its time in the tenant's zone.
 pub struct Line {
     pub at: String,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub outcome: String,
-    pub ip: String,
-    pub detail: String,
+    pub e: AuditEntry,
 }
 
 fn line(e: AuditEntry, zone: &str) -> Line {
-    Line { at: format_local_seconds(e.at, zone), actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, ip: e.ip, detail: e.detail }
+    Line { at: format_local_seconds(e.at, zone), e }
 }
 
 pub struct LastSeen {

@@ -146,7 +146,8 @@ pub async fn change_password(State(st): State<AppState>, c: Console, Form(f): Fo
     match st.store.change_password(&c.scope, c.account.id, &f.current, &f.new, &c.event("password_changed", ""), st.clock.now()).await {
         Ok(()) => {
             // Every session ended with the change; start a fresh one for this browser.
-            let token = st.store.create_session("account", c.account.id, Some(&c.scope), st.clock.now()).await?;
+            let e = anpi_store::audit::AuditEvent { detail: "new session after the password change".into(), ..c.event("sign_in", c.account.email.clone()) };
+            let token = st.store.create_session("account", c.account.id, Some(&c.scope), &e, st.clock.now()).await?;
             Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to("/password?done=password")).into_response())
         }
         Err(anpi_store::StoreError::Invalid(m)) => {

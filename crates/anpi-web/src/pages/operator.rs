@@ -75,9 +75,9 @@ async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<Socket
     }
     match found {
         Some(id) => {
-            let token = st.store.create_session("operator", id, None, st.clock.now()).await?;
+            let e = anpi_store::audit::AuditEvent { actor: Actor::Operator(id), action: "operator_sign_in", target: f.email.trim().to_lowercase(), outcome: "ok", ip: &ip, detail: String::new() };
+            let token = st.store.create_session("operator", id, None, &e, now).await?;
             tracing::info!(operator = id, "operator sign-in");
-            system_audit(&st, Actor::Operator(id), "operator_sign_in", f.email.trim().to_lowercase(), "ok").await?;
             Ok(([(header::SET_COOKIE, session_cookie(OPERATOR_COOKIE, &token))], Redirect::to("/")).into_response())
         }
         None => {
