@@ -713,3 +713,5 @@ async fn client_cert_settings_on_every_engine() {
         assert_eq!(s.client_cert_settings(&a).await.unwrap(), crate::ClientCertSettings { ca: None, admin_required: true });
     }
 }
+
+mod rls;

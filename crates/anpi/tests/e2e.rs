@@ -37,3 +37,5 @@ mod encryption;
 mod labels;
 #[path = "e2e/headers.rs"]
 mod headers;
+#[path = "e2e/docs.rs"]
+mod docs;
