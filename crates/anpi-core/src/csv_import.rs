@@ -1,6 +1,7 @@
 //! CSV import and export of the directory: UTF-8 (with or without BOM) or Shift_JIS.
 
 use crate::directory::{PersonFields, PersonInput};
+use crate::spreadsheet::{plain_cell, Sheet};
 
 /// Column names, Japanese first; the English key is accepted too.
 pub const COLUMNS: &[(&str, &str)] = &[
@@ -92,7 +93,7 @@ pub fn parse(text: &str) -> Result<Vec<RowResult>, String> {
         }
         let mut f = PersonFields::default();
         for (key, value) in index.iter().zip(rec.iter()) {
-            let v = value.to_string();
+            let v = plain_cell(value).to_string();
             match *key {
                 "employee_no" => f.employee_no = v,
                 "name" => f.name = v,
@@ -118,13 +119,13 @@ pub fn parse(text: &str) -> Result<Vec<RowResult>, String> {
     Ok(rows)
 }
 
-/// Writes people as CSV with the Japanese header (UTF-8 with BOM, for spreadsheet software).
-pub fn export(people: &[PersonInput]) -> String {
-    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    let _ = w.write_record(COLUMNS.iter().map(|(ja, _)| *ja));
+/// Writes people as CSV with the Japanese header (UTF-8 with BOM, for spreadsheet software;
+/// formula-safe cells, which [`parse`] reads back as they were).
+pub fn export(people: &[PersonInput]) -> Vec<u8> {
+    let mut w = Sheet::new(COLUMNS.iter().map(|(ja, _)| *ja));
     for p in people {
         let home = p.home_area.as_ref().map(|a| a.as_str().to_string()).unwrap_or_default();
-        let _ = w.write_record([
+        w.row([
             p.employee_no.as_str(),
             &p.name,
             &p.furigana,
@@ -138,8 +139,7 @@ pub fn export(people: &[PersonInput]) -> String {
             &p.groups.join(";"),
         ]);
     }
-    let body = w.into_inner().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-    format!("\u{FEFF}{body}")
+    w.finish()
 }
 
 #[cfg(test)]
@@ -167,9 +167,10 @@ mod tests {
     }
     #[test]
     fn export_parses_back() {
-        let rows = parse("社員番号,氏名,メールアドレス,グループ\n7,佐藤,a@x.jp;b@y.jp,\"A;B\"\n").unwrap();
+        let rows = parse("社員番号,氏名,メールアドレス,電話番号,グループ\n7,=佐藤,a@x.jp;b@y.jp,+81-3-1234-5678,\"A;B\"\n").unwrap();
         let p = rows[0].result.clone().unwrap();
-        let out = export(std::slice::from_ref(&p));
+        let out = String::from_utf8(export(std::slice::from_ref(&p))).unwrap();
+        assert!(out.contains(",'=佐藤,") && out.contains(",'+81-3-1234-5678,"), "formula-safe cells: {out}");
         let again = parse(out.trim_start_matches('\u{FEFF}')).unwrap();
         assert_eq!(again[0].result.as_ref().unwrap(), &p);
     }

@@ -9,6 +9,7 @@ pub mod directory;
 pub mod label;
 pub mod netlist;
 pub mod password;
+pub mod spreadsheet;
 pub mod policy;
 pub mod survey;
 pub mod target;

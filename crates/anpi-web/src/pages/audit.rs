@@ -197,16 +197,12 @@ async fn exported(st: &AppState, c: &Console, q: &LogQuery, format: &str) -> Web
 /// The filtered log as CSV (UTF-8 with BOM, for Excel).
 pub async fn csv(State(st): State<AppState>, c: Console, Query(q): Query<LogQuery>) -> WebResult<Response> {
     let (entries, label) = exported(&st, &c, &q, "csv").await?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(["seq", "日時 (time)", "実行者 (actor)", "操作 (action)", "対象 (target)", "結果 (outcome)", "接続元 (ip)", "詳細 (detail)", "種別 (kind)"]);
+    let mut w = anpi_core::spreadsheet::Sheet::new(["seq", "日時 (time)", "実行者 (actor)", "操作 (action)", "対象 (target)", "結果 (outcome)", "接続元 (ip)", "詳細 (detail)", "種別 (kind)"]);
     for e in entries {
         let at = format_local_seconds(e.at, &c.zone);
-        let safe = super::export::spreadsheet_safe;
-        let _ = w.write_record([e.seq.to_string(), at, e.actor, e.action, safe(&e.target), e.outcome, e.ip, safe(&e.detail), e.kind]);
+        w.row([e.seq.to_string(), at, e.actor, e.action, e.target, e.outcome, e.ip, e.detail, e.kind]);
     }
-    let mut out = "\u{FEFF}".as_bytes().to_vec();
-    out.extend_from_slice(&w.into_inner().unwrap_or_default());
-    Ok(super::export::csv_download("audit-log", label.as_ref(), out))
+    Ok(super::export::csv_download("audit-log", label.as_ref(), w.finish()))
 }
 
 /// The filtered log as JSON: an array of entries, times in UTC milliseconds and local text.

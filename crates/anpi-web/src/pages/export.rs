@@ -34,16 +34,6 @@ pub async fn record(st: &AppState, c: &Console, action: &str, target: &str, labe
     c.audit(st, action, target, format!("{} {what}", label_detail(label))).await
 }
 
-/// A cell a spreadsheet will not run as a formula: text starting with `=`, `+`, `-` or `@`
-/// gets a leading `'` (user-typed values in exports).
-pub fn spreadsheet_safe(f: &str) -> String {
-    if f.starts_with(['=', '+', '-', '@']) {
-        format!("'{f}")
-    } else {
-        f.to_string()
-    }
-}
-
 /// RFC 8187 `ext-value`: `UTF-8''` and the percent-encoded bytes outside `attr-char`.
 pub fn ext_value(s: &str) -> String {
     let mut out = String::from("UTF-8''");
@@ -95,9 +85,13 @@ mod tests {
 
     #[test]
     fn cells_never_start_a_formula() {
-        assert_eq!(spreadsheet_safe("=1+2"), "'=1+2");
-        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(spreadsheet_safe("a=b"), "a=b");
+        // Every export goes through anpi_core::spreadsheet::Sheet, which applies this to each cell.
+        use anpi_core::spreadsheet::safe_cell;
+        assert_eq!(safe_cell("=1+2"), "'=1+2");
+        assert_eq!(safe_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(safe_cell("\t=1+2"), "'\t=1+2");
+        assert_eq!(safe_cell("\r=1+2"), "'\r=1+2");
+        assert_eq!(safe_cell("a=b"), "a=b");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::i18n::Tr;
 use crate::session::Console;
 use crate::AppState;
 use anpi_core::clock::format_local;
+use anpi_core::spreadsheet::Sheet;
 use anpi_core::survey::Survey;
 use anpi_core::target::Target;
 use anpi_core::{AreaCode, Permission};
@@ -356,10 +357,9 @@ pub async fn answers_csv(State(st): State<AppState>, c: Console, Path(id): Path<
     let rows = visible(st.store.dashboard(&c.scope, id).await?, c.reach(&st).await?);
     let depts: HashMap<i64, String> = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
     let sites: HashMap<i64, String> = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, s.name)).collect();
-    let mut out = String::from("\u{FEFF}");
     let mut header: Vec<String> = ["氏名", "部署", "事業所", "回答日時", "配信状況"].iter().map(|s| s.to_string()).collect();
     header.extend(inc.survey.questions.iter().map(|q| q.label_ja.clone()));
-    out.push_str(&csv_line(&header));
+    let mut out = Sheet::new(&header);
     for r in &rows {
         let mut line = vec![
             r.name.clone(),
@@ -372,26 +372,9 @@ pub async fn answers_csv(State(st): State<AppState>, c: Console, Path(id): Path<
             let v = r.answers.as_ref().and_then(|a| a.get(&q.id)).map(|v| q.choice_label(v, anpi_core::Lang::Ja).map(String::from).unwrap_or_else(|| v.clone()));
             line.push(v.unwrap_or_default());
         }
-        out.push_str(&csv_line(&line));
+        out.row(&line);
     }
     super::export::record(&st, &c, "answers_exported", &target, label.as_ref(), format!("{} rows", rows.len())).await?;
-    Ok(super::export::csv_download(&format!("incident-{id}-answers"), label.as_ref(), out))
-}
-
-/// One CSV line; fields quoted when needed, and cells that a spreadsheet would run as a
-/// formula are prefixed with `'`.
-pub fn csv_line(fields: &[String]) -> String {
-    let cells: Vec<String> = fields
-        .iter()
-        .map(|f| {
-            let f = super::export::spreadsheet_safe(f);
-            if f.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                f
-            }
-        })
-        .collect();
-    format!("{}\r\n", cells.join(","))
+    Ok(super::export::csv_download(&format!("incident-{id}-answers"), label.as_ref(), out.finish()))
 }
 
