@@ -7,7 +7,10 @@ use anpi_core::directory::PersonInput;
 use anpi_core::{AreaCode, Lang, Millis};
 use sqlx::any::Any;
 use sqlx::Transaction;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// Rows per transaction of a directory import.
+pub const IMPORT_BATCH: usize = 250;
 
 #[derive(Debug, Clone)]
 pub struct Department {
@@ -259,15 +262,42 @@ impl Store {
     }
 
     /// Imports rows all-or-nothing: upsert by employee number.
+    /// Imports validated rows (new employee numbers are added, known ones updated). Every row
+    /// is checked against the directory first (unknown sites), so a bad file changes nothing;
+    /// then rows are written in transactions of [`IMPORT_BATCH`], each with its audit entry, so
+    /// a 50,000-row file never holds the database (SQLite's single writer) for long. Should the
+    /// database fail half-way, the error says how many rows are in; importing again is safe.
     pub async fn import_people(&self, scope: &TenantScope, rows: &[PersonInput], audit: &AuditEvent<'_>, now: Millis) -> Result<usize> {
-        let ring = self.ring_for(scope, rows).await?;
-        let mut tx = self.scoped_tx(scope).await?;
-        for p in rows {
-            save_person_tx(&mut tx, ring.as_ref(), scope, None, p, true, now).await?;
+        let sites: HashSet<String> = self.sites(scope).await?.into_iter().map(|s| s.name).collect();
+        if let Some(p) = rows.iter().find(|p| !p.site.trim().is_empty() && !sites.contains(p.site.trim())) {
+            return Err(StoreError::Invalid(format!("事業所が登録されていません (unknown site): {}", p.site.trim())));
         }
-        self.record(&mut tx, scope, &AuditEvent { detail: format!("{} rows", rows.len()), ..audit.clone() }, now).await?;
-        tx.commit().await?;
-        Ok(rows.len())
+        let ring = self.ring_for(scope, rows).await?;
+        let mut done = 0;
+        for batch in rows.chunks(IMPORT_BATCH) {
+            let written = async {
+                let mut tx = self.scoped_tx(scope).await?;
+                for p in batch {
+                    save_person_tx(&mut tx, ring.as_ref(), scope, None, p, true, now).await?;
+                }
+                let detail = format!("rows {}-{} of {}", done + 1, done + batch.len(), rows.len());
+                self.record(&mut tx, scope, &AuditEvent { detail, ..audit.clone() }, now).await?;
+                tx.commit().await?;
+                Ok::<(), StoreError>(())
+            }
+            .await;
+            match written {
+                Ok(()) => done += batch.len(),
+                Err(e) if done == 0 => return Err(e),
+                Err(e) => {
+                    tracing::error!(tenant = scope.tenant_id(), done, total = rows.len(), error = %e, "directory import stopped half-way");
+                    return Err(StoreError::Partial { done, total: rows.len() });
+                }
+            }
+            // Let other requests have the connection between batches.
+            tokio::task::yield_now().await;
+        }
+        Ok(done)
     }
 
     pub async fn set_person_disabled(&self, scope: &TenantScope, id: i64, disabled: bool, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {

@@ -88,6 +88,9 @@ pub enum StoreError {
     /// Encryption at rest: no or wrong master key, or a value that does not decrypt.
     #[error("encryption: {0}")]
     Crypto(String),
+    /// A batched write stopped half-way: `done` of `total` rows are in (repeating it is safe).
+    #[error("stopped after {done} of {total} rows")]
+    Partial { done: usize, total: usize },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

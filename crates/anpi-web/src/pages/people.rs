@@ -279,6 +279,10 @@ pub async fn import_confirm(State(st): State<AppState>, c: Console, Path(id): Pa
             Ok(Redirect::to("/people?done=imported").into_response())
         }
         Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => import_page_for(&c, Some(e), vec![], None),
+        Err(anpi_store::StoreError::Partial { done, total }) => {
+            let e = format!("{total} 行のうち {done} 行を取り込んだところで中断しました。同じファイルをもう一度取り込んでください (取り込み済みの行は更新されるだけです)。 (stopped after {done} of {total} rows; import the same file again)");
+            import_page_for(&c, Some(e), vec![], None)
+        }
         Err(e) => Err(e.into()),
     }
 }
