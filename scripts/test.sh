@@ -8,9 +8,11 @@
 #    openssl (test certificates and TLS version checks);
 # 2. starts a throwaway PostgreSQL cluster on a free loopback port (removed on exit);
 # 3. exports the ANPI_TEST_* variables that the integration tests read;
-# 4. runs `cargo nextest run --workspace --no-fail-fast` (or `cargo test --workspace`);
-# 5. when the tests pass, fuzzes the JMA telegram parser for ANPI_FUZZ_SECONDS (default 60;
-#    0 skips) with scripts/fuzz-jma.sh (which installs cargo-fuzz when nightly is there), and
+# 4. checks the house rules: `cargo clippy --workspace --all-targets -- -D warnings` (the lints
+#    are in Cargo.toml and clippy.toml; ANPI_SKIP_LINTS=1 skips);
+# 5. fuzzes the JMA telegram parser for ANPI_FUZZ_SECONDS (default 60; 0 skips) with
+#    scripts/fuzz-jma.sh (which installs cargo-fuzz when nightly is there);
+# 6. runs `cargo nextest run --workspace --no-fail-fast` (or `cargo test --workspace`), and
 #    exits with the first failure's status.
 set -euo pipefail
 
@@ -200,7 +202,20 @@ for v in ANPI_TEST_DATABASE_URL ANPI_TEST_CHROMEDRIVER ANPI_TEST_CHROMIUM ANPI_T
 done
 
 # ---------------------------------------------------------------------------------------------
-# 4. bounded fuzzing of the JMA telegram parser (a failing input fails the run), first, so the
+# 4. house rules: lints (Cargo.toml [workspace.lints], clippy.toml) with warnings as errors
+# ---------------------------------------------------------------------------------------------
+command -v cargo >/dev/null 2>&1 || die "cargo not found in PATH"
+if [ "${ANPI_SKIP_LINTS:-}" = 1 ]; then
+    log "ANPI_SKIP_LINTS=1: not running clippy"
+else
+    cargo clippy --version >/dev/null 2>&1 || { log "installing clippy"; rustup component add clippy; }
+    log "running: cargo clippy --workspace --all-targets -- -D warnings"
+    run_in_background cargo clippy --workspace --all-targets -- -D warnings
+    [ "$status" -eq 0 ] || { log "clippy FAILED (exit status $status)"; exit "$status"; }
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 5. bounded fuzzing of the JMA telegram parser (a failing input fails the run), first, so the
 #    test runner's summary is the last thing printed
 # ---------------------------------------------------------------------------------------------
 FUZZ_SECONDS="${ANPI_FUZZ_SECONDS:-60}"
@@ -216,9 +231,8 @@ fi
 
 
 # ---------------------------------------------------------------------------------------------
-# 5. the tests
+# 6. the tests
 # ---------------------------------------------------------------------------------------------
-command -v cargo >/dev/null 2>&1 || die "cargo not found in PATH"
 if cargo nextest --version >/dev/null 2>&1; then
     runner=(cargo nextest run --workspace --no-fail-fast "$@")
 else

@@ -2,6 +2,9 @@
 //! `../shared/jma/samples` beside the project checkout. Skipped with a message when the folder is
 //! absent, except under `CI`, where its absence fails the run.
 
+// Test code: a failed step should stop with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+
 use std::path::PathBuf;
 
 use anpi_jma::{

@@ -338,8 +338,8 @@ impl Store {
                 return Ok(KeyRing { tenant, active, keys });
             }
             if attempt == 0 {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-                self.ensure_tenant_key(tenant, now).await?;
+                // Only the new key's creation time: not worth a `now` on every reader.
+                self.ensure_tenant_key(tenant, anpi_core::Clock::now(&anpi_core::SystemClock)).await?;
             }
         }
         Err(StoreError::Crypto(format!("tenant {tenant} has no active data key")))

@@ -728,7 +728,7 @@ async fn a_large_import_is_written_in_batches_that_let_others_in_on_every_engine
         let n = crate::directory::IMPORT_BATCH * 8 + 1;
         let rows: Vec<_> = (0..n).map(|i| person(&format!("{i:05}"), "本社/営業部", "", &format!("p{i}@example.jp"))).collect();
         let import = {
-            let (s, a) = (s.clone(), a.clone());
+            let (s, a) = (s.clone(), a);
             tokio::spawn(async move { s.import_people(&a, &rows, &AuditEvent::system("directory_imported"), now).await })
         };
         // As soon as the first batch is in, another tenant's admin saves a person.
@@ -739,14 +739,14 @@ async fn a_large_import_is_written_in_batches_that_let_others_in_on_every_engine
                 .await
                 .unwrap()
         };
-        while batches(s.clone(), a.clone()).await == 0 {
+        while batches(s.clone(), a).await == 0 {
             tokio::task::yield_now().await;
         }
         s.save_person(&b, None, &person("1", "", "", "b@example.jp"), &AuditEvent::system("test"), now).await.unwrap();
-        let imported_while_saving = batches(s.clone(), a.clone()).await;
+        let imported_while_saving = batches(s.clone(), a).await;
         assert_eq!(import.await.unwrap().unwrap(), n);
         assert!(imported_while_saving < 9, "the other tenant's save waited for the whole import ({imported_while_saving} batches were in)");
-        assert_eq!(batches(s.clone(), a.clone()).await, 9, "one audit entry per batch");
+        assert_eq!(batches(s.clone(), a).await, 9, "one audit entry per batch");
         assert_eq!(s.people(&a).await.unwrap().len(), n);
         let last: String = sqlx::query_scalar("SELECT detail FROM audit_log WHERE tenant_id = $1 AND action = 'directory_imported' ORDER BY seq DESC LIMIT 1")
             .bind(a.tenant_id())

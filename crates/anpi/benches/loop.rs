@@ -17,6 +17,9 @@
 //! The support library of the integration tests is reused as is (real server process, real
 //! SMTP sink, cookie- and CSRF-aware client).
 
+// Benchmark code: a failed step should stop with its message, and it reads the wall clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

@@ -1,6 +1,9 @@
 //! End-to-end tests: the real `anpi` binary driven over HTTP, with real peers (SMTP sink,
 //! PostgreSQL, headless Chromium). Helpers live in `tests/support/`.
 
+// Test code: a failed step should stop with its message, and it reads the wall clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+
 mod support;
 
 #[path = "e2e/infra.rs"]

@@ -38,7 +38,7 @@ pub(crate) fn openssl(dir: &Path, args: &[&str]) -> Output {
     match rx.recv_timeout(Duration::from_secs(30)) {
         Ok(out) => out.expect("waiting for openssl"),
         Err(_) => {
-            crate::support::util::signal(pid, libc::SIGKILL);
+            crate::support::util::signal(pid, "KILL");
             panic!("openssl {} did not finish within 30 s", args.join(" "));
         }
     }

@@ -399,7 +399,7 @@ impl Server {
     /// SIGTERM, then wait up to `grace` for exit (SIGKILL after that). Returns the exit status.
     pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        signal(child.id(), libc::SIGTERM);
+        signal(child.id(), "TERM");
         let deadline = Instant::now() + grace;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -472,7 +472,7 @@ pub fn run_cli(args: &[&str], stdin: Option<&str>) -> Output {
             out.unwrap_or_else(|e| panic!("waiting for {ANPI_BIN} {} failed: {e}", args.join(" ")))
         }
         Err(_) => {
-            signal(pid, libc::SIGKILL);
+            signal(pid, "KILL");
             panic!(
                 "{ANPI_BIN} {} did not finish within 120 s (killed)",
                 args.join(" ")

@@ -131,18 +131,12 @@ where
     }
 }
 
-/// Sends SIGKILL to a whole process group (best effort).
+/// Sends SIGKILL to a whole process group (best effort; `kill(1)`, so no unsafe code).
 pub fn kill_process_group(pgid: u32) {
-    // SAFETY: plain syscall; a negative pid addresses the process group.
-    unsafe {
-        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
-    }
+    let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status();
 }
 
-/// Sends a signal to one process (best effort).
-pub fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: plain syscall.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
+/// Sends a signal (`KILL`, `TERM`, `STOP`, `CONT` …) to one process (best effort).
+pub fn signal(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
 }

@@ -564,7 +564,7 @@ impl WebDriver {
                     .split(|&b| b == 0)
                     .any(|arg| arg == marker.as_bytes())
                 {
-                    super::util::signal(pid, libc::SIGKILL);
+                    super::util::signal(pid, "KILL");
                 }
             }
         }
