@@ -5,7 +5,7 @@
 #
 # 1. installs what is missing from Debian packages (nothing when the machine is prepared):
 #    PostgreSQL server, chromium + chromium-driver, fonts-ipafont-gothic, python3-aiosmtpd,
-#    openssl (test certificates and TLS version checks);
+#    python3-dkim + python3-nacl (an independent DKIM verifier, RSA and Ed25519), openssl (test certificates and TLS version checks);
 # 2. starts a throwaway PostgreSQL cluster on a free loopback port (removed on exit);
 # 3. exports the ANPI_TEST_* variables that the integration tests read;
 # 4. checks the house rules: `cargo clippy --workspace --all-targets -- -D warnings` (the lints
@@ -48,6 +48,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 has_pkg fonts-ipafont-gothic || missing+=(fonts-ipafont-gothic)
 has_aiosmtpd || missing+=(python3-aiosmtpd)
+has_dkimpy() { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import dkim, nacl' >/dev/null 2>&1; }
+has_dkimpy || missing+=(python3-dkim python3-nacl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 apt_install() {
@@ -66,13 +68,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
         if [ "${#rest[@]}" -gt 0 ]; then apt_install "${rest[@]}" || die "apt-get install ${rest[*]} failed"; fi
     fi
 else
-    log "all Debian packages present (postgresql, chromium, chromium-driver, fonts-ipafont-gothic, python3-aiosmtpd)"
+    log "all Debian packages present (postgresql, chromium, chromium-driver, fonts-ipafont-gothic, python3-aiosmtpd, python3-dkim)"
 fi
 
 PG_BIN="$(pg_bindir)"
 [ -n "$PG_BIN" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin"
 command -v chromium >/dev/null 2>&1 || die "chromium not found after install"
 command -v chromedriver >/dev/null 2>&1 || die "chromedriver not found after install"
+has_dkimpy || die "the DKIM verifier is missing: /usr/bin/python3 cannot import dkim and nacl (python3-dkim, python3-nacl)"
 
 # aiosmtpd: Debian's python first, then the python in PATH (pip fallback).
 if has_aiosmtpd; then
@@ -193,11 +196,12 @@ fi
 export ANPI_TEST_CHROMEDRIVER="${ANPI_TEST_CHROMEDRIVER:-$(command -v chromedriver)}"
 export ANPI_TEST_CHROMIUM="${ANPI_TEST_CHROMIUM:-$(command -v chromium)}"
 export ANPI_TEST_AIOSMTPD_PYTHON="${ANPI_TEST_AIOSMTPD_PYTHON:-$SMTPD_PY}"
+export ANPI_TEST_DKIM_PYTHON="${ANPI_TEST_DKIM_PYTHON:-/usr/bin/python3}"
 if [ -z "${ANPI_SHARED_DIR:-}" ] && [ -d "$ROOT/../shared" ]; then
     ANPI_SHARED_DIR="$(cd "$ROOT/../shared" && pwd)"
     export ANPI_SHARED_DIR
 fi
-for v in ANPI_TEST_DATABASE_URL ANPI_TEST_CHROMEDRIVER ANPI_TEST_CHROMIUM ANPI_TEST_AIOSMTPD_PYTHON ANPI_SHARED_DIR; do
+for v in ANPI_TEST_DATABASE_URL ANPI_TEST_CHROMEDRIVER ANPI_TEST_CHROMIUM ANPI_TEST_AIOSMTPD_PYTHON ANPI_TEST_DKIM_PYTHON ANPI_SHARED_DIR; do
     log "$v=${!v:-<unset>}"
 done
 

@@ -2,7 +2,9 @@
 //! for the demo.
 
 mod compose;
+mod dkim;
 mod worker;
 
 pub use compose::{compose, Composed};
+pub use dkim::{from_private as dkim_key_from_private, generate as generate_dkim_key, DkimSigner};
 pub use worker::{Channel, Caught, MailCatcher, Worker, WorkerConfig};

@@ -73,6 +73,8 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     pub max_attempts: i64,
     pub idle_poll: Duration,
+    /// Signs every message (the key of the sender's domain), if one is configured.
+    pub dkim: Option<crate::DkimSigner>,
 }
 
 impl Default for WorkerConfig {
@@ -85,6 +87,7 @@ impl Default for WorkerConfig {
             concurrency: 8,
             max_attempts: 8,
             idle_poll: Duration::from_millis(250),
+            dkim: None,
         }
     }
 }
@@ -183,10 +186,16 @@ impl Worker {
                 Outcome::Sent
             }
             Channel::Smtp(transport) => {
-                let msg = match self.build(m, &c) {
+                let mut msg = match self.build(m, &c) {
                     Ok(msg) => msg,
                     Err(e) => return Outcome::Permanent(e),
                 };
+                if let Some(dkim) = &self.config.dkim {
+                    msg = match dkim.sign(msg).await {
+                        Ok(signed) => signed,
+                        Err(e) => return Outcome::Retry(e),
+                    };
+                }
                 match transport.send(msg).await {
                     Ok(_) => Outcome::Sent,
                     Err(e) if e.is_permanent() => Outcome::Permanent(e.to_string()),

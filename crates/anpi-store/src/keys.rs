@@ -124,7 +124,7 @@ fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-fn seal_raw(key: &[u8; 32], plain: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn seal_raw(key: &[u8; 32], plain: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     let nonce = random_bytes::<24>();
     let ct = XChaCha20Poly1305::new(Key::from_slice(key))
         .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad })
@@ -134,7 +134,7 @@ fn seal_raw(key: &[u8; 32], plain: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn open_raw(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn open_raw(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
     if sealed.len() < 24 + 16 {
         return None;
     }

@@ -9,7 +9,7 @@
 //! [`Store::system_tx`] set `*` for the few paths that work across tenants, and a connection
 //! without it (a raw `pool` query) sees no tenant rows at all. `self.pool` is used directly
 //! only for instance tables without tenant rows (operators, login_throttle, telegrams, feeds,
-//! feed_entries, instance_secrets) and for migrations, ping and close.
+//! feed_entries, instance_secrets, dkim_keys) and for migrations, ping and close.
 
 mod accounts;
 pub mod audit;
@@ -18,6 +18,7 @@ mod checkpoints;
 mod clientcerts;
 mod crypto;
 mod directory;
+mod dkim;
 mod feeds;
 mod hazards;
 mod incidents;
@@ -37,6 +38,7 @@ pub use allowlists::Allowlists;
 pub use clientcerts::ClientCertSettings;
 pub use crypto::{hash_password, random_token, verify_password};
 pub use directory::{Department, Group, PersonRow, Site};
+pub use dkim::DkimKey;
 pub use feeds::FeedStatus;
 pub use hazards::{DispatchRow, NewDispatch, NewTelegram, PeopleAreas, PriorDispatch, RuleRow, TelegramRow};
 pub use keys::{normalise_email, MasterKey, MasterKeys};

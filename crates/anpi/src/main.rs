@@ -1,6 +1,7 @@
 //! The `anpi` binary: `serve`, `demo`, `migrate`, `operator create`, `jma replay`, `keys`.
 
 mod demo;
+mod dkim;
 mod jma;
 mod serve;
 mod tls;
@@ -146,6 +147,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// DKIM signing keys of the sending domains (docs/operations.md, "DKIM").
+    Dkim {
+        #[command(subcommand)]
+        command: dkim::DkimCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -264,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(&cli.db, command).await,
+        Command::Dkim { command } => dkim::run(&cli.db, command).await,
         Command::Migrate => {
             cli.db.store().await?;
             println!("migrations applied");
@@ -299,7 +306,8 @@ async fn keys(db: &DbArgs, command: KeysCommand) -> anyhow::Result<()> {
                 None => db.master_keys()?.map(|k| k.current().clone()).ok_or_else(|| anyhow::anyhow!("no master key"))?,
             };
             let n = store.rewrap_tenant_keys(&new).await?;
-            let e = AuditEvent { detail: format!("master key {}, {n} tenant key(s) re-wrapped", new.id()), ..AuditEvent::system("master_key_rotated") };
+            let d = store.reseal_dkim_keys(&new).await?;
+            let e = AuditEvent { detail: format!("master key {}, {n} tenant key(s) re-wrapped, {d} DKIM key(s) re-sealed", new.id()), ..AuditEvent::system("master_key_rotated") };
             store.audit(None, &e, anpi_core::SystemClock.now()).await?;
             println!("re-wrapped {n} tenant key(s) under master key {}", new.id());
             if new_master_key_file.is_some() {

@@ -71,6 +71,18 @@ impl ServeArgs {
     }
 }
 
+/// The DKIM signer of the sender's domain (`anpi dkim generate|import`), if it has a key.
+async fn dkim_signer(store: &anpi_store::Store, from: &str) -> anyhow::Result<Option<anpi_notify::DkimSigner>> {
+    let domain = from.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>')).unwrap_or_default();
+    let Some(key) = store.dkim_key_for(domain).await? else {
+        tracing::info!(domain, "no DKIM key for the sender's domain: mail is not signed (anpi dkim generate)");
+        return Ok(None);
+    };
+    let signer = anpi_notify::DkimSigner::new(&key).map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!(key = %signer.name, algorithm = %key.algorithm, "mail is DKIM-signed");
+    Ok(Some(signer))
+}
+
 pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> anyhow::Result<()> {
     let store = db.service_store().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -80,6 +92,7 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
         Some(c) => Channel::Catcher(c),
         None => Channel::smtp(&args.smtp_url, args.send_concurrency as u32).map_err(|e| anyhow::anyhow!(e))?,
     };
+    let dkim = dkim_signer(&store, &args.mail_from).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = Worker {
         store: store.clone(),
@@ -89,6 +102,7 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
             from: args.mail_from.clone(),
             lease_ms: args.outbox_lease_secs.max(1) * 1000,
             concurrency: args.send_concurrency.max(1),
+            dkim,
             ..WorkerConfig::default()
         },
         clock,

@@ -42,3 +42,5 @@ mod labels;
 mod headers;
 #[path = "e2e/docs.rs"]
 mod docs;
+#[path = "e2e/dkim.rs"]
+mod dkim;
