@@ -24,6 +24,7 @@ mod hazards;
 mod incidents;
 mod keys;
 mod labels;
+mod live;
 pub mod mfa;
 mod outbox;
 pub mod passkeys;
@@ -39,6 +40,7 @@ pub use clientcerts::ClientCertSettings;
 pub use crypto::{hash_password, random_token, verify_password};
 pub use directory::{Department, Group, PersonRow, Site};
 pub use dkim::DkimKey;
+pub use live::LiveListener;
 pub use feeds::FeedStatus;
 pub use hazards::{DispatchRow, NewDispatch, NewTelegram, PeopleAreas, PriorDispatch, RuleRow, TelegramRow};
 pub use keys::{normalise_email, MasterKey, MasterKeys};
@@ -114,6 +116,8 @@ pub struct Store {
     keys: std::sync::Arc<keys::KeyState>,
     /// PostgreSQL enforces row-level security on this role (not a superuser, no BYPASSRLS).
     row_security: bool,
+    /// The PostgreSQL URL, for the live-event listener's own connection (never logged).
+    url: Option<std::sync::Arc<str>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -179,7 +183,8 @@ impl Store {
                 !bypass
             }
         };
-        Ok(Store { pool, engine, answer_key: Default::default(), keys: Default::default(), row_security })
+        let url = (engine == Engine::Postgres).then(|| std::sync::Arc::from(url));
+        Ok(Store { pool, engine, answer_key: Default::default(), keys: Default::default(), row_security, url })
     }
 
     /// Whether PostgreSQL row-level security is in force for this store's role: false on

@@ -6,6 +6,7 @@ mod client_ip;
 pub mod clock_sync;
 mod error;
 mod i18n;
+pub mod live;
 mod pages;
 mod session;
 
@@ -33,8 +34,9 @@ pub struct AppState {
     /// Public URL of the tenant listener, no trailing slash (used in mail links).
     pub base_url: String,
     pub sessions: SessionPolicy,
-    /// Answer events (tenant, incident) for live dashboards on this node.
-    pub events: tokio::sync::broadcast::Sender<(i64, i64)>,
+    /// Answer events for live dashboards (this node's, and on PostgreSQL the other nodes'
+    /// through [`live::relay`]).
+    pub events: tokio::sync::broadcast::Sender<live::AnswerEvent>,
     /// Wakes the outbox worker when new rows are queued.
     pub wake: Arc<tokio::sync::Notify>,
     /// Set in demo mode: the page listing caught mail.

@@ -113,6 +113,8 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     }
     state.trusted_proxies = anpi_core::netlist::NetList::parse(&args.trusted_proxies.join(" ")).map_err(|e| anyhow::anyhow!("--trusted-proxy: {e}"))?;
     state.intake.max_age_ms = (args.jma_max_age_min > 0).then(|| args.jma_max_age_min * 60_000);
+    let node = format!("{:016x}", rand::random::<u64>());
+    let live = tokio::spawn(anpi_web::live::relay(store.clone(), state.events.clone(), node, stop_tx.subscribe()));
     let housekeeping = tokio::spawn(housekeeping(store.clone(), state.clock.clone(), stop_tx.subscribe()));
     let intake = tokio::spawn(state.intake.clone().run(std::time::Duration::from_secs(5), stop_tx.subscribe()));
     let poller = match feeds(&args) {
@@ -177,6 +179,7 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     let _ = worker.await;
     let _ = intake.await;
     let _ = housekeeping.await;
+    let _ = live.await;
     if let Some(p) = poller {
         let _ = p.await;
     }

@@ -44,3 +44,5 @@ mod headers;
 mod docs;
 #[path = "e2e/dkim.rs"]
 mod dkim;
+#[path = "e2e/live.rs"]
+mod live;

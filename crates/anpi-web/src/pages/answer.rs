@@ -116,6 +116,6 @@ pub async fn submit(State(st): State<AppState>, ip: ClientIp, Path(token): Path<
         Err(_) => return page_for(&st, ip, &token, Some(lang.code()), false, Some(t.p("回答を選んでください。", "Please choose an answer.").into())).await,
     };
     let incident = st.store.save_answer(&ctx.scope, ctx.recipient_id, &answers, st.clock.now()).await?;
-    let _ = st.events.send((ctx.scope.tenant_id(), incident));
+    let _ = st.events.send(crate::live::AnswerEvent { tenant: ctx.scope.tenant_id(), incident, remote: false });
     Ok(Redirect::to(&format!("/a/{token}?saved=1&lang={}", lang.code())).into_response())
 }

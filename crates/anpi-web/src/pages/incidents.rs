@@ -308,16 +308,17 @@ pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i6
     })
 }
 
-/// Server-sent events: `answer` whenever an answer to this incident arrives on this node,
-/// and every 15 s in case it arrived on another node.
-/// The dashboard's live signal. `Cache-Control: no-store` like every console response (the
+/// Server-sent events: `answer` when answers to this incident arrive on any node (at most one
+/// event per half second however fast they come), and every 15 s in case a node's
+/// notification was lost. The dashboard's live signal. `Cache-Control: no-store` like every console response (the
 /// SSE default is `no-cache`, which the header layer does not override).
 pub async fn events(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<([(header::HeaderName, &'static str); 1], Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>)> {
     c.require(Permission::ViewIncidents)?;
     st.store.incident(&c.scope, id).await?;
     let tenant = c.scope.tenant_id();
     let answers = tokio_stream::wrappers::BroadcastStream::new(st.events.subscribe())
-        .filter_map(move |e| async move { matches!(e, Ok((t, i)) if t == tenant && i == id).then_some(()) });
+        .filter_map(move |e| async move { matches!(e, Ok(e) if e.tenant == tenant && e.incident == id).then_some(()) });
+    let answers = tokio_stream::StreamExt::chunks_timeout(answers, 100_000, Duration::from_millis(500)).map(|_| ());
     let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(15), Duration::from_secs(15))).map(|_| ());
     let stream = futures_util::stream::select(answers, ticks).map(|_| Ok(Event::default().event("answer").data("1")));
     Ok(([(header::CACHE_CONTROL, "no-store")], Sse::new(stream).keep_alive(KeepAlive::default())))
