@@ -334,75 +334,9 @@ impl Store {
         .await?)
     }
 
-    /// Checks every chain: sequence without gaps from the anchor, each entry's link to the one
-    /// before, each entry's hash, the head, and the signed checkpoints. Any edited, inserted or
-    /// removed entry shows, and so does a chain rewritten consistently after a checkpoint.
-    pub async fn verify_audit(&self) -> Result<Vec<ChainReport>> {
-        self.verify_chains(None).await
-    }
-
-    /// Checks the tenant's own chains.
-    pub async fn verify_tenant_audit(&self, scope: &TenantScope) -> Result<Vec<ChainReport>> {
-        self.verify_chains(Some(scope.tenant_id())).await
-    }
-
-    /// A connection for reading chains: the tenant's own (`Some`), or every chain.
-    async fn chain_reader(&self, only: Option<i64>) -> Result<crate::Conn> {
-        match only {
-            Some(t) => self.scoped(&TenantScope::new(t)).await,
-            None => self.system().await,
-        }
-    }
-
-    async fn verify_chains(&self, only: Option<i64>) -> Result<Vec<ChainReport>> {
-        let heads: Vec<Head> = sqlx::query_as(
-            "SELECT tenant_id, kind, seq, hash, anchor_seq, anchor_hash FROM audit_heads WHERE ($1 < 0 OR tenant_id = $1) ORDER BY tenant_id, kind",
-        )
-        .bind(only.unwrap_or(-1))
-        .fetch_all(&mut *self.chain_reader(only).await?)
-        .await?;
-        let keys = self.checkpoint_keys();
-        let mut reports = Vec::new();
-        for head in heads {
-            let rows: Vec<ChainRow> = sqlx::query_as(
-                "SELECT seq, at, actor, action, target, outcome, ip, detail, prev_hash, hash FROM audit_log WHERE tenant_id = $1 AND kind = $2 ORDER BY seq",
-            )
-            .bind(head.tenant_id)
-            .bind(&head.kind)
-            .fetch_all(&mut *self.chain_reader(only).await?)
-            .await?;
-            let mut problems = Vec::new();
-            let (mut expect_seq, mut prev) = (head.anchor_seq + 1, head.anchor_hash.clone());
-            for r in &rows {
-                if r.seq != expect_seq {
-                    problems.push(format!("entry {} follows {}: entries {}–{} are missing", r.seq, expect_seq - 1, expect_seq, r.seq - 1));
-                }
-                if r.prev_hash != prev {
-                    problems.push(format!("entry {} does not link to the entry before it", r.seq));
-                }
-                if entry_hash(head.tenant_id, r) != r.hash {
-                    problems.push(format!("entry {} was changed (its hash does not match its contents)", r.seq));
-                }
-                expect_seq = r.seq + 1;
-                prev = r.hash.clone();
-            }
-            if expect_seq - 1 != head.seq || prev != head.hash {
-                problems.push(format!(
-                    "the chain ends at entry {} but the head records entry {}: entries were removed or added at the end",
-                    expect_seq - 1,
-                    head.seq
-                ));
-            }
-            let checkpoints = self.check_checkpoints(&head, &rows, &keys, &mut problems).await?;
-            let kind = LogKind::parse(&head.kind).unwrap_or(LogKind::Audit);
-            reports.push(ChainReport { tenant_id: head.tenant_id, kind, entries: rows.len() as i64, checkpoints, problems });
-        }
-        Ok(reports)
-    }
-
     /// Deletes entries older than each chain's retention (the tenant's setting for the kind,
     /// default 365 days; the system chain keeps 365 days), keeping the last deleted entry as
-    /// the chain's anchor, signed as a checkpoint when a master key is set. Returns how many.
+    /// the chain's anchor, signed as a purge anchor when a master key is set. Returns how many.
     pub async fn purge_audit(&self, now: Millis) -> Result<u64> {
         let chains: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
             "SELECT h.tenant_id, h.kind, CASE h.kind WHEN 'signin' THEN s.signin_retention_days WHEN 'usage' THEN s.usage_retention_days \
@@ -429,8 +363,11 @@ impl Store {
                 .bind(&hash)
                 .execute(&mut *tx)
                 .await?;
-            self.carry_checkpoint_over(&mut tx, tenant, &kind, seq, &hash, now).await?;
+            let anchor = self.carry_checkpoint_over(&mut tx, tenant, &kind, seq, &hash, now).await?;
             tx.commit().await?;
+            if let Some(cp) = anchor {
+                self.copy_out(&cp);
+            }
             purged += done.rows_affected();
         }
         Ok(purged)

@@ -32,6 +32,7 @@ mod responses;
 mod scope;
 mod security;
 mod tenants;
+mod verify;
 
 pub use accounts::{session_id, Account, AuthContext, ClientInfo, Principal, SessionPolicy, SessionRow, SessionStage};
 pub use security::{throttle_delay, MfaRequirement, SecurityPolicy};
@@ -39,7 +40,9 @@ pub use allowlists::Allowlists;
 pub use clientcerts::ClientCertSettings;
 pub use crypto::{hash_password, random_token, verify_password};
 pub use directory::{Department, Group, PersonRow, Site};
+pub use checkpoints::Checkpoint;
 pub use dkim::DkimKey;
+pub use verify::ChainStatus;
 pub use live::LiveListener;
 pub use feeds::FeedStatus;
 pub use hazards::{DispatchRow, NewDispatch, NewTelegram, PeopleAreas, PriorDispatch, RuleRow, TelegramRow};
@@ -116,6 +119,8 @@ pub struct Store {
     keys: std::sync::Arc<keys::KeyState>,
     /// PostgreSQL enforces row-level security on this role (not a superuser, no BYPASSRLS).
     row_security: bool,
+    /// Where new audit checkpoints are also appended (outside the database), if set.
+    checkpoint_log: std::sync::Arc<std::sync::OnceLock<std::path::PathBuf>>,
     /// The PostgreSQL URL, for the live-event listener's own connection (never logged).
     url: Option<std::sync::Arc<str>>,
 }
@@ -184,7 +189,7 @@ impl Store {
             }
         };
         let url = (engine == Engine::Postgres).then(|| std::sync::Arc::from(url));
-        Ok(Store { pool, engine, answer_key: Default::default(), keys: Default::default(), row_security, url })
+        Ok(Store { pool, engine, answer_key: Default::default(), keys: Default::default(), row_security, checkpoint_log: Default::default(), url })
     }
 
     /// Whether PostgreSQL row-level security is in force for this store's role: false on

@@ -714,6 +714,7 @@ async fn client_cert_settings_on_every_engine() {
     }
 }
 
+mod anchors;
 mod rls;
 
 /// A large import is written in batches, each with its audit entry, and other writers get the

@@ -37,6 +37,11 @@ pub struct DbArgs {
     /// can be unwrapped.
     #[arg(long, env = "ANPI_OLD_MASTER_KEY_FILE", global = true)]
     pub old_master_key_file: Option<PathBuf>,
+    /// Every signed audit checkpoint is also appended to this file as a JSON line (a copy
+    /// outside the database: ship it elsewhere; `anpi audit verify --checkpoint-log FILE`
+    /// compares). Checkpoints are always written to the log (target anpi::audit_checkpoint) too.
+    #[arg(long, env = "ANPI_CHECKPOINT_LOG", global = true)]
+    pub checkpoint_log: Option<PathBuf>,
 }
 
 /// Where `anpi demo` keeps its generated master key (and `serve` looks when none is given).
@@ -96,6 +101,9 @@ impl DbArgs {
         let keys = self.master_keys()?;
         let store = anpi_store::Store::connect(&self.url()?).await?;
         store.migrate().await?;
+        if let Some(path) = &self.checkpoint_log {
+            store.set_checkpoint_log(path.clone());
+        }
         if let Some(keys) = keys {
             tracing::info!(master_key = keys.current().id(), "master key loaded");
             store.set_master_keys(keys);
@@ -193,8 +201,8 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check every hash chain; exits with status 1 and names each problem if any entry was
-    /// edited, inserted or removed.
+    /// Check every hash chain in full; exits with status 1 and names each problem if any entry
+    /// was edited, inserted or removed. The results show on each tenant's log page.
     Verify,
     /// Delete entries older than each tenant's retention now (the service also does this hourly).
     Purge,
@@ -254,8 +262,17 @@ async fn main() -> anyhow::Result<()> {
                             }
                         }
                     }
+                    if let Some(path) = &cli.db.checkpoint_log {
+                        let log = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                        let problems = store.verify_against_checkpoint_log(&log).await?;
+                        println!("checkpoint log {}: {} line(s) compared", path.display(), log.lines().count());
+                        for p in &problems {
+                            println!("{p}");
+                        }
+                        bad += problems.len();
+                    }
                     if bad > 0 {
-                        anyhow::bail!("{bad} audit chain(s) failed verification");
+                        anyhow::bail!("audit verification failed ({bad} problem(s))");
                     }
                     println!("all {} chain(s) intact", reports.len());
                 }
@@ -265,6 +282,13 @@ async fn main() -> anyhow::Result<()> {
                         anyhow::bail!("checkpoints are signed with a key derived from the master key: pass --master-key-file or set ANPI_MASTER_KEY");
                     }
                     println!("signed {} checkpoint(s)", store.checkpoint_audit(anpi_core::SystemClock.now()).await?);
+                    let refused = store.unsigned_chains().await?;
+                    if !refused.is_empty() {
+                        for (tenant, kind, problems) in &refused {
+                            println!("tenant {tenant} {kind}: NOT signed: {}", problems.join("; "));
+                        }
+                        anyhow::bail!("{} chain(s) do not verify since their last checkpoint and were not signed", refused.len());
+                    }
                 }
             }
             Ok(())

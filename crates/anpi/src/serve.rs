@@ -187,9 +187,11 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     Ok(())
 }
 
-/// Hourly duties: the audit log's retention purge and signed checkpoints, and a warning when
-/// the system clock is not synchronised.
+/// Hourly duties: the audit log's retention purge and signed checkpoints (each head verified
+/// since the last checkpoint first), a full verification of every chain once a day, and a
+/// warning when the system clock is not synchronised.
 async fn housekeeping(store: anpi_store::Store, clock: Arc<dyn Clock>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut last_full: anpi_core::Millis = 0;
     loop {
         match anpi_web::clock_sync::probe().await {
             anpi_web::clock_sync::ClockSync::Synchronised => {}
@@ -210,6 +212,14 @@ async fn housekeeping(store: anpi_store::Store, clock: Arc<dyn Clock>, mut stop:
         match store.checkpoint_audit(clock.now()).await {
             Ok(n) => tracing::debug!(chains = n, "audit checkpoints signed"),
             Err(e) => tracing::warn!(error = %e, "audit checkpoint failed"),
+        }
+        if clock.now() - last_full >= 86_400_000 {
+            last_full = clock.now();
+            match store.verify_audit().await {
+                Ok(r) if r.iter().all(|c| c.problems.is_empty()) => tracing::info!(chains = r.len(), "audit chains verified in full: intact"),
+                Ok(r) => tracing::error!(broken = r.iter().filter(|c| !c.problems.is_empty()).count(), "audit chains verified in full: TAMPERING DETECTED (anpi audit verify)"),
+                Err(e) => tracing::warn!(error = %e, "audit verification failed"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
