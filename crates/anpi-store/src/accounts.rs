@@ -188,7 +188,7 @@ impl Store {
             return Err(StoreError::Invalid("invalid email".into()));
         }
         password::check(pw, false, &[&email]).map_err(|p| StoreError::Invalid(p.message(anpi_core::Lang::En)))?;
-        let hash = hash_password(pw);
+        let hash = hash_password(pw).await?;
         let id = sqlx::query_scalar(
             "INSERT INTO operators (email, password_hash, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash RETURNING id",
@@ -207,7 +207,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         let stored = row.as_ref().map(|r| r.1.as_str()).unwrap_or("");
-        Ok(if verify_password(pw, stored) { row.map(|r| r.0) } else { None })
+        Ok(if verify_password(pw, stored).await? { row.map(|r| r.0) } else { None })
     }
 
     /// Creates a tenant account. Without a password it cannot sign in until it sets one
@@ -225,7 +225,7 @@ impl Store {
             Some(p) => {
                 let (code, tenant_name) = self.tenant_words(scope.tenant_id()).await?;
                 password::check(p, false, &[&code, &tenant_name, &email]).map_err(|e| StoreError::Invalid(e.both()))?;
-                hash_password(p)
+                hash_password(p).await?
             }
             None => String::new(),
         };
@@ -311,7 +311,7 @@ impl Store {
         .await?
         .map(|r| (r.tenant_id, r.password_hash, r.threshold, r.account));
         let stored = row.as_ref().map(|r| r.1.as_str()).unwrap_or("");
-        let ok = verify_password(pw, stored);
+        let ok = verify_password(pw, stored).await?;
         let Some((tenant, _, threshold, account)) = row else { return Ok(None) };
         let account = account.into_account();
         let scope = TenantScope::new(tenant);
@@ -384,14 +384,33 @@ impl Store {
         Ok(())
     }
 
-    /// Re-authentication before a sensitive change: is `pw` the account's password?
-    pub async fn verify_account_password(&self, scope: &TenantScope, account: i64, pw: &str) -> Result<bool> {
+    /// Re-authentication before a sensitive change: is `pw` the account's password? Throttled
+    /// per account like sign-in ([`StoreError::Throttled`]), and a wrong password counts
+    /// towards the lockout like a failed sign-in; when that locks the account, its sessions end.
+    pub async fn reenter_password(&self, scope: &TenantScope, account: i64, pw: &str, now: Millis) -> Result<bool> {
+        let keys = [crate::throttle_key("reauth", &format!("{}/{account}", scope.tenant_id()))];
+        let wait = self.login_attempt(&keys, now).await?;
+        if wait > 0 {
+            return Err(StoreError::Throttled(wait));
+        }
         let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
             .bind(account)
             .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
-        Ok(verify_password(pw, stored.as_deref().unwrap_or("")))
+        if verify_password(pw, stored.as_deref().unwrap_or("")).await? {
+            self.clear_login_failures(&keys).await?;
+            return Ok(true);
+        }
+        let threshold = self.security_policy(scope).await?.lockout_threshold;
+        if self.note_failed_login(scope, account, threshold, now).await? {
+            sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND principal_id = $1 AND tenant_id = $2")
+                .bind(account)
+                .bind(scope.tenant_id())
+                .execute(&mut *self.system().await?)
+                .await?;
+        }
+        Ok(false)
     }
 
     /// Unlocks an account (admin action).
@@ -554,12 +573,7 @@ impl Store {
     }
 
     pub async fn change_password(&self, scope: &TenantScope, account_id: i64, old: &str, new: &str, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
-        let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM accounts WHERE tenant_id = $1 AND id = $2")
-            .bind(scope.tenant_id())
-            .bind(account_id)
-            .fetch_optional(&mut *self.scoped(scope).await?)
-            .await?;
-        if !verify_password(old, stored.as_deref().unwrap_or("")) {
+        if !self.reenter_password(scope, account_id, old, now).await? {
             return Err(StoreError::Invalid("現在のパスワードが違います (current password is wrong)".into()));
         }
         self.set_password(scope.tenant_id(), account_id, new, None, audit, now).await
@@ -586,9 +600,17 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         password::check(new, with_mfa, &[&code, &tenant_name, &email]).map_err(|p| StoreError::Invalid(p.both()))?;
+        let hash = hash_password(new).await?;
         let mut tx = self.scoped_tx(&scope).await?;
+        // A reset link is spent first, once: of two uses at the same time one finds it spent.
+        if let Some(h) = reset_hash {
+            let spent = sqlx::query("UPDATE password_resets SET used = 1 WHERE token_hash = $1 AND used = 0 AND expires_at > $2").bind(h).bind(now).execute(&mut *tx).await?;
+            if spent.rows_affected() != 1 {
+                return Err(StoreError::Invalid("このリンクは無効か期限切れです (this link is invalid or expired)".into()));
+            }
+        }
         sqlx::query("UPDATE accounts SET password_hash = $1 WHERE tenant_id = $2 AND id = $3")
-            .bind(hash_password(new))
+            .bind(hash)
             .bind(tenant_id)
             .bind(account_id)
             .execute(&mut *tx)
@@ -599,9 +621,6 @@ impl Store {
             .bind(tenant_id)
             .execute(&mut *tx)
             .await?;
-        if let Some(h) = reset_hash {
-            sqlx::query("UPDATE password_resets SET used = 1 WHERE token_hash = $1").bind(h).execute(&mut *tx).await?;
-        }
         self.record(&mut tx, &scope, &audit.on(email), now).await?;
         tx.commit().await?;
         Ok(())

@@ -35,7 +35,7 @@ mod tenants;
 mod verify;
 
 pub use accounts::{session_id, Account, AuthContext, ClientInfo, Principal, SessionPolicy, SessionRow, SessionStage};
-pub use security::{throttle_delay, MfaRequirement, SecurityPolicy};
+pub use security::{throttle_delay, throttle_key, MfaRequirement, SecurityPolicy};
 pub use allowlists::Allowlists;
 pub use clientcerts::ClientCertSettings;
 pub use crypto::{hash_password, random_token, verify_password};
@@ -52,6 +52,7 @@ pub use incidents::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
 pub use outbox::{Claimed, OutboxKind, SurveyMail};
 pub use responses::AnswerContext;
 pub use scope::TenantScope;
+pub use tenants::CommandLine;
 pub use tenants::{Tenant, TenantSummary};
 
 use sqlx::any::{Any, AnyPoolOptions};
@@ -95,6 +96,12 @@ pub enum StoreError {
     /// Encryption at rest: no or wrong master key, or a value that does not decrypt.
     #[error("encryption: {0}")]
     Crypto(String),
+    /// Too many attempts: wait this many milliseconds.
+    #[error("throttled")]
+    Throttled(i64),
+    /// Too much password work queued (a sign-in flood): try again shortly.
+    #[error("busy")]
+    Busy,
     /// A batched write stopped half-way: `done` of `total` rows are in (repeating it is safe).
     #[error("stopped after {done} of {total} rows")]
     Partial { done: usize, total: usize },

@@ -119,8 +119,8 @@ impl Store {
         Ok(())
     }
 
-    /// Milliseconds to wait before another sign-in attempt under any of `keys` (client
-    /// address, account name), 0 if none.
+    /// Milliseconds to wait before another attempt under any of `keys` ([`throttle_key`]:
+    /// client address, account name), 0 if none. Read-only: see [`Store::login_attempt`].
     pub async fn login_wait(&self, keys: &[String], now: Millis) -> Result<Millis> {
         let mut wait = 0;
         for k in keys {
@@ -132,18 +132,27 @@ impl Store {
         Ok(wait.max(0))
     }
 
-    pub async fn note_login_failure(&self, keys: &[String], now: Millis) -> Result<()> {
-        for k in keys {
-            sqlx::query(
+    /// Takes one attempt under every key, atomically: each key's count goes up only if its
+    /// delay is over, in one statement, so concurrent attempts cannot all pass a check made
+    /// before any of them counted. Returns 0 when the attempt may go ahead (it is already
+    /// counted: a success clears it with [`Store::clear_login_failures`]), else the wait.
+    pub async fn login_attempt(&self, keys: &[String], now: Millis) -> Result<Millis> {
+        static TAKE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let take = TAKE.get_or_init(|| {
+            format!(
                 "INSERT INTO login_throttle (key, failures, last_failed_at) VALUES ($1, 1, $2) \
-                 ON CONFLICT (key) DO UPDATE SET failures = login_throttle.failures + 1, last_failed_at = excluded.last_failed_at",
+                 ON CONFLICT (key) DO UPDATE SET failures = login_throttle.failures + 1, last_failed_at = excluded.last_failed_at \
+                 WHERE login_throttle.last_failed_at + {} <= excluded.last_failed_at RETURNING failures",
+                delay_sql("login_throttle.failures")
             )
-            .bind(k)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        });
+        for k in keys {
+            let taken: Option<i64> = sqlx::query_scalar(take).bind(k).bind(now).fetch_optional(&self.pool).await?;
+            if taken.is_none() {
+                return self.login_wait(keys, now).await.map(|w| w.max(1));
+            }
         }
-        Ok(())
+        Ok(0)
     }
 
     pub async fn clear_login_failures(&self, keys: &[String]) -> Result<()> {
@@ -152,6 +161,23 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Forgets throttling state untouched for a day (the longest delay is 15 minutes).
+    pub async fn purge_login_throttle(&self, now: Millis) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM login_throttle WHERE last_failed_at < $1").bind(now - 86_400_000).execute(&self.pool).await?.rows_affected())
+    }
+}
+
+/// A throttling key: what is throttled (`ip`, `account`, …) and a SHA-256 of the value, so a
+/// key is short whatever a form sends and the table holds no email addresses.
+pub fn throttle_key(what: &str, value: &str) -> String {
+    format!("{what}:{}", crate::crypto::token_hash(value))
+}
+
+/// [`throttle_delay`] as SQL over a failures column (no `POWER` on SQLite).
+fn delay_sql(failures: &str) -> String {
+    let steps: String = (FREE_FAILURES..FREE_FAILURES + 20).map(|f| format!(" WHEN {failures} = {f} THEN {}", throttle_delay(f))).collect();
+    format!("(CASE WHEN {failures} < {FREE_FAILURES} THEN 0{steps} ELSE {MAX_DELAY_MS} END)")
 }
 
 #[cfg(test)]
@@ -163,6 +189,7 @@ mod tests {
         assert_eq!(throttle_delay(5), 1000);
         assert_eq!(throttle_delay(7), 4000);
         assert_eq!(throttle_delay(40), MAX_DELAY_MS);
+        assert_eq!(throttle_key("account", &"x".repeat(100_000)).len(), "account:".len() + 64);
         assert!(MfaRequirement::Distributors.applies_to(Role::Distributor) && !MfaRequirement::Admins.applies_to(Role::Distributor));
     }
 }

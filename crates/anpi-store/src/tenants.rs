@@ -55,8 +55,10 @@ impl Store {
     }
 
     /// The scope of a tenant named by its code, for operator tools on the command line
-    /// (`anpi keys rotate-tenant`); never for request handling.
-    pub async fn tenant_scope_by_code(&self, code: &str) -> Result<Option<TenantScope>> {
+    /// (`anpi keys rotate-tenant`); never for request handling: it needs the [`CommandLine`]
+    /// capability, which request code may not make (crates/anpi-web/clippy.toml and
+    /// crates/anpi-intake/clippy.toml forbid both).
+    pub async fn tenant_scope_by_code(&self, _: &CommandLine, code: &str) -> Result<Option<TenantScope>> {
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(code.trim().to_lowercase()).fetch_optional(&mut *self.system().await?).await?;
         Ok(id.map(TenantScope::new))
     }
@@ -92,5 +94,17 @@ impl Store {
         )
         .fetch_all(&mut *self.system().await?)
         .await?)
+    }
+}
+
+/// The capability of an operator at the command line (with the database URL and master key in
+/// hand), as opposed to a request. Only the `anpi` binary's subcommands make one.
+#[derive(Debug)]
+pub struct CommandLine(());
+
+impl CommandLine {
+    /// For `anpi` subcommands only (forbidden in request code by clippy.toml).
+    pub fn operator_at_the_console() -> CommandLine {
+        CommandLine(())
     }
 }

@@ -716,6 +716,7 @@ async fn client_cert_settings_on_every_engine() {
 
 mod anchors;
 mod rls;
+mod throttle;
 
 /// A large import is written in batches, each with its audit entry, and other writers get the
 /// database between batches (SQLite has a single connection: one transaction for the whole

@@ -63,6 +63,23 @@ impl ClientIp {
     }
 }
 
+/// The network an address is throttled as: an IPv4 address (or IPv4-mapped IPv6 address)
+/// alone, an IPv6 address by its /64 (one subscriber gets a whole /64, so keying the full
+/// address would give an attacker 2^64 fresh keys). Text that is not an address is kept.
+pub fn throttle_scope(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(v4) => v4.to_string(),
+        Err(_) => ip.to_string(),
+    }
+}
+
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
@@ -148,6 +165,15 @@ pub fn denied(t: Tr) -> Response {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn ipv6_is_throttled_by_its_64() {
+        assert_eq!(throttle_scope("2001:db8:1:2:aaaa::1"), throttle_scope("2001:db8:1:2:bbbb:cccc:dddd:eeee"));
+        assert_eq!(throttle_scope("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(throttle_scope("2001:db8:1:2::1"), throttle_scope("2001:db8:1:3::1"));
+        assert_eq!(throttle_scope("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(throttle_scope("192.0.2.7"), "192.0.2.7");
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

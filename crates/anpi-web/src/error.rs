@@ -9,6 +9,10 @@ pub enum WebError {
     Forbidden,
     /// A message safe to show (validation problems in the user's input).
     BadRequest(String),
+    /// Too many attempts: wait this many milliseconds (429 with `Retry-After`).
+    Throttled(i64),
+    /// Too much password work queued (a sign-in flood): 503 with `Retry-After`.
+    Busy,
     Internal(String),
 }
 
@@ -18,6 +22,8 @@ impl From<anpi_store::StoreError> for WebError {
         match e {
             NotFound => WebError::NotFound,
             Invalid(m) | Conflict(m) => WebError::BadRequest(m),
+            Throttled(ms) => WebError::Throttled(ms),
+            Busy => WebError::Busy,
             other => WebError::Internal(other.to_string()),
         }
     }
@@ -35,10 +41,20 @@ fn escape(s: &str) -> String {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            WebError::Throttled(ms) => Some((ms + 999) / 1000),
+            WebError::Busy => Some(2),
+            _ => None,
+        };
         let (status, msg) = match self {
             WebError::NotFound => (StatusCode::NOT_FOUND, "ページが見つかりません / Not found".to_string()),
             WebError::Forbidden => (StatusCode::FORBIDDEN, "この操作の権限がありません / You are not allowed to do this".to_string()),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            WebError::Throttled(ms) => {
+                let secs = (ms + 999) / 1000;
+                (StatusCode::TOO_MANY_REQUESTS, format!("試行が多すぎます。{secs}秒後にもう一度お試しください / Too many attempts: try again in {secs} s"))
+            }
+            WebError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "ただいま混み合っています。数秒後にもう一度お試しください / Busy: please try again in a few seconds".to_string()),
             WebError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "エラーが発生しました。しばらくしてからもう一度お試しください / Something went wrong, please try again".to_string())
@@ -50,7 +66,11 @@ impl IntoResponse for WebError {
             status.as_u16(),
             escape(&msg)
         );
-        (status, Html(body)).into_response()
+        let mut response = (status, Html(body)).into_response();
+        if let Some(secs) = retry_after.and_then(|s| axum::http::HeaderValue::from_str(&s.to_string()).ok()) {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs);
+        }
+        response
     }
 }
 

@@ -343,13 +343,13 @@ async fn keys(db: &DbArgs, command: KeysCommand) -> anyhow::Result<()> {
                 anyhow::bail!("crypto-shredding cannot be undone: repeat the organisation code with --confirm {tenant}");
             }
             let store = db.service_store().await?;
-            let scope = store.tenant_scope_by_code(&tenant).await?.ok_or_else(|| anyhow::anyhow!("no tenant with code {tenant}"))?;
+            let scope = store.tenant_scope_by_code(&anpi_store::CommandLine::operator_at_the_console(), &tenant).await?.ok_or_else(|| anyhow::anyhow!("no tenant with code {tenant}"))?;
             let n = store.shred_tenant_keys(&scope, &AuditEvent::system("tenant_keys_shredded"), anpi_core::SystemClock.now()).await?;
             println!("tenant {tenant}: destroyed {n} data key(s); its encrypted contact data, backups included, can no longer be read");
         }
         KeysCommand::RotateTenant { tenant, batch } => {
             let store = db.service_store().await?;
-            let scope = store.tenant_scope_by_code(&tenant).await?.ok_or_else(|| anyhow::anyhow!("no tenant with code {tenant}"))?;
+            let scope = store.tenant_scope_by_code(&anpi_store::CommandLine::operator_at_the_console(), &tenant).await?.ok_or_else(|| anyhow::anyhow!("no tenant with code {tenant}"))?;
             let id = store.rotate_tenant_key(&scope, &AuditEvent::system("tenant_key_rotated"), anpi_core::SystemClock.now()).await?;
             println!("tenant {tenant}: new data key {id}; re-encrypting…");
             let n = store.reencrypt_tenant(&scope, batch).await?;

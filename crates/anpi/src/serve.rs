@@ -203,6 +203,11 @@ async fn housekeeping(store: anpi_store::Store, clock: Arc<dyn Clock>, mut stop:
             Ok(n) => tracing::info!(entries = n, "audit log purged by retention"),
             Err(e) => tracing::warn!(error = %e, "audit purge failed"),
         }
+        match store.purge_login_throttle(clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(keys = n, "sign-in throttling state purged"),
+            Err(e) => tracing::warn!(error = %e, "throttle purge failed"),
+        }
         // Finishes tenant key rotations (rows still under a retired key).
         match store.reencrypt_retired(500).await {
             Ok(0) => {}

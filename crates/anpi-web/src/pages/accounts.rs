@@ -101,7 +101,7 @@ pub async fn reset_mfa(State(st): State<AppState>, c: Console, Path(id): Path<i6
         return Err(crate::WebError::BadRequest("自分の2段階認証はアカウント画面で変更してください (change your own on the account page)".into()));
     }
     st.store.account(&c.scope, id).await?;
-    if !st.store.verify_account_password(&c.scope, c.account.id, &f.password).await? {
+    if !st.store.reenter_password(&c.scope, c.account.id, &f.password, st.clock.now()).await? {
         return Err(crate::WebError::BadRequest("パスワードが違います (the password is not correct)".into()));
     }
     st.store.reset_mfa(&c.scope, id, &c.event("mfa_reset", format!("account:{id}")), st.clock.now()).await?;

@@ -7,7 +7,8 @@ use crate::PeerCertificates;
 use crate::session::{clear_cookie, session_cookie, Console, TENANT_COOKIE};
 use crate::AppState;
 use askama::Template;
-use anpi_store::{ClientInfo, SessionStage};
+use crate::client_ip::throttle_scope;
+use anpi_store::{throttle_key, ClientInfo, SessionStage};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use std::net::SocketAddr;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -72,14 +73,14 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
     let t = Tr::from_request(&headers, None);
     let now = st.clock.now();
     let client = client_info(&st, &headers, peer);
-    let keys = [format!("ip:{}", client.ip), format!("id:{}/{}", f.tenant.trim().to_lowercase(), f.email.trim().to_lowercase())];
-    let wait = st.store.login_wait(&keys, now).await?;
+    let keys = [throttle_key("ip", &throttle_scope(&client.ip)), throttle_key("id", &format!("{}/{}", f.tenant.trim().to_lowercase(), f.email.trim().to_lowercase()))];
+    // Taken and counted in one statement per key: parallel attempts cannot all pass.
+    let wait = st.store.login_attempt(&keys, now).await?;
     if wait > 0 {
         tracing::warn!(ip = %client.ip, tenant = %f.tenant, "sign-in throttled");
         return Ok(throttled(wait));
     }
     let Some((scope, account)) = st.store.account_login(&f.tenant, &f.email, &f.password, now).await? else {
-        st.store.note_login_failure(&keys, now).await?;
         st.store.audit_failed_sign_in(&f.tenant, &f.email, &client.ip, &client.sign_in_detail("password"), now).await?;
         tracing::info!(tenant = %f.tenant, ip = %client.ip, "failed sign-in");
         let page = LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), tenant: f.tenant, email: f.email, error: true };
@@ -197,14 +198,20 @@ pub async fn reset_request(State(st): State<AppState>, ConnectInfo(peer): Connec
     let base = st.base_url.clone();
     let now = st.clock.now();
     let client = client_info(&st, &headers, peer);
-    let keys = [format!("reset-ip:{}", client.ip), format!("reset:{}/{}", f.tenant.trim().to_lowercase(), f.email.trim().to_lowercase())];
-    if st.store.login_wait(&keys, now).await? > 0 {
+    let keys = [throttle_key("reset-ip", &throttle_scope(&client.ip)), throttle_key("reset", &format!("{}/{}", f.tenant.trim().to_lowercase(), f.email.trim().to_lowercase()))];
+    if st.store.login_attempt(&keys, now).await? > 0 {
         tracing::warn!(ip = %client.ip, tenant = %f.tenant, "password reset request throttled");
     } else {
-        st.store.note_login_failure(&keys, now).await?;
-        if st.store.request_password_reset(&f.tenant, &f.email, now, |token, _| reset_mail(&base, token)).await? {
-            st.wake.notify_one();
-        }
+        // The link is made and mailed after the answer, so an existing account takes no longer
+        // to answer than a missing one.
+        let (store, wake) = (st.store.clone(), st.wake.clone());
+        tokio::spawn(async move {
+            match store.request_password_reset(&f.tenant, &f.email, now, |token, _| reset_mail(&base, token)).await {
+                Ok(true) => wake.notify_one(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "password reset request failed"),
+            }
+        });
     }
     render(&ResetRequestPage { l: Layout::public(t, t.p("パスワードの再設定", "Reset password")), sent: true })
 }

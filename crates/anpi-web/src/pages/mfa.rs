@@ -99,12 +99,13 @@ pub(super) struct FactorAttempt {
 impl FactorAttempt {
     pub(super) fn new(st: &AppState, s: &SignIn, headers: &HeaderMap, peer: SocketAddr) -> FactorAttempt {
         let client = client_info(st, headers, peer);
-        FactorAttempt { keys: [format!("ip:{}", client.ip), format!("account:{}", s.account.id)], client, now: st.clock.now() }
+        let keys = [anpi_store::throttle_key("ip", &crate::client_ip::throttle_scope(&client.ip)), anpi_store::throttle_key("account", &s.account.id.to_string())];
+        FactorAttempt { keys, client, now: st.clock.now() }
     }
 
-    /// Milliseconds to wait before another attempt (0: go ahead).
+    /// Takes the attempt (counted at once, atomically): milliseconds to wait, or 0 to go ahead.
     pub(super) async fn wait(&self, st: &AppState) -> WebResult<i64> {
-        Ok(st.store.login_wait(&self.keys, self.now).await?)
+        Ok(st.store.login_attempt(&self.keys, self.now).await?)
     }
 
     /// The factor was right: forgets the failures and replaces the half-way session by a full
@@ -121,7 +122,6 @@ impl FactorAttempt {
     /// The factor was wrong: counts the failure; true when the account is now locked (its
     /// half-way session is then ended).
     pub(super) async fn failed(&self, st: &AppState, s: &SignIn, how: &str) -> WebResult<bool> {
-        st.store.note_login_failure(&self.keys, self.now).await?;
         audit_sign_in(st, s, "sign_in_mfa_failed", "failed", &self.client.sign_in_detail(how)).await?;
         let policy = st.store.security_policy(&s.scope).await?;
         tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, ip = %self.client.ip, how, "wrong second factor");
@@ -212,7 +212,7 @@ pub async fn enrol(State(st): State<AppState>, s: SignIn, ConnectInfo(peer): Con
         return Ok(Redirect::to("/login/mfa").into_response());
     }
     s.check_csrf(&f.csrf)?;
-    if s.stage == SessionStage::Full && !st.store.verify_account_password(&s.scope, s.account.id, &f.password).await? {
+    if s.stage == SessionStage::Full && !st.store.reenter_password(&s.scope, s.account.id, &f.password, st.clock.now()).await? {
         return enrol_page(&st, &s, f.secret, Some(s.t.p("パスワードが違います。", "The password is not correct.").into())).await;
     }
     let e = sign_in_event(&s, "mfa_enabled", "ok", "totp");
@@ -247,7 +247,7 @@ pub async fn disable(State(st): State<AppState>, c: Console, Form(f): Form<Passw
     if st.store.security_policy(&c.scope).await?.mfa_required.applies_to(c.account.role) {
         return Err(WebError::BadRequest("組織の設定で2段階認証が必須のため、無効にできません (your organisation requires two-step sign-in)".into()));
     }
-    if !st.store.verify_account_password(&c.scope, c.account.id, &f.password).await? {
+    if !st.store.reenter_password(&c.scope, c.account.id, &f.password, st.clock.now()).await? {
         return Err(WebError::BadRequest("パスワードが違います (the password is not correct)".into()));
     }
     st.store.disable_mfa(&c.scope, c.account.id, &c.event("mfa_disabled", c.account.email.clone()), st.clock.now()).await?;

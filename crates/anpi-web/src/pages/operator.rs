@@ -61,8 +61,8 @@ async fn system_audit(st: &AppState, actor: Actor, action: &str, target: String,
 async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
     let now = st.clock.now();
     let ip = crate::client_ip::ClientIp(crate::client_ip::resolve(peer.ip(), &headers, &st.trusted_proxies)).shown();
-    let keys = [format!("op-ip:{ip}"), format!("op:{}", f.email.trim().to_lowercase())];
-    let wait = st.store.login_wait(&keys, now).await?;
+    let keys = [anpi_store::throttle_key("op-ip", &crate::client_ip::throttle_scope(&ip)), anpi_store::throttle_key("op", &f.email.trim().to_lowercase())];
+    let wait = st.store.login_attempt(&keys, now).await?;
     if wait > 0 {
         tracing::warn!(%ip, "operator sign-in throttled");
         return Ok(super::auth::throttled(wait));
@@ -70,8 +70,6 @@ async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<Socket
     let found = st.store.operator_login(&f.email, &f.password).await?;
     if found.is_some() {
         st.store.clear_login_failures(&keys).await?;
-    } else {
-        st.store.note_login_failure(&keys, now).await?;
     }
     match found {
         Some(id) => {

@@ -46,6 +46,8 @@ fn store_error(t: Tr, e: StoreError) -> Response {
     match e {
         StoreError::Invalid(m) | StoreError::Conflict(m) => json_error(StatusCode::BAD_REQUEST, &m),
         StoreError::NotFound => bad_request(t),
+        StoreError::Throttled(wait) => throttled(t, wait),
+        StoreError::Busy => busy(t),
         other => internal(t, other),
     }
 }
@@ -55,8 +57,15 @@ fn web_error(t: Tr, e: WebError) -> Response {
         WebError::BadRequest(m) => json_error(StatusCode::BAD_REQUEST, &m),
         WebError::Forbidden => json_error(StatusCode::FORBIDDEN, t.p("この操作の権限がありません。", "You are not allowed to do this.")),
         WebError::NotFound => bad_request(t),
+        WebError::Throttled(wait) => throttled(t, wait),
+        WebError::Busy => busy(t),
         WebError::Internal(d) => internal(t, d),
     }
+}
+
+fn busy(t: Tr) -> Response {
+    let msg = t.p("ただいま混み合っています。数秒後にもう一度お試しください。", "Busy: please try again in a few seconds.");
+    (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, "2")], Json(json!({ "error": msg }))).into_response()
 }
 
 /// Reads a JSON body; a malformed one gets a generic answer (details in the log).
@@ -106,18 +115,16 @@ pub async fn register_options(State(st): State<AppState>, s: SignIn, body: Bytes
     check_csrf(&s, &req.csrf)?;
     let now = st.clock.now();
     if s.stage == SessionStage::Full {
-        // Re-authentication is throttled per account, like sign-in.
-        let keys = [format!("reauth:{}", s.account.id)];
-        let wait = st.store.login_wait(&keys, now).await.map_err(|e| store_error(s.t, e))?;
-        if wait > 0 {
-            return Err(throttled(s.t, wait));
+        // Re-authentication: throttled per account and counted towards the lockout, like sign-in.
+        match st.store.reenter_password(&s.scope, s.account.id, &req.password, now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, "wrong password before adding a passkey");
+                return Err(json_error(StatusCode::BAD_REQUEST, s.t.p("パスワードが違います。", "The password is not correct.")));
+            }
+            Err(anpi_store::StoreError::Throttled(wait)) => return Err(throttled(s.t, wait)),
+            Err(e) => return Err(store_error(s.t, e)),
         }
-        if !st.store.verify_account_password(&s.scope, s.account.id, &req.password).await.map_err(|e| store_error(s.t, e))? {
-            st.store.note_login_failure(&keys, now).await.map_err(|e| store_error(s.t, e))?;
-            tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, "wrong password before adding a passkey");
-            return Err(json_error(StatusCode::BAD_REQUEST, s.t.p("パスワードが違います。", "The password is not correct.")));
-        }
-        st.store.clear_login_failures(&keys).await.map_err(|e| store_error(s.t, e))?;
     }
     let rp = relying_party(&st, s.t)?;
     let options = st.store.begin_passkey_registration(&s.scope, &s.account, &rp, now).await.map_err(|e| store_error(s.t, e))?;
@@ -172,7 +179,7 @@ pub async fn delete(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
     if !keys.iter().any(|k| k.id == id) {
         return Err(WebError::NotFound);
     }
-    if !st.store.verify_account_password(&c.scope, c.account.id, &f.password).await? {
+    if !st.store.reenter_password(&c.scope, c.account.id, &f.password, st.clock.now()).await? {
         return Err(WebError::BadRequest("パスワードが違います (the password is not correct)".into()));
     }
     let last = keys.len() == 1 && !st.store.totp_enabled(&c.scope, c.account.id).await?;
