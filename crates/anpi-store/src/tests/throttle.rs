@@ -37,7 +37,7 @@ async fn concurrent_attempts_beyond_the_limit_are_refused_on_every_engine() {
         assert_eq!(s.purge_login_throttle(NOW + 2 * 86_400_000).await.unwrap(), 2);
         // Keys never grow with what a form sends.
         let long = throttle_key("id", &"x".repeat(1 << 20));
-        assert_eq!(s.login_attempt(&[long.clone()], NOW).await.unwrap(), 0);
+        assert_eq!(s.login_attempt(std::slice::from_ref(&long), NOW).await.unwrap(), 0);
         let stored: i64 = sqlx::query_scalar("SELECT MAX(LENGTH(key)) FROM login_throttle").fetch_one(&s.pool).await.unwrap();
         assert!(stored < 80, "key length {stored}");
     }
