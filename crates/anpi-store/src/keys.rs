@@ -24,8 +24,13 @@ use sqlx::Transaction;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Prefix of an encrypted field value.
+/// Prefix of an encrypted field value bound to its tenant and column (staged imports; older
+/// contact data, re-sealed as [`PREFIX_ROW`] at start).
 pub(crate) const PREFIX: &str = "enc1:";
+/// Prefix of an encrypted field value bound to its tenant, column and row.
+pub(crate) const PREFIX_ROW: &str = "enc2:";
+
+
 
 /// A master key: 32 secret bytes. `Debug` shows only its id.
 #[derive(Clone)]
@@ -149,6 +154,12 @@ fn field_aad(tenant: i64, column: &str, key_id: i64) -> Vec<u8> {
     format!("anpi/field/v1/{tenant}/{column}/{key_id}").into_bytes()
 }
 
+/// The row (a person's id, an outbox row's idempotency key) is bound too: a value copied to
+/// another row of the same column no longer decrypts.
+fn row_aad(tenant: i64, column: &str, row: &str, key_id: i64) -> Vec<u8> {
+    format!("anpi/field/v2/{tenant}/{column}/{key_id}/{}:{row}", row.len()).into_bytes()
+}
+
 pub(crate) fn wrap(master: &MasterKey, tenant: i64, key_id: i64, data_key: &[u8; 32]) -> Result<String> {
     Ok(b64(&seal_raw(&master.key, data_key, &wrap_aad(tenant, key_id))?))
 }
@@ -173,6 +184,9 @@ pub(crate) struct KeyRing {
     tenant: i64,
     active: i64,
     keys: HashMap<i64, Arc<[u8; 32]>>,
+    /// Every contact value of the tenant is row-bound ciphertext (`tenants.sealed`): plaintext
+    /// and older formats are refused, so a value planted in the database is never used.
+    sealed: bool,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -196,10 +210,10 @@ impl KeyRing {
         Ok(format!("{PREFIX}{}:{}", self.active, b64(&sealed)))
     }
 
-    /// Decrypts a value written by [`KeyRing::seal`]. A value without the prefix is legacy
-    /// plaintext (before `encrypt_existing` ran) and is returned as it is.
+    /// Decrypts a value written by [`KeyRing::seal`]. A value without the prefix is plaintext
+    /// from before encryption at rest; it is refused once the tenant is sealed.
     pub(crate) fn open(&self, column: &str, stored: &str) -> Result<String> {
-        let Some(rest) = stored.strip_prefix(PREFIX) else { return Ok(stored.to_string()) };
+        let Some(rest) = stored.strip_prefix(PREFIX) else { return self.unsealed(column, stored) };
         let bad = || StoreError::Crypto(format!("{column}: cannot decrypt a value of tenant {}", self.tenant));
         let (kid, data) = rest.split_once(':').ok_or_else(bad)?;
         let kid: i64 = kid.parse().map_err(|_| bad())?;
@@ -208,9 +222,46 @@ impl KeyRing {
         String::from_utf8(plain).map_err(|_| bad())
     }
 
+    /// A plaintext value: the empty string, or legacy data of a tenant not yet sealed.
+    fn unsealed(&self, column: &str, stored: &str) -> Result<String> {
+        if stored.is_empty() || !self.sealed {
+            return Ok(stored.to_string());
+        }
+        tracing::error!(tenant = self.tenant, column, "plaintext where ciphertext belongs: refused (written to the database directly?)");
+        Err(StoreError::Crypto(format!("{column}: plaintext in a sealed tenant ({})", self.tenant)))
+    }
+
+    /// Encrypts a field value of one row (see [`row_aad`]); the empty string stays empty.
+    pub(crate) fn seal_row(&self, column: &str, row: &str, plain: &str) -> Result<String> {
+        if plain.is_empty() {
+            return Ok(String::new());
+        }
+        let key = self.keys.get(&self.active).ok_or_else(|| StoreError::Crypto("no active tenant key".into()))?;
+        let sealed = seal_raw(key, plain.as_bytes(), &row_aad(self.tenant, column, row, self.active))?;
+        Ok(format!("{PREFIX_ROW}{}:{}", self.active, b64(&sealed)))
+    }
+
+    /// Decrypts a value of one row: row-bound ciphertext; or, until the tenant is sealed, a
+    /// value in an older format (column-bound or plaintext), which the start-up pass re-seals.
+    pub(crate) fn open_row(&self, column: &str, row: &str, stored: &str) -> Result<String> {
+        let Some(rest) = stored.strip_prefix(PREFIX_ROW) else {
+            if self.sealed && !stored.is_empty() {
+                tracing::error!(tenant = self.tenant, column, row, "a value not bound to its row: refused (copied or planted in the database?)");
+                return Err(StoreError::Crypto(format!("{column}: a value not bound to row {row} in a sealed tenant ({})", self.tenant)));
+            }
+            return self.open(column, stored);
+        };
+        let bad = || StoreError::Crypto(format!("{column}: cannot decrypt row {row} of tenant {}", self.tenant));
+        let (kid, data) = rest.split_once(':').ok_or_else(bad)?;
+        let kid: i64 = kid.parse().map_err(|_| bad())?;
+        let key = self.keys.get(&kid).ok_or_else(bad)?;
+        let plain = unb64(data).and_then(|d| open_raw(key, &d, &row_aad(self.tenant, column, row, kid))).ok_or_else(bad)?;
+        String::from_utf8(plain).map_err(|_| bad())
+    }
+
     /// The key id a stored value was sealed with (None: plaintext or empty).
     pub(crate) fn key_of(stored: &str) -> Option<i64> {
-        stored.strip_prefix(PREFIX)?.split_once(':')?.0.parse().ok()
+        stored.strip_prefix(PREFIX).or_else(|| stored.strip_prefix(PREFIX_ROW))?.split_once(':')?.0.parse().ok()
     }
 
     /// Keyed hashes of a normalised email under each of the tenant's keys (active first).
@@ -327,15 +378,20 @@ impl Store {
     /// a transaction (SQLite has one connection).
     pub(crate) async fn keyring(&self, tenant: i64) -> Result<KeyRing> {
         for attempt in 0..2 {
-            let rows: Vec<(i64, String, String, String)> =
-                sqlx::query_as("SELECT id, master_id, wrapped, state FROM tenant_keys WHERE tenant_id = $1").bind(tenant).fetch_all(&mut *self.scoped(&crate::TenantScope::new(tenant)).await?).await?;
+            let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+                "SELECT k.id, k.master_id, k.wrapped, k.state, t.sealed FROM tenant_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.tenant_id = $1",
+            )
+            .bind(tenant)
+            .fetch_all(&mut *self.scoped(&crate::TenantScope::new(tenant)).await?)
+            .await?;
             if let Some(active) = rows.iter().find(|r| r.3 == "active").map(|r| r.0) {
                 let masters = self.master_keys()?;
                 let mut keys = HashMap::new();
-                for (id, master_id, wrapped, _) in &rows {
+                for (id, master_id, wrapped, _, _) in &rows {
                     keys.insert(*id, self.cached_unwrap(&masters, tenant, *id, master_id, wrapped)?);
                 }
-                return Ok(KeyRing { tenant, active, keys });
+                let sealed = rows.iter().any(|r| r.4 != 0);
+                return Ok(KeyRing { tenant, active, keys, sealed });
             }
             if attempt == 0 {
                 // Only the new key's creation time: not worth a `now` on every reader.
@@ -443,15 +499,18 @@ impl Store {
             last = l.0;
             let mut tx = self.scoped_tx(scope).await?;
             for (id, emails, phone) in rows {
-                let stale = |v: &str| !v.is_empty() && KeyRing::key_of(v) != Some(ring.active_id());
+                let stale = |v: &str| !v.is_empty() && (!v.starts_with(PREFIX_ROW) || KeyRing::key_of(v) != Some(ring.active_id()));
                 if !stale(&emails) && !stale(&phone) {
                     continue;
                 }
-                let plain_emails = ring.open("people.emails", &emails)?;
-                let plain_phone = ring.open("people.phone", &phone)?;
+                let row = id.to_string();
+                let (plain_emails, plain_phone) = match (ring.open_row("people.emails", &row, &emails), ring.open_row("people.phone", &row, &phone)) {
+                    (Ok(e), Ok(p)) => (e, p),
+                    _ => continue, // refused and logged: left for an admin to re-enter
+                };
                 let n = sqlx::query("UPDATE people SET emails = $1, phone = $2 WHERE tenant_id = $3 AND id = $4 AND emails = $5 AND phone = $6")
-                    .bind(ring.seal("people.emails", &plain_emails)?)
-                    .bind(ring.seal("people.phone", &plain_phone)?)
+                    .bind(ring.seal_row("people.emails", &row, &plain_emails)?)
+                    .bind(ring.seal_row("people.phone", &row, &plain_phone)?)
                     .bind(t)
                     .bind(id)
                     .bind(&emails)
@@ -472,7 +531,7 @@ impl Store {
             if KeyRing::key_of(&content) == Some(ring.active_id()) || content.is_empty() {
                 continue;
             }
-            let plain = ring.open("csv_imports.content", &content)?;
+            let Ok(plain) = ring.open("csv_imports.content", &content) else { continue };
             sqlx::query("UPDATE csv_imports SET content = $1 WHERE tenant_id = $2 AND id = $3 AND content = $4")
                 .bind(ring.seal("csv_imports.content", &plain)?)
                 .bind(t)
@@ -489,20 +548,62 @@ impl Store {
     /// rest, migration 0008). Run at start after `migrate`; cheap when there is nothing to do.
     /// Returns how many rows were encrypted.
     pub async fn encrypt_existing(&self) -> Result<usize> {
-        let like = format!("{PREFIX}%");
+        let (column_bound, row_bound) = (format!("{PREFIX}%"), format!("{PREFIX_ROW}%"));
+        // Tenants not sealed yet, and (whatever the flag says) any with a value not row-bound.
         let tenants: Vec<i64> = sqlx::query_scalar(
-            "SELECT DISTINCT tenant_id FROM people WHERE (emails <> '' AND emails NOT LIKE $1) OR (phone <> '' AND phone NOT LIKE $1) \
+            "SELECT id FROM tenants WHERE sealed = 0 \
+             UNION SELECT DISTINCT tenant_id FROM people WHERE (emails <> '' AND emails NOT LIKE $2) OR (phone <> '' AND phone NOT LIKE $2) \
              UNION SELECT DISTINCT tenant_id FROM csv_imports WHERE content <> '' AND content NOT LIKE $1",
         )
-        .bind(&like)
+        .bind(&column_bound)
+        .bind(&row_bound)
         .fetch_all(&mut *self.system().await?)
         .await?;
         let mut n = 0;
         for t in tenants {
-            n += self.reencrypt_tenant(&crate::TenantScope::new(t), 500).await?;
+            let scope = crate::TenantScope::new(t);
+            n += self.reencrypt_tenant(&scope, 500).await?;
+            n += self.reseal_pending_outbox(&scope).await?;
+            let left: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM people WHERE tenant_id = $1 AND ((emails <> '' AND emails NOT LIKE $2) OR (phone <> '' AND phone NOT LIKE $2))",
+            )
+            .bind(t)
+            .bind(&row_bound)
+            .fetch_one(&mut *self.scoped(&scope).await?)
+            .await?;
+            if left == 0 {
+                sqlx::query("UPDATE tenants SET sealed = 1 WHERE id = $1").bind(t).execute(&mut *self.scoped(&scope).await?).await?;
+            } else {
+                tracing::error!(tenant = t, rows = left, "contact data that is not row-bound ciphertext remains: the tenant stays unsealed");
+            }
         }
         if n > 0 {
             tracing::info!(rows = n, "encrypted existing contact data");
+        }
+        Ok(n)
+    }
+
+    /// Re-seals the tenant's pending system mail bound to its row (the idempotency key).
+    async fn reseal_pending_outbox(&self, scope: &crate::TenantScope) -> Result<usize> {
+        let ring = self.keyring(scope.tenant_id()).await?;
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT id, idempotency_key, to_addrs, body FROM outbox WHERE tenant_id = $1 AND status = 'pending' AND kind = 'system' AND to_addrs NOT LIKE $2",
+        )
+        .bind(scope.tenant_id())
+        .bind(format!("{PREFIX_ROW}%"))
+        .fetch_all(&mut *self.scoped(scope).await?)
+        .await?;
+        let mut n = 0;
+        for (id, key, to, body) in rows {
+            let (Ok(to), Ok(body)) = (ring.open_row("outbox.to_addrs", &key, &to), ring.open_row("outbox.body", &key, &body)) else { continue };
+            sqlx::query("UPDATE outbox SET to_addrs = $1, body = $2 WHERE tenant_id = $3 AND id = $4")
+                .bind(ring.seal_row("outbox.to_addrs", &key, &to)?)
+                .bind(ring.seal_row("outbox.body", &key, &body)?)
+                .bind(scope.tenant_id())
+                .bind(id)
+                .execute(&mut *self.scoped(scope).await?)
+                .await?;
+            n += 1;
         }
         Ok(n)
     }
@@ -544,8 +645,8 @@ mod tests {
     #[test]
     fn fields_are_bound_to_tenant_and_column() {
         let key = Arc::new(random_bytes::<32>());
-        let a = KeyRing { tenant: 1, active: 7, keys: HashMap::from([(7, key.clone())]) };
-        let b = KeyRing { tenant: 2, active: 7, keys: HashMap::from([(7, key)]) };
+        let a = KeyRing { tenant: 1, active: 7, keys: HashMap::from([(7, key.clone())]), sealed: true };
+        let b = KeyRing { tenant: 2, active: 7, keys: HashMap::from([(7, key)]), sealed: true };
         let c = a.seal("people.emails", "one@example.jp").unwrap();
         assert!(c.starts_with("enc1:7:") && !c.contains("example"));
         assert_eq!(a.open("people.emails", &c).unwrap(), "one@example.jp");
@@ -553,5 +654,24 @@ mod tests {
         assert!(b.open("people.emails", &c).is_err(), "another tenant, even with the same key bytes");
         assert_eq!(a.seal("people.phone", "").unwrap(), "");
         assert_eq!(a.email_hashes(" One@Example.JP ")[0], a.active_email_hash("one@example.jp").unwrap());
+    }
+
+    /// Contact values are bound to their row too; a sealed tenant refuses plaintext and values
+    /// in the older, column-bound format (so nothing planted or copied in the database is used).
+    #[test]
+    fn fields_are_bound_to_their_row_and_sealed_tenants_refuse_plaintext() {
+        let key = Arc::new(random_bytes::<32>());
+        let sealed = KeyRing { tenant: 1, active: 7, keys: HashMap::from([(7, key.clone())]), sealed: true };
+        let c = sealed.seal_row("people.emails", "41", "one@example.jp").unwrap();
+        assert!(c.starts_with("enc2:7:"));
+        assert_eq!(sealed.open_row("people.emails", "41", &c).unwrap(), "one@example.jp");
+        assert!(sealed.open_row("people.emails", "42", &c).is_err(), "copied to another person");
+        assert!(sealed.open_row("people.emails", "41", "attacker@evil.example").is_err(), "planted plaintext");
+        let old = sealed.seal("people.emails", "one@example.jp").unwrap();
+        assert!(sealed.open_row("people.emails", "41", &old).is_err(), "column-bound value in a sealed tenant");
+        assert_eq!(sealed.open_row("people.emails", "41", "").unwrap(), "");
+        let legacy = KeyRing { sealed: false, ..sealed };
+        assert_eq!(legacy.open_row("people.emails", "41", "plain@example.jp").unwrap(), "plain@example.jp", "before the start-up pass");
+        assert_eq!(legacy.open_row("people.emails", "41", &old).unwrap(), "one@example.jp");
     }
 }

@@ -2,7 +2,7 @@
 //! workers claim them with a lease, send, and record the outcome. A crash mid-send lets
 //! the lease expire and the row is sent again with the same idempotency key (Message-ID).
 
-use crate::keys::{KeyRing, PREFIX};
+use crate::keys::KeyRing;
 use crate::{in_list, values_placeholders, Result, Store};
 use std::collections::HashMap;
 use anpi_core::Millis;
@@ -84,6 +84,7 @@ struct ClaimDb {
     recipient_id: Option<i64>,
     name: Option<String>,
     language: Option<String>,
+    person_id: Option<i64>,
     emails: Option<String>,
     tenant_name: String,
     title: Option<String>,
@@ -118,8 +119,9 @@ pub(crate) async fn enqueue_survey(tx: &mut Transaction<'static, Any>, tenant: i
 /// a password link) are then stored encrypted.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn enqueue_system(tx: &mut Transaction<'static, Any>, ring: Option<&KeyRing>, tenant: i64, key: &str, to: &str, subject: &str, body: &str, now: Millis) -> Result<()> {
+    // Bound to the row by its idempotency key: an address copied from another row does not open.
     let (to, body) = match ring {
-        Some(k) => (k.seal("outbox.to_addrs", to)?, k.seal("outbox.body", body)?),
+        Some(k) => (k.seal_row("outbox.to_addrs", key, to)?, k.seal_row("outbox.body", key, body)?),
         None => (to.to_string(), body.to_string()),
     };
     sqlx::query(
@@ -169,7 +171,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT o.id, o.tenant_id, o.kind, o.idempotency_key, o.attempts, o.to_addrs, o.subject, o.body, o.recipient_id, \
-               r.name, r.language, p.emails, t.name AS tenant_name, i.title, i.message, i.drill, l.name AS label, l.name_en AS label_en \
+               r.name, r.language, r.person_id, p.emails, t.name AS tenant_name, i.title, i.message, i.drill, l.name AS label, l.name_en AS label_en \
              FROM outbox o JOIN tenants t ON t.id = o.tenant_id \
                LEFT JOIN recipients r ON r.id = o.recipient_id AND r.tenant_id = o.tenant_id \
                LEFT JOIN people p ON p.id = r.person_id AND p.tenant_id = o.tenant_id \
@@ -187,19 +189,22 @@ impl Store {
         let key = self.answer_key().await?;
         // Contact data and system mail are encrypted with the tenant's keys (keys.rs).
         let mut rings: HashMap<i64, KeyRing> = HashMap::new();
-        for r in &rows {
-            let sealed = [r.emails.as_deref().unwrap_or(""), &r.to_addrs, &r.body].iter().any(|v| v.starts_with(PREFIX));
-            if sealed && !rings.contains_key(&r.tenant_id) {
-                rings.insert(r.tenant_id, self.keyring(r.tenant_id).await?);
+        if self.master_keys().is_ok() {
+            for r in &rows {
+                if !rings.contains_key(&r.tenant_id) {
+                    rings.insert(r.tenant_id, self.keyring(r.tenant_id).await?);
+                }
             }
         }
-        let open = |tenant: i64, id: i64, column: &str, v: String| -> String {
-            match (v.starts_with(PREFIX), rings.get(&tenant)) {
-                (true, Some(k)) => k.open(column, &v).unwrap_or_else(|e| {
+        // A value that does not open (planted, copied from another row) leaves the message
+        // without an address: it is not sent anywhere (and is marked failed).
+        let open = |tenant: i64, id: i64, column: &str, row: &str, v: String| -> String {
+            match rings.get(&tenant) {
+                Some(k) => k.open_row(column, row, &v).unwrap_or_else(|e| {
                     tracing::error!(outbox = id, error = %e, "cannot decrypt {column}");
                     String::new()
                 }),
-                _ => v,
+                None => v,
             }
         };
         Ok(rows
@@ -221,11 +226,12 @@ impl Store {
                         label_en: r.label_en,
                     }),
                 };
+                let person = r.person_id.map(|p| p.to_string()).unwrap_or_default();
                 let to = match &survey {
-                    Some(_) => open(r.tenant_id, r.id, "people.emails", r.emails.unwrap_or_default()),
-                    None => open(r.tenant_id, r.id, "outbox.to_addrs", r.to_addrs),
+                    Some(_) => open(r.tenant_id, r.id, "people.emails", &person, r.emails.unwrap_or_default()),
+                    None => open(r.tenant_id, r.id, "outbox.to_addrs", &r.idempotency_key, r.to_addrs),
                 };
-                let body = open(r.tenant_id, r.id, "outbox.body", r.body);
+                let body = open(r.tenant_id, r.id, "outbox.body", &r.idempotency_key, r.body);
                 Claimed {
                     id: r.id,
                     tenant_id: r.tenant_id,

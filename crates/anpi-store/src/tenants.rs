@@ -39,7 +39,8 @@ impl Store {
         if exists.is_some() {
             return Err(StoreError::Conflict(format!("tenant code {code} is taken")));
         }
-        let id: i64 = sqlx::query_scalar("INSERT INTO tenants (code, name, created_at) VALUES ($1, $2, $3) RETURNING id")
+        // Born sealed (keys.rs): it has no contact data in an older format.
+        let id: i64 = sqlx::query_scalar("INSERT INTO tenants (code, name, created_at, sealed) VALUES ($1, $2, $3, 1) RETURNING id")
             .bind(code)
             .bind(name.trim())
             .bind(now)

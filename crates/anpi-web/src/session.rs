@@ -34,13 +34,35 @@ pub fn clear_cookie(name: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("{name}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")).unwrap_or(HeaderValue::from_static(""))
 }
 
+/// The sign-in forms' CSRF cookie (there is no session yet): the form carries the same random
+/// value, which a cross-site page can neither read nor set (`__Host-`, `SameSite=Strict`).
+pub const LOGIN_CSRF_COOKIE: &str = "__Host-anpi-login";
+
+/// The sign-in form's token: the browser's current one, else a new one with its cookie.
+pub fn login_csrf(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    match cookie(headers, LOGIN_CSRF_COOKIE).filter(|t| t.len() == 43) {
+        Some(t) => (t, None),
+        None => {
+            let t = anpi_store::random_token();
+            let c = HeaderValue::from_str(&format!("{LOGIN_CSRF_COOKIE}={t}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=86400")).ok();
+            (t, c)
+        }
+    }
+}
+
+/// Whether a sign-in form came from our own page (its token matches the cookie).
+pub fn login_csrf_ok(headers: &HeaderMap, form_token: &str) -> bool {
+    cookie(headers, LOGIN_CSRF_COOKIE).is_some_and(|c| !form_token.is_empty() && same(&c, form_token))
+}
+
 pub fn query_lang(parts: &Parts) -> Option<String> {
     parts.uri.query()?.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == "lang").map(|(_, v)| v.to_string())
 }
 
-/// Constant-time string comparison for CSRF tokens.
+/// Constant-time string comparison for CSRF tokens (`subtle`).
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// The session's CSRF token must come back with every form.

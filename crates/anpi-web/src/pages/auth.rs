@@ -4,7 +4,7 @@ use super::{render, CsrfForm, Flash, Layout};
 use crate::error::{WebError, WebResult};
 use crate::i18n::Tr;
 use crate::PeerCertificates;
-use crate::session::{clear_cookie, session_cookie, Console, TENANT_COOKIE};
+use crate::session::{clear_cookie, login_csrf, login_csrf_ok, session_cookie, Console, TENANT_COOKIE};
 use crate::AppState;
 use askama::Template;
 use crate::client_ip::throttle_scope;
@@ -20,9 +20,23 @@ use serde::Deserialize;
 #[template(path = "login.html")]
 struct LoginPage {
     l: Layout,
+    csrf: String,
     tenant: String,
     email: String,
+    /// Wrong credentials.
     error: bool,
+    /// The form did not come from this page (or its cookie expired): sign in again.
+    expired: bool,
+}
+
+/// The sign-in page, with its pre-session CSRF token (and the cookie, when new).
+fn login_form(headers: &HeaderMap, page: impl FnOnce(String) -> LoginPage, status: StatusCode) -> WebResult<Response> {
+    let (csrf, set) = login_csrf(headers);
+    let mut resp = (status, render(&page(csrf))?).into_response();
+    if let Some(c) = set {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(resp)
 }
 
 #[derive(Deserialize, Default)]
@@ -32,10 +46,11 @@ pub struct LangQuery {
 
 pub async fn login_page(headers: HeaderMap, Query(q): Query<LangQuery>) -> WebResult<Response> {
     let t = Tr::from_request(&headers, q.lang.as_deref());
-    let mut resp = render(&LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), tenant: String::new(), email: String::new(), error: false })?;
+    let page = |csrf| LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), csrf, tenant: String::new(), email: String::new(), error: false, expired: false };
+    let mut resp = login_form(&headers, page, StatusCode::OK)?;
     if let Some(l) = q.lang.as_deref().and_then(anpi_core::Lang::parse) {
         if let Ok(v) = format!("anpi_lang={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000", l.code()).parse() {
-            resp.headers_mut().insert(header::SET_COOKIE, v);
+            resp.headers_mut().append(header::SET_COOKIE, v);
         }
     }
     Ok(resp)
@@ -43,6 +58,8 @@ pub async fn login_page(headers: HeaderMap, Query(q): Query<LangQuery>) -> WebRe
 
 #[derive(Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
     #[serde(default)]
     tenant: String,
     #[serde(default)]
@@ -73,6 +90,11 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
     let t = Tr::from_request(&headers, None);
     let now = st.clock.now();
     let client = client_info(&st, &headers, peer);
+    if !login_csrf_ok(&headers, &f.csrf) {
+        tracing::info!(ip = %client.ip, "sign-in form without a valid CSRF token");
+        let page = |csrf| LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), csrf, tenant: f.tenant, email: f.email, error: false, expired: true };
+        return login_form(&headers, page, StatusCode::BAD_REQUEST);
+    }
     let keys = [throttle_key("ip", &throttle_scope(&client.ip)), throttle_key("id", &format!("{}/{}", f.tenant.trim().to_lowercase(), f.email.trim().to_lowercase()))];
     // Taken and counted in one statement per key: parallel attempts cannot all pass.
     let wait = st.store.login_attempt(&keys, now).await?;
@@ -83,8 +105,8 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
     let Some((scope, account)) = st.store.account_login(&f.tenant, &f.email, &f.password, now).await? else {
         st.store.audit_failed_sign_in(&f.tenant, &f.email, &client.ip, &client.sign_in_detail("password"), now).await?;
         tracing::info!(tenant = %f.tenant, ip = %client.ip, "failed sign-in");
-        let page = LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), tenant: f.tenant, email: f.email, error: true };
-        return Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response());
+        let page = |csrf| LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), csrf, tenant: f.tenant, email: f.email, error: true, expired: false };
+        return login_form(&headers, page, StatusCode::UNAUTHORIZED);
     };
     st.store.clear_login_failures(&keys).await?;
     // An admin of a tenant that requires client certificates gets no session without one.

@@ -34,16 +34,30 @@ pub fn routes() -> Router<AppState> {
 #[template(path = "operator_login.html")]
 struct LoginPage {
     l: Layout,
+    csrf: String,
     error: bool,
+    expired: bool,
+}
+
+/// The sign-in page with its pre-session CSRF token (and cookie, when new).
+fn login_form(headers: &HeaderMap, status: StatusCode, error: bool, expired: bool) -> WebResult<Response> {
+    let t = Tr::from_request(headers, None);
+    let (csrf, set) = crate::session::login_csrf(headers);
+    let mut resp = (status, render(&LoginPage { l: Layout::public(t, "Operator sign in"), csrf, error, expired })?).into_response();
+    if let Some(c) = set {
+        resp.headers_mut().append(axum::http::header::SET_COOKIE, c);
+    }
+    Ok(resp)
 }
 
 async fn login_page(headers: HeaderMap) -> WebResult<Response> {
-    let t = Tr::from_request(&headers, None);
-    render(&LoginPage { l: Layout::public(t, "Operator sign in"), error: false })
+    login_form(&headers, StatusCode::OK, false, false)
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
+    #[serde(default)]
+    csrf: String,
     #[serde(default)]
     email: String,
     #[serde(default)]
@@ -61,6 +75,10 @@ async fn system_audit(st: &AppState, actor: Actor, action: &str, target: String,
 async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
     let now = st.clock.now();
     let ip = crate::client_ip::ClientIp(crate::client_ip::resolve(peer.ip(), &headers, &st.trusted_proxies)).shown();
+    if !crate::session::login_csrf_ok(&headers, &f.csrf) {
+        tracing::info!(%ip, "operator sign-in form without a valid CSRF token");
+        return login_form(&headers, StatusCode::BAD_REQUEST, false, true);
+    }
     let keys = [anpi_store::throttle_key("op-ip", &crate::client_ip::throttle_scope(&ip)), anpi_store::throttle_key("op", &f.email.trim().to_lowercase())];
     let wait = st.store.login_attempt(&keys, now).await?;
     if wait > 0 {
@@ -81,8 +99,7 @@ async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<Socket
         None => {
             tracing::info!("failed operator sign-in");
             system_audit(&st, Actor::Anonymous, "operator_sign_in_failed", f.email.trim().chars().take(100).collect(), "failed").await?;
-            let t = Tr::from_request(&headers, None);
-            Ok((StatusCode::UNAUTHORIZED, render(&LoginPage { l: Layout::public(t, "Operator sign in"), error: true })?).into_response())
+            login_form(&headers, StatusCode::UNAUTHORIZED, true, false)
         }
     }
 }

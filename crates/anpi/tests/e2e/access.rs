@@ -375,3 +375,30 @@ async fn operator_sign_in_is_throttled() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     op.post_form("/login", &[("email", OPERATOR), ("password", PASSWORD)]).await.expect_status(303);
 }
+
+/// The sign-in forms carry a pre-session CSRF token (double-submit cookie): a form posted from
+/// elsewhere — no cookie, no token, or a token that is not the cookie's — is refused before any
+/// password is checked, with the form values kept and the message in the page's language.
+#[tokio::test]
+async fn sign_in_forms_need_their_csrf_token() {
+    let env = env(crate::support::Engine::Sqlite).await;
+    let _admin = tenant(&env, "csrf").await;
+    for (base, fields) in [
+        (env.server.url("/login"), vec![("tenant", "csrf"), ("email", "admin@csrf.example"), ("password", PASSWORD)]),
+        (env.server.operator_url("/login"), vec![("email", OPERATOR), ("password", PASSWORD)]),
+    ] {
+        // A cross-site form: no cookie, no token.
+        let mut stranger = crate::support::Client::new(base.trim_end_matches("/login"));
+        let r = stranger.post_form_raw(&base, &fields).await.expect_status(400);
+        assert!(r.text.contains("id=\"login-expired\"") && r.text.contains("フォームの有効期限が切れました"), "{}", r.text);
+        assert!(r.header_all("set-cookie").iter().any(|c| c.starts_with("__Host-anpi-login=")), "a fresh token comes with the answer");
+        // A token of its own that is not the cookie's.
+        let mut with_token = fields.clone();
+        with_token.push(("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+        stranger.post_form_raw(&base, &with_token).await.expect_status(400);
+        // The real form works.
+        let mut browser = crate::support::Client::new(base.trim_end_matches("/login"));
+        browser.get(&base).await.expect_status(200);
+        browser.post_form(&base, &fields).await.expect_status(303);
+    }
+}

@@ -68,7 +68,7 @@ async fn contact_data_is_encrypted_at_rest() {
 
         // In the database: none of it.
         let text = dump(engine, &url, env._db.dir()).await;
-        assert!(text.contains("enc1:"), "ciphertexts are stored");
+        assert!(text.contains("enc2:"), "row-bound ciphertexts are stored");
         for s in SECRETS {
             assert!(!text.contains(s), "plaintext {s} in the database dump ({engine})");
         }

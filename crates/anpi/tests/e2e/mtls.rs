@@ -248,11 +248,12 @@ async fn admin_access_with_client_certificates() {
     let plain = Server::builder(env.server.database_url()).smtp(&env.sink).start().await;
     let mut c = plain.client();
     c.get("/login").await.expect_status(200);
+    let csrf = c.csrf().unwrap_or_default();
     let rb = c
         .request(reqwest::Method::POST, "/login")
         .header("X-SSL-Client-Cert", cas.pem("admin").replace('\n', " "))
         .header("X-Client-Cert", cas.pem("admin").replace('\n', " "))
-        .form(&[("tenant", "mtls"), ("email", email.as_str()), ("password", PASSWORD)]);
+        .form(&[("csrf", csrf.as_str()), ("tenant", "mtls"), ("email", email.as_str()), ("password", PASSWORD)]);
     assert_denied(&c.send(rb).await);
     login(&mut plain.client(), "mtls", "dist@mtls.example", PASSWORD).await;
 

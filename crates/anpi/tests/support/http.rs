@@ -293,7 +293,13 @@ impl Client {
     }
 
     /// POSTs an urlencoded form; adds `csrf` (from the last HTML page) unless `fields` has it.
+    /// A sign-in form is fetched first when the client has not seen one (as a browser has),
+    /// so its pre-session CSRF cookie and token are there.
     pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let sign_in = self.url(path).ends_with("/login");
+        if sign_in && (self.cookie("__Host-anpi-login").is_none() || !self.last_html.as_deref().is_some_and(|h| h.contains("action=\"/login\""))) {
+            self.get(path).await;
+        }
         let mut all: Vec<(String, String)> = fields
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
