@@ -191,8 +191,8 @@ impl Store {
         let mut rings: HashMap<i64, KeyRing> = HashMap::new();
         if self.master_keys().is_ok() {
             for r in &rows {
-                if !rings.contains_key(&r.tenant_id) {
-                    rings.insert(r.tenant_id, self.keyring(r.tenant_id).await?);
+                if let std::collections::hash_map::Entry::Vacant(e) = rings.entry(r.tenant_id) {
+                    e.insert(self.keyring(r.tenant_id).await?);
                 }
             }
         }
