@@ -3,7 +3,6 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -93,50 +92,9 @@ pub async fn verify_password(password: &str, stored: &str) -> crate::Result<bool
     off_the_workers(move || verify_password_now(&password, &stored)).await
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-fn mac(key: &[u8], label: &str, id: i64) -> [u8; 32] {
-    let Ok(mut m) = HmacSha256::new_from_slice(key) else { return [0; 32] };
-    m.update(label.as_bytes());
-    m.update(&id.to_be_bytes());
-    m.finalize().into_bytes().into()
-}
-
-/// A signed reference to `id`: base64url(id ‖ HMAC(key, label ‖ id)[..16]).
-pub fn sign_id(key: &[u8], label: &str, id: i64) -> String {
-    let mut buf = id.to_be_bytes().to_vec();
-    buf.extend_from_slice(&mac(key, label, id)[..16]);
-    b64(&buf)
-}
-
-pub fn verify_signed_id(key: &[u8], label: &str, token: &str) -> Option<i64> {
-    use subtle::ConstantTimeEq;
-    if token.len() > 64 {
-        return None;
-    }
-    let raw = unb64(token)?;
-    if raw.len() != 24 {
-        return None;
-    }
-    let id = i64::from_be_bytes(raw[..8].try_into().ok()?);
-    let expect = mac(key, label, id);
-    bool::from(expect[..16].ct_eq(&raw[8..])).then_some(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[test]
-    fn signed_ids() {
-        let t = sign_id(b"k1", "answer", 42);
-        assert_eq!(verify_signed_id(b"k1", "answer", &t), Some(42));
-        assert_eq!(verify_signed_id(b"k2", "answer", &t), None);
-        assert_eq!(verify_signed_id(b"k1", "other", &t), None);
-        let mut bad = t.clone();
-        bad.replace_range(0..1, if t.starts_with('A') { "B" } else { "A" });
-        assert_eq!(verify_signed_id(b"k1", "answer", &bad), None);
-        assert_eq!(verify_signed_id(b"k1", "answer", "!!"), None);
-    }
     #[tokio::test]
     async fn passwords() {
         let h = hash_password("correct horse").await.unwrap();

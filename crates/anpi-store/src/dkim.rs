@@ -42,7 +42,7 @@ fn aad(domain: &str, selector: &str) -> Vec<u8> {
 
 /// `MASTER_ID:BASE64(nonce ‖ ciphertext ‖ tag)`.
 fn seal(master: &MasterKey, domain: &str, selector: &str, private: &str) -> Result<String> {
-    let sealed = seal_raw(&master.derive(LABEL), private.as_bytes(), &aad(domain, selector))?;
+    let sealed = seal_raw(&master.derive_key(LABEL), private.as_bytes(), &aad(domain, selector))?;
     Ok(format!("{}:{}", master.id(), b64(&sealed)))
 }
 
@@ -96,7 +96,7 @@ impl Store {
                 let bad = || StoreError::Crypto(format!("the DKIM key {}._domainkey.{} does not open with the configured master keys", r.selector, r.domain));
                 let (master_id, data) = r.private_sealed.split_once(':').ok_or_else(bad)?;
                 let master = masters.all().find(|m| m.id() == master_id).ok_or_else(bad)?;
-                let plain = unb64(data).and_then(|d| open_raw(&master.derive(LABEL), &d, &aad(&r.domain, &r.selector))).ok_or_else(bad)?;
+                let plain = unb64(data).and_then(|d| open_raw(&master.derive_key(LABEL), &d, &aad(&r.domain, &r.selector))).ok_or_else(bad)?;
                 let private_key = String::from_utf8(plain).map_err(|_| bad())?;
                 Ok(DkimKey { domain: r.domain, selector: r.selector, algorithm: r.algorithm, private_key, public_key: r.public_key, created_at: r.created_at })
             })

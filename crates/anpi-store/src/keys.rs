@@ -84,9 +84,19 @@ impl MasterKey {
         &self.id
     }
 
-    /// A secret derived from this key for one purpose (`label`).
+    /// A secret derived from this key for one purpose (`label`), as HMAC-SHA256(key, label):
+    /// the audit checkpoint key (kept as it is so existing checkpoints still verify).
     pub(crate) fn derive(&self, label: &[u8]) -> [u8; 32] {
         hmac(&self.key, label)
+    }
+
+    /// A key derived from this one for one purpose with HKDF-SHA256 (RFC 5869); `info` names
+    /// the purpose and its version. Every newer derived key uses this.
+    pub(crate) fn derive_key(&self, info: &[u8]) -> [u8; 32] {
+        let mut okm = [0u8; 32];
+        // 32 bytes is far below HKDF's 255 × 32 limit: expand cannot fail.
+        let _ = hkdf::Hkdf::<Sha256>::new(Some(b"anpi master key"), &self.key).expand(info, &mut okm);
+        okm
     }
 }
 

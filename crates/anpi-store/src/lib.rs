@@ -120,8 +120,6 @@ pub enum Engine {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
-    /// The answer-link key, read once.
-    answer_key: std::sync::Arc<tokio::sync::OnceCell<Vec<u8>>>,
     /// Master keys for encryption at rest (memory only).
     keys: std::sync::Arc<keys::KeyState>,
     /// PostgreSQL enforces row-level security on this role (not a superuser, no BYPASSRLS).
@@ -196,7 +194,7 @@ impl Store {
             }
         };
         let url = (engine == Engine::Postgres).then(|| std::sync::Arc::from(url));
-        Ok(Store { pool, engine, answer_key: Default::default(), keys: Default::default(), row_security, checkpoint_log: Default::default(), url })
+        Ok(Store { pool, engine, keys: Default::default(), row_security, checkpoint_log: Default::default(), url })
     }
 
     /// Whether PostgreSQL row-level security is in force for this store's role: false on
@@ -282,7 +280,7 @@ impl Store {
         }
     }
 
-    /// The instance's answer-link signing key, created on first use.
+    /// An instance secret (the WebAuthn user-handle key), created on first use.
     async fn secret(&self, name: &str) -> Result<Vec<u8>> {
         let fresh = crypto::random_bytes::<32>().to_vec();
         sqlx::query("INSERT INTO instance_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")

@@ -186,7 +186,7 @@ impl Store {
         }
         let rows = q.fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        let key = self.answer_key().await?;
+        let link_key = self.link_keys()?.into_iter().next().ok_or_else(|| crate::StoreError::Crypto("no master key: answer links cannot be made".into()))?;
         // Contact data and system mail are encrypted with the tenant's keys (keys.rs).
         let mut rings: HashMap<i64, KeyRing> = HashMap::new();
         if self.master_keys().is_ok() {
@@ -215,7 +215,7 @@ impl Store {
                     (OutboxKind::System, _) | (_, None) => None,
                     (_, Some(rid)) => Some(SurveyMail {
                         recipient_id: rid,
-                        answer_token: crate::crypto::sign_id(&key, "answer", rid),
+                        answer_token: crate::responses::link_token(&link_key, rid),
                         name: r.name.unwrap_or_default(),
                         language: r.language.unwrap_or_default(),
                         tenant_name: r.tenant_name.clone(),

@@ -1,7 +1,10 @@
 //! Answers through the signed per-recipient link. No login: the token is the credential.
 
-use crate::crypto::{sign_id, verify_signed_id};
+use crate::crypto::{b64, unb64};
+use crate::keys::MasterKey;
 use crate::{Result, Store, StoreError, TenantScope};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use anpi_core::survey::{Answers, Survey};
 use anpi_core::Millis;
 
@@ -17,6 +20,8 @@ pub struct AnswerContext {
     pub message: String,
     pub drill: bool,
     pub closed: bool,
+    /// When the incident closed: links stop opening a grace period later (the web layer's setting).
+    pub closed_at: Option<Millis>,
     pub survey: Survey,
     pub answers: Option<Answers>,
     pub answered_at: Option<i64>,
@@ -37,20 +42,67 @@ struct AnswerDb {
     answered_at: Option<i64>,
 }
 
+/// Answer links, version 2: `base64url(2 ‖ recipient id (8 bytes, big-endian) ‖ tag)`, the tag
+/// being HMAC-SHA256 over a label and the id, truncated to 128 bits, under a key derived from
+/// the master key (HKDF, info `anpi/answer-link/v2`). The database holds no link key, so a copy
+/// of it cannot make a link; every configured master key is tried, so links made before a
+/// master key rotation keep working while the old key is configured.
+const LINK_VERSION: u8 = 2;
+
+fn link_key(master: &MasterKey) -> [u8; 32] {
+    master.derive_key(b"anpi/answer-link/v2")
+}
+
+fn link_tag(key: &[u8; 32], recipient: i64) -> [u8; 16] {
+    let mut tag = [0u8; 16];
+    if let Ok(mut m) = <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        m.update(b"anpi/answer/v2");
+        m.update(&recipient.to_be_bytes());
+        tag.copy_from_slice(&m.finalize().into_bytes()[..16]);
+    }
+    tag
+}
+
+pub(crate) fn link_token(key: &[u8; 32], recipient: i64) -> String {
+    let mut raw = vec![LINK_VERSION];
+    raw.extend_from_slice(&recipient.to_be_bytes());
+    raw.extend_from_slice(&link_tag(key, recipient));
+    b64(&raw)
+}
+
+/// The recipient a token names, if one of `keys` made it; `None` for anything else (forged,
+/// malformed, another version).
+fn link_recipient(keys: &[[u8; 32]], token: &str) -> Option<i64> {
+    use subtle::ConstantTimeEq;
+    if token.len() > 64 {
+        return None;
+    }
+    let raw = unb64(token)?;
+    let (version, rest) = raw.split_first()?;
+    if *version != LINK_VERSION || rest.len() != 24 {
+        return None;
+    }
+    let (id, tag) = rest.split_at(8);
+    let recipient = i64::from_be_bytes(id.try_into().ok()?);
+    keys.iter().any(|k| bool::from(link_tag(k, recipient).ct_eq(tag))).then_some(recipient)
+}
+
 impl Store {
-    pub(crate) async fn answer_key(&self) -> Result<Vec<u8>> {
-        self.answer_key.get_or_try_init(|| self.secret("answer-link")).await.cloned()
+    /// The answer-link keys of the configured master keys, the current one first.
+    pub(crate) fn link_keys(&self) -> Result<Vec<[u8; 32]>> {
+        Ok(self.master_keys()?.all().map(link_key).collect())
     }
 
-    /// The answer-link token of a recipient.
+    /// The answer-link token of a recipient (under the current master key).
     pub async fn answer_token(&self, recipient_id: i64) -> Result<String> {
-        Ok(sign_id(&self.answer_key().await?, "answer", recipient_id))
+        let keys = self.link_keys()?;
+        let key = keys.first().ok_or_else(|| StoreError::Crypto("no master key".into()))?;
+        Ok(link_token(key, recipient_id))
     }
 
     /// Resolves an answer-link token; `None` for anything forged, malformed or unknown.
     pub async fn answer_context(&self, token: &str) -> Result<Option<AnswerContext>> {
-        let key = self.answer_key().await?;
-        let Some(rid) = verify_signed_id(&key, "answer", token) else { return Ok(None) };
+        let Some(rid) = link_recipient(&self.link_keys()?, token) else { return Ok(None) };
         let row: Option<AnswerDb> = sqlx::query_as(
             "SELECT r.tenant_id, r.name, r.language, t.name AS tenant_name, i.title, i.message, i.drill, i.closed_at, i.survey, r.answers, r.answered_at \
              FROM recipients r JOIN incidents i ON i.id = r.incident_id AND i.tenant_id = r.tenant_id JOIN tenants t ON t.id = r.tenant_id WHERE r.id = $1",
@@ -68,6 +120,7 @@ impl Store {
             message: r.message,
             drill: r.drill != 0,
             closed: r.closed_at.is_some(),
+            closed_at: r.closed_at,
             survey: serde_json::from_str(&r.survey).unwrap_or_else(|_| Survey::default_safety()),
             answers: r.answers.and_then(|a| serde_json::from_str(&a).ok()),
             answered_at: r.answered_at,
@@ -88,5 +141,28 @@ impl Store {
         .fetch_optional(&mut *self.scoped(scope).await?)
         .await?;
         incident.ok_or(StoreError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_made_by_the_master_key_only_and_versioned() {
+        let (m1, m2) = (MasterKey::generate(), MasterKey::generate());
+        let (k1, k2) = (link_key(&m1), link_key(&m2));
+        let t = link_token(&k1, 42);
+        assert_eq!(link_recipient(&[k1], &t), Some(42));
+        assert_eq!(link_recipient(&[k2], &t), None, "another master key");
+        assert_eq!(link_recipient(&[k2, k1], &t), Some(42), "the old key during a rotation");
+        let mut raw = unb64(&t).unwrap();
+        raw[0] = 1;
+        assert_eq!(link_recipient(&[k1], &b64(&raw)), None, "another version");
+        raw[0] = 2;
+        raw[8] ^= 1;
+        assert_eq!(link_recipient(&[k1], &b64(&raw)), None, "another recipient");
+        assert_eq!(link_recipient(&[k1], "!!"), None);
+        assert_eq!(link_recipient(&[k1], &"A".repeat(100)), None);
     }
 }

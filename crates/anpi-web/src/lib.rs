@@ -51,6 +51,8 @@ pub struct AppState {
     pub trusted_proxies: anpi_core::netlist::NetList,
     /// The listeners serve HTTPS themselves: every response carries `Strict-Transport-Security`.
     pub hsts: bool,
+    /// How long after its incident closed an answer link still opens (then 410).
+    pub answer_link_grace_ms: i64,
 }
 
 /// The push endpoint's shared secret. Compared in constant time; never printed.
@@ -92,6 +94,7 @@ impl AppState {
             jma_push_secret: None,
             trusted_proxies: Default::default(),
             hsts: false,
+            answer_link_grace_ms: 14 * 86_400_000,
             store,
             clock,
             base_url: base_url.trim_end_matches('/').to_string(),

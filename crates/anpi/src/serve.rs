@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// --base-url host over https.
     #[arg(long, env = "ANPI_HTTP_REDIRECT", requires = "tls_cert")]
     pub http_redirect: Option<SocketAddr>,
+    /// Days an answer link still opens after its incident closed (then "expired", 410).
+    #[arg(long, env = "ANPI_ANSWER_LINK_GRACE_DAYS", default_value_t = 14)]
+    pub answer_link_grace_days: i64,
 }
 
 impl ServeArgs {
@@ -88,6 +91,7 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut state = AppState::new(store.clone(), clock.clone(), &args.base_url());
     state.catcher = catcher.clone();
+    state.answer_link_grace_ms = args.answer_link_grace_days.max(0) * 86_400_000;
     let channel = match catcher {
         Some(c) => Channel::Catcher(c),
         None => Channel::smtp(&args.smtp_url, args.send_concurrency as u32).map_err(|e| anyhow::anyhow!(e))?,

@@ -46,3 +46,5 @@ mod docs;
 mod dkim;
 #[path = "e2e/live.rs"]
 mod live;
+#[path = "e2e/links.rs"]
+mod links;

@@ -67,8 +67,28 @@ fn invalid() -> WebResult<Response> {
     Ok((StatusCode::NOT_FOUND, render(&InvalidPage)?).into_response())
 }
 
+#[derive(Template)]
+#[template(path = "answer_expired.html")]
+struct ExpiredPage {
+    t: Tr,
+}
+
+/// Links stop opening a grace period (`AppState::answer_link_grace_ms`) after their incident
+/// closed: the page shows names and answers, and a link mailed long ago should not.
+fn expired(st: &AppState, ctx: &anpi_store::AnswerContext, lang: Option<&str>) -> Option<WebResult<Response>> {
+    let closed_at = ctx.closed_at?;
+    if st.clock.now() <= closed_at + st.answer_link_grace_ms {
+        return None;
+    }
+    let t = Tr(lang.and_then(Lang::parse).or_else(|| Lang::parse(&ctx.language)).unwrap_or_default());
+    Some(render(&ExpiredPage { t }).map(|page| (StatusCode::GONE, page).into_response()))
+}
+
 async fn page_for(st: &AppState, ip: ClientIp, token: &str, lang: Option<&str>, saved: bool, error: Option<String>) -> WebResult<Response> {
     let Some(ctx) = st.store.answer_context(token).await? else { return invalid() };
+    if let Some(gone) = expired(st, &ctx, lang) {
+        return gone;
+    }
     let lang = lang.and_then(Lang::parse).or_else(|| Lang::parse(&ctx.language)).unwrap_or_default();
     if let Err(refused) = guard_answer(st, &ctx.scope, ctx.recipient_id, ip, Tr(lang)).await {
         return Ok(refused);
@@ -102,6 +122,9 @@ pub async fn page(State(st): State<AppState>, ip: ClientIp, Path(token): Path<St
 
 pub async fn submit(State(st): State<AppState>, ip: ClientIp, Path(token): Path<String>, Query(q): Query<AnswerQuery>, Form(fields): Form<Vec<(String, String)>>) -> WebResult<Response> {
     let Some(ctx) = st.store.answer_context(&token).await? else { return invalid() };
+    if let Some(gone) = expired(&st, &ctx, q.lang.as_deref()) {
+        return gone;
+    }
     let lang = q.lang.as_deref().and_then(Lang::parse).or_else(|| Lang::parse(&ctx.language)).unwrap_or_default();
     let t = Tr(lang);
     if let Err(refused) = guard_answer(&st, &ctx.scope, ctx.recipient_id, ip, t).await {
