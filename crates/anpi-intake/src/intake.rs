@@ -553,11 +553,11 @@ mod tests {
         // Held for two minutes, then sent by the background tick.
         assert!(matches!(intake.accept(&suruga, Source::Feed).await.unwrap(), Accepted::New { decisions: 1, .. }));
         assert_eq!(statuses(&store, &scope).await, ["held"]);
-        assert!(store.incidents(&scope).await.unwrap().is_empty(), "nothing sent during the hold");
+        assert!(store.incidents(&anpi_store::IncidentAccess::everything(&scope)).await.unwrap().is_empty(), "nothing sent during the hold");
         clock.0.fetch_add(121_000, Ordering::SeqCst);
         assert_eq!(intake.tick().await.unwrap(), 1);
         assert_eq!(statuses(&store, &scope).await, ["sent"]);
-        let incidents = store.incidents(&scope).await.unwrap();
+        let incidents = store.incidents(&anpi_store::IncidentAccess::everything(&scope)).await.unwrap();
         assert_eq!((incidents.len(), incidents[0].recipients), (1, 1), "only the person in 静岡");
         assert_eq!(incidents[0].label.as_ref(), Some(&kimitsu), "the rule's label");
         assert!(matches!(intake.accept(&suruga, Source::Push).await.unwrap(), Accepted::Duplicate { .. }));
@@ -579,6 +579,6 @@ mod tests {
         assert_eq!(statuses(&store, &scope).await.last().map(String::as_str), Some("stale"));
         clock.0.fetch_add(600_000, Ordering::SeqCst);
         assert_eq!(intake.tick().await.unwrap(), 0);
-        assert_eq!(store.incidents(&scope).await.unwrap().len(), 1);
+        assert_eq!(store.incidents(&anpi_store::IncidentAccess::everything(&scope)).await.unwrap().len(), 1);
     }
 }

@@ -7,6 +7,7 @@ use crate::{values_placeholders, Result, Store, StoreError, TenantScope};
 use anpi_core::survey::{Answers, Survey};
 use anpi_core::target::{PersonFacts, Target};
 use anpi_core::{AreaCode, Label, Millis};
+use crate::reach::{IncidentAccess, Reach};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
@@ -280,14 +281,18 @@ impl Store {
         Ok((incident, chosen.len()))
     }
 
-    pub async fn incidents(&self, scope: &TenantScope) -> Result<Vec<IncidentSummary>> {
-        let rows: Vec<IncidentSummaryDb> = sqlx::query_as(
+    /// The incidents the caller reaches, newest first (at most 200).
+    pub async fn incidents(&self, access: &IncidentAccess) -> Result<Vec<IncidentSummary>> {
+        let scope = &access.scope;
+        let rows: Vec<IncidentSummaryDb> = sqlx::query_as(&format!(
             "SELECT i.id, i.title, i.drill, i.started_at, i.closed_at, \
                (SELECT COUNT(*) FROM recipients r WHERE r.incident_id = i.id) AS recipients, \
                (SELECT COUNT(*) FROM recipients r WHERE r.incident_id = i.id AND r.answered_at IS NOT NULL) AS answered, \
                l.id AS label_id, l.name AS label_name, l.name_en AS label_en, l.rank AS label_rank, l.export_min AS label_export_min \
-             FROM incidents i LEFT JOIN labels l ON l.id = i.label_id AND l.tenant_id = i.tenant_id WHERE i.tenant_id = $1 ORDER BY i.started_at DESC, i.id DESC LIMIT 200",
-        )
+             FROM incidents i LEFT JOIN labels l ON l.id = i.label_id AND l.tenant_id = i.tenant_id WHERE i.tenant_id = $1 AND {} \
+             ORDER BY i.started_at DESC, i.id DESC LIMIT 200",
+            access.sql("i", Reach::Some)
+        ))
         .bind(scope.tenant_id())
         .fetch_all(&mut *self.scoped(scope).await?)
         .await?;
@@ -316,6 +321,26 @@ impl Store {
                 },
             })
             .collect())
+    }
+
+    /// An incident the caller reaches: [`StoreError::OutsideReach`] when it exists but is
+    /// beyond a limited distributor's reach.
+    pub async fn incident_for(&self, access: &IncidentAccess, id: i64) -> Result<IncidentDetail> {
+        let inc = self.incident(&access.scope, id).await?;
+        self.check_reach(access, id, Reach::Some).await?;
+        Ok(inc)
+    }
+
+    async fn check_reach(&self, access: &IncidentAccess, id: i64, reach: Reach) -> Result<()> {
+        if !access.limited() {
+            return Ok(());
+        }
+        let within: Option<i64> = sqlx::query_scalar(&format!("SELECT i.id FROM incidents i WHERE i.tenant_id = $1 AND i.id = $2 AND {}", access.sql("i", reach)))
+            .bind(access.scope.tenant_id())
+            .bind(id)
+            .fetch_optional(&mut *self.scoped(&access.scope).await?)
+            .await?;
+        within.map(|_| ()).ok_or(StoreError::OutsideReach)
     }
 
     pub async fn incident(&self, scope: &TenantScope, id: i64) -> Result<IncidentDetail> {
@@ -386,12 +411,14 @@ impl Store {
     /// Returns how many.
     pub async fn resend_unanswered(
         &self,
-        scope: &TenantScope,
+        access: &IncidentAccess,
         incident: i64,
         within: Option<&std::collections::HashSet<i64>>,
         audit: &AuditEvent<'_>,
         now: Millis,
     ) -> Result<usize> {
+        let scope = &access.scope;
+        self.check_reach(access, incident, Reach::Some).await?;
         let mut tx = self.scoped_tx(scope).await?;
         let closed: Option<Option<i64>> = sqlx::query_scalar("SELECT closed_at FROM incidents WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())
@@ -414,9 +441,13 @@ impl Store {
         Ok(count)
     }
 
-    pub async fn close_incident(&self, scope: &TenantScope, incident: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
+    /// Closes an incident the caller reaches (the reach is part of the update: a limited
+    /// distributor cannot close, and so cancel the mail of, an incident beyond it).
+    pub async fn close_incident(&self, access: &IncidentAccess, incident: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
+        let scope = &access.scope;
+        self.check_reach(access, incident, Reach::All).await?;
         let mut tx = self.scoped_tx(scope).await?;
-        let n = sqlx::query("UPDATE incidents SET closed_at = $1 WHERE tenant_id = $2 AND id = $3 AND closed_at IS NULL")
+        let n = sqlx::query(&format!("UPDATE incidents SET closed_at = $1 WHERE tenant_id = $2 AND id = $3 AND closed_at IS NULL AND {}", access.sql("incidents", Reach::All)))
             .bind(now)
             .bind(scope.tenant_id())
             .bind(incident)

@@ -282,7 +282,7 @@ mod tests {
             assert!(matches!(s.start_incident(&a, &NewIncident { label_id: Some(foreign), ..new.clone() }, &AuditEvent::system("test"), now).await, Err(StoreError::Invalid(_))));
             let (inc, _) = s.start_incident(&a, &new, &AuditEvent::system("test"), now).await.unwrap();
             assert_eq!(s.incident(&a, inc).await.unwrap().label.map(|l| l.name), Some("関係者外秘".into()));
-            assert_eq!(s.incidents(&a).await.unwrap()[0].label.as_ref().map(|l| l.id), Some(id));
+            assert_eq!(s.incidents(&crate::IncidentAccess::everything(&a)).await.unwrap()[0].label.as_ref().map(|l| l.id), Some(id));
             let mail = s.claim_outbox(now, 10, 60_000).await.unwrap().remove(0).survey.unwrap();
             assert_eq!((mail.label.as_deref(), mail.label_en.as_deref()), (Some("関係者外秘"), Some("Need to know")));
             let (plain, _) = s.start_incident(&a, &NewIncident { label_id: None, title: "区分なし".into(), ..new.clone() }, &AuditEvent::system("test"), now).await.unwrap();

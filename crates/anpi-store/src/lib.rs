@@ -28,6 +28,7 @@ mod live;
 pub mod mfa;
 mod outbox;
 pub mod passkeys;
+mod reach;
 mod responses;
 mod scope;
 mod security;
@@ -50,6 +51,7 @@ pub use keys::{normalise_email, MasterKey, MasterKeys};
 pub use labels::{LabelInput, LabelUse};
 pub use incidents::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
 pub use outbox::{Claimed, OutboxKind, SurveyMail};
+pub use reach::IncidentAccess;
 pub use responses::AnswerContext;
 pub use scope::TenantScope;
 pub use tenants::CommandLine;
@@ -96,6 +98,9 @@ pub enum StoreError {
     /// Encryption at rest: no or wrong master key, or a value that does not decrypt.
     #[error("encryption: {0}")]
     Crypto(String),
+    /// The incident exists but is beyond the caller's reach (a limited distributor).
+    #[error("outside the caller's reach")]
+    OutsideReach,
     /// Too many attempts: wait this many milliseconds.
     #[error("throttled")]
     Throttled(i64),

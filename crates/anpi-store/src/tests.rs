@@ -182,11 +182,11 @@ async fn whole_loop_on_every_engine() {
         assert_eq!(s.queue_due_reminders(now + 5 * 60_000).await.unwrap(), 0);
         assert_eq!(s.queue_due_reminders(now + 10 * 60_000).await.unwrap(), 1);
         assert_eq!(s.queue_due_reminders(now + 11 * 60_000).await.unwrap(), 0);
-        assert_eq!(s.resend_unanswered(&a, inc, None, &AuditEvent::system("test"), now).await.unwrap(), 1);
-        assert!(s.resend_unanswered(&b, inc, None, &AuditEvent::system("test"), now).await.is_err());
-        let list = s.incidents(&a).await.unwrap();
+        assert_eq!(s.resend_unanswered(&crate::IncidentAccess::everything(&a), inc, None, &AuditEvent::system("test"), now).await.unwrap(), 1);
+        assert!(s.resend_unanswered(&crate::IncidentAccess::everything(&b), inc, None, &AuditEvent::system("test"), now).await.is_err());
+        let list = s.incidents(&crate::IncidentAccess::everything(&a)).await.unwrap();
         assert_eq!((list[0].recipients, list[0].answered), (2, 1));
-        s.close_incident(&a, inc, &AuditEvent::system("test"), now).await.unwrap();
+        s.close_incident(&crate::IncidentAccess::everything(&a), inc, &AuditEvent::system("test"), now).await.unwrap();
         assert!(s.save_answer(&a, ctx.recipient_id, &ans, now).await.is_err(), "closed incidents take no answers");
         let counts = s.outbox_counts().await.unwrap();
         assert!(counts.iter().any(|(st, n)| st == "cancelled" && *n == 2), "{counts:?}");
@@ -388,7 +388,7 @@ async fn a_change_and_its_audit_entry_commit_together_on_every_engine() {
         sqlx::query("ALTER TABLE audit_log_away RENAME TO audit_log").execute(&mut *s.system().await.unwrap()).await.unwrap();
         let p = s.person(&t, id).await.unwrap();
         assert!(!p.disabled, "the person is neither deleted nor disabled");
-        assert!(s.incidents(&t).await.unwrap().is_empty(), "no incident");
+        assert!(s.incidents(&crate::IncidentAccess::everything(&t)).await.unwrap().is_empty(), "no incident");
         let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
         assert_eq!(queued, 0, "no message queued");
         assert_eq!(s.accounts(&t).await.unwrap().len(), 0, "no account");

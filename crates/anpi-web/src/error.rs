@@ -21,6 +21,7 @@ impl From<anpi_store::StoreError> for WebError {
         use anpi_store::StoreError::*;
         match e {
             NotFound => WebError::NotFound,
+            OutsideReach => WebError::Forbidden,
             Invalid(m) | Conflict(m) => WebError::BadRequest(m),
             Throttled(ms) => WebError::Throttled(ms),
             Busy => WebError::Busy,

@@ -142,6 +142,24 @@ impl Console {
 
     /// The people this user may see and message: `None` for everyone, else their ids (a
     /// distributor scoped to departments or groups).
+    /// The caller's access to the tenant's incidents (a limited distributor's reach in SQL).
+    pub async fn incident_access(&self, st: &AppState) -> Result<anpi_store::IncidentAccess, WebError> {
+        Ok(st.store.incident_access(&self.scope, self.account.reach.as_ref()).await?)
+    }
+
+    /// An incident beyond a limited distributor's reach: 403, recorded like other denials.
+    pub fn outside_reach(&self, incident: i64) -> WebError {
+        tracing::info!(account = self.account.id, tenant = self.scope.tenant_id(), incident, "incident outside the distributor's reach");
+        let (log, scope, actor, ip) = (self.denials.clone(), self.scope, Actor::Account(self.account.id), self.ip.clone());
+        tokio::spawn(async move {
+            let e = AuditEvent { actor, action: "permission_denied", target: format!("incident:{incident}"), outcome: "denied", ip: &ip, detail: "outside reach".into() };
+            if let Err(err) = log.store.audit(Some(&scope), &e, log.at).await {
+                tracing::error!(error = %err, "cannot record a denial in the audit log");
+            }
+        });
+        WebError::Forbidden
+    }
+
     pub async fn reach(&self, st: &AppState) -> Result<Option<std::collections::HashSet<i64>>, WebError> {
         match &self.account.reach {
             Some(target) => Ok(Some(st.store.people_within(&self.scope, target).await?)),

@@ -37,7 +37,7 @@ pub async fn list(State(st): State<AppState>, c: Console, Query(flash): Query<Fl
         return render(&ListPage { l, can_start: false, member: true, incidents: vec![] });
     }
     c.audit(&st, "incidents_viewed", "", "").await?;
-    let incidents = st.store.incidents(&c.scope).await?.into_iter().map(|i| {
+    let incidents = st.store.incidents(&c.incident_access(&st).await?).await?.into_iter().map(|i| {
         let at = format_local(i.started_at, &c.zone);
         (i, at)
     });
@@ -275,6 +275,14 @@ pub struct DashQuery {
 }
 
 /// The rows a scoped distributor may see (all for everyone else).
+/// The incident, if the caller reaches it (403, recorded, when beyond a distributor's reach).
+async fn reached(st: &AppState, c: &Console, id: i64) -> WebResult<IncidentDetail> {
+    match st.store.incident_for(&c.incident_access(st).await?, id).await {
+        Err(anpi_store::StoreError::OutsideReach) => Err(c.outside_reach(id)),
+        other => Ok(other?),
+    }
+}
+
 fn visible(rows: Vec<DashboardRow>, reach: Option<std::collections::HashSet<i64>>) -> Vec<DashboardRow> {
     match reach {
         Some(ids) => rows.into_iter().filter(|r| ids.contains(&r.person_id)).collect(),
@@ -284,7 +292,7 @@ fn visible(rows: Vec<DashboardRow>, reach: Option<std::collections::HashSet<i64>
 
 pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Query(q): Query<DashQuery>) -> WebResult<Response> {
     c.require(Permission::ViewIncidents)?;
-    let inc = st.store.incident(&c.scope, id).await?;
+    let inc = reached(&st, &c, id).await?;
     let rows = visible(st.store.dashboard(&c.scope, id).await?, c.reach(&st).await?);
     let depts = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
     let sites = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, s.name)).collect();
@@ -314,7 +322,7 @@ pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i6
 /// SSE default is `no-cache`, which the header layer does not override).
 pub async fn events(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<([(header::HeaderName, &'static str); 1], Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>)> {
     c.require(Permission::ViewIncidents)?;
-    st.store.incident(&c.scope, id).await?;
+    reached(&st, &c, id).await?;
     let tenant = c.scope.tenant_id();
     let answers = tokio_stream::wrappers::BroadcastStream::new(st.events.subscribe())
         .filter_map(move |e| async move { matches!(e, Ok(e) if e.tenant == tenant && e.incident == id).then_some(()) });
@@ -328,7 +336,11 @@ pub async fn resend(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
     c.require(Permission::ManageIncident)?;
     c.check_csrf(&f.csrf)?;
     let e = c.event("incident_resent", format!("incident:{id}"));
-    let n = st.store.resend_unanswered(&c.scope, id, c.reach(&st).await?.as_ref(), &e, st.clock.now()).await?;
+    let access = c.incident_access(&st).await?;
+    let n = match st.store.resend_unanswered(&access, id, c.reach(&st).await?.as_ref(), &e, st.clock.now()).await {
+        Err(anpi_store::StoreError::OutsideReach) => return Err(c.outside_reach(id)),
+        other => other?,
+    };
     tracing::info!(tenant = c.scope.tenant_id(), incident = id, recipients = n, "re-send");
     st.wake.notify_one();
     Ok(Redirect::to(&format!("/incidents/{id}?done=resent")).into_response())
@@ -337,7 +349,11 @@ pub async fn resend(State(st): State<AppState>, c: Console, Path(id): Path<i64>,
 pub async fn close(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     c.require(Permission::ManageIncident)?;
     c.check_csrf(&f.csrf)?;
-    st.store.close_incident(&c.scope, id, &c.event("incident_closed", format!("incident:{id}")), st.clock.now()).await?;
+    let access = c.incident_access(&st).await?;
+    match st.store.close_incident(&access, id, &c.event("incident_closed", format!("incident:{id}")), st.clock.now()).await {
+        Err(anpi_store::StoreError::OutsideReach) => return Err(c.outside_reach(id)),
+        other => other?,
+    }
     Ok(Redirect::to(&format!("/incidents/{id}?done=closed")).into_response())
 }
 
@@ -351,7 +367,7 @@ async fn export_label(st: &AppState, c: &Console, inc: &IncidentDetail) -> WebRe
 
 pub async fn answers_csv(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<Response> {
     c.require(Permission::ViewIncidents)?;
-    let inc = st.store.incident(&c.scope, id).await?;
+    let inc = reached(&st, &c, id).await?;
     let label = export_label(&st, &c, &inc).await?;
     let target = format!("incident:{id}");
     super::export::authorise(&st, &c, "answers_exported", &target, label.as_ref()).await?;

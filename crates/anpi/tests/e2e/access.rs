@@ -238,7 +238,32 @@ async fn distributor_reach_limits_people_and_messages() {
         wait_mails(&env.sink, 9, |m| m.subject.contains("全社の訓練")).await;
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         assert_eq!(env.sink.messages().iter().filter(|m| m.subject.contains("全社の訓練")).count(), 9, "re-sent to 3, not 6");
-        let _ = inc;
+
+        // Closing cancels everyone's mail: the distributor cannot close the company-wide
+        // incident (403, recorded), only its own.
+        dist.get("/").await.expect_status(200);
+        dist.post_form(&format!("/incidents/{all_inc}/close"), &[]).await.expect_status(403);
+        let still_open = admin.get(&format!("/incidents/{all_inc}")).await.expect_status(200);
+        assert!(still_open.text.contains(&format!("/incidents/{all_inc}/close")), "still open: the admin can close it");
+        dist.get(&format!("/incidents/{inc}")).await.expect_status(200);
+        dist.post_form(&format!("/incidents/{inc}/close"), &[]).await.expect_status(303);
+
+        // An incident only for 大阪: not in the distributor's list, and every action on it refused.
+        let osaka = option_value(&admin.get("/incidents/new").await.text, "大阪支社");
+        let osaka_inc = start_incident(&mut admin, "大阪だけの訓練", &[("department", &osaka), ("drill", "1")]).await;
+        let list = dist.get("/").await.expect_status(200);
+        assert!(!list.text.contains("大阪だけの訓練") && list.text.contains("全社の訓練"), "{}", list.text);
+        for path in ["", "/events", "/answers.csv"] {
+            assert_eq!(dist.get(&format!("/incidents/{osaka_inc}{path}")).await.status, 403, "GET {path}");
+        }
+        dist.get("/").await.expect_status(200);
+        for action in ["resend", "close"] {
+            assert_eq!(dist.post_form(&format!("/incidents/{osaka_inc}/{action}"), &[]).await.status, 403, "{action}");
+        }
+        let open = admin.get(&format!("/incidents/{osaka_inc}")).await.expect_status(200);
+        assert!(open.text.contains(&format!("/incidents/{osaka_inc}/close")), "not closed by the distributor");
+        let denials = admin.get("/audit.csv?view=audit&action=permission_denied").await.expect_status(200).text;
+        assert!(denials.contains(&format!("incident:{osaka_inc}")) && denials.contains(&format!("incident:{all_inc}")), "{denials}");
     }
 }
 
