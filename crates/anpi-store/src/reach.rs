@@ -4,6 +4,7 @@
 //!   (and within them only its people: the dashboard rows and re-sends are filtered);
 //! - closes only incidents whose every recipient is within reach, since closing cancels the
 //!   mail of everyone (a department's distributor cannot stop a company-wide incident).
+//!
 //! Admins and unlimited distributors reach every incident. Store methods that read or change
 //! incidents for a person take an [`IncidentAccess`], so the reach cannot be forgotten.
 
