@@ -9,7 +9,7 @@
 //! - A retention purge signs the chain's new start as an *anchor* (a different message), so a
 //!   start that moved without the purge (entries deleted from the front) shows.
 //! - Every checkpoint is also copied outside the database: a log line (target
-//!   `anpi::audit_checkpoint`) and, when configured, a JSON line appended to a file an operator
+//!   `anpi_audit_checkpoint`) and, when configured, a JSON line appended to a file an operator
 //!   ships elsewhere; `anpi audit verify --checkpoint-log FILE` compares the two, so deleting
 //!   checkpoints (with the entries they cover) shows too.
 
@@ -188,7 +188,7 @@ impl Store {
     /// Copies a checkpoint outside the database: a log line, and the checkpoint log file if set.
     pub(crate) fn copy_out(&self, cp: &Checkpoint) {
         let line = serde_json::to_string(cp).unwrap_or_default();
-        tracing::info!(target: "anpi::audit_checkpoint", checkpoint = %line, "audit checkpoint signed");
+        tracing::info!(target: "anpi_audit_checkpoint", checkpoint = %line, "audit checkpoint signed");
         if let Some(path) = self.checkpoint_log.get() {
             use std::io::Write;
             let written = std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| writeln!(f, "{line}"));

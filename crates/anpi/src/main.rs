@@ -39,7 +39,7 @@ pub struct DbArgs {
     pub old_master_key_file: Option<PathBuf>,
     /// Every signed audit checkpoint is also appended to this file as a JSON line (a copy
     /// outside the database: ship it elsewhere; `anpi audit verify --checkpoint-log FILE`
-    /// compares). Checkpoints are always written to the log (target anpi::audit_checkpoint) too.
+    /// compares). Checkpoints are always written to the log (target anpi_audit_checkpoint) too.
     #[arg(long, env = "ANPI_CHECKPOINT_LOG", global = true)]
     pub checkpoint_log: Option<PathBuf>,
 }
