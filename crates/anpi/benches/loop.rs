@@ -6,6 +6,10 @@
 //! 2. **answers**: N answers posted concurrently (`ANPI_BENCH_CONCURRENCY` tasks, default 64) to
 //!    `POST /a/{token}`; timed from the first POST until the incident dashboard
 //!    (`GET /incidents/{id}`, `id="answered"`) shows `N / N`.
+//! 2b. **answers under a sign-in flood**: the same N answers changed again while
+//!    `ANPI_BENCH_FLOOD` clients (default 1000) sign in with wrong passwords, each attempt from
+//!    a new address (`X-Forwarded-For`; the server trusts 127.0.0.1) and account name, so every
+//!    attempt reaches Argon2; reports answers/s and p99 against the unloaded figures of phase 2.
 //!
 //! Run: `cargo bench -p anpi --bench loop` (see docs/benchmarks.md).
 //! Environment: `ANPI_BENCH_PEOPLE` (N, default 10000), `ANPI_BENCH_CONCURRENCY` (default 64),
@@ -122,7 +126,7 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
         .smtp(&sink)
         .outbox_lease_secs(60)
         .env("ANPI_LOG", "warn")
-        .args(["--jma-push-secret", PUSH_SECRET, "--jma-max-age-min", "0"]);
+        .args(["--jma-push-secret", PUSH_SECRET, "--jma-max-age-min", "0", "--trusted-proxy", "127.0.0.1"]);
     if let Ok(c) = std::env::var("ANPI_BENCH_SEND_CONCURRENCY") {
         if !c.trim().is_empty() {
             builder = builder.arg("--send-concurrency").arg(c.trim());
@@ -235,48 +239,10 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     store.close().await;
     drop(store);
     let tokens = Arc::new(tokens);
-    let next = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
-    let http = support::http::reqwest_client();
     let base = server.base_url().to_string();
     let t1 = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let (tokens, next, latencies, errors, http, base) = (tokens.clone(), next.clone(), latencies.clone(), errors.clone(), http.clone(), base.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= tokens.len() {
-                    break;
-                }
-                let url = format!("{base}/a/{}", tokens[i]);
-                let start = Instant::now();
-                let res = http.post(&url).form(&[("q1", "c1")]).send().await;
-                let status = match res {
-                    Ok(r) => {
-                        let s = r.status().as_u16();
-                        let _ = r.bytes().await;
-                        Ok(s)
-                    }
-                    Err(e) => Err(e.to_string()),
-                };
-                mine.push(start.elapsed());
-                match status {
-                    Ok(303) => {}
-                    Ok(s) => errors.lock().unwrap().push(format!("POST /a/… #{i}: HTTP {s}")),
-                    Err(e) => errors.lock().unwrap().push(format!("POST /a/… #{i}: {e}")),
-                }
-            }
-            latencies.lock().unwrap().extend(mine);
-        }));
-    }
-    for t in tasks {
-        t.await.expect("answer task");
-    }
+    let (lat, errors) = post_answers(&base, tokens.clone(), concurrency, "c1").await;
     let posts_done = t1.elapsed();
-    let errors = errors.lock().unwrap().clone();
     if !errors.is_empty() {
         eprintln!("[{engine}] {} answer POSTs failed, e.g. {:?}", errors.len(), &errors[..errors.len().min(5)]);
     }
@@ -299,8 +265,6 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let answers = t1.elapsed();
-    let mut lat = latencies.lock().unwrap().clone();
-    lat.sort();
     eprintln!(
         "[{engine}] answers: {} POSTs in {:.2} s, dashboard shows {shown:?} at {:.2} s ({board_fetches} dashboard fetch(es), avg {}); latency p50 {} p99 {} max {}",
         lat.len(),
@@ -327,6 +291,44 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
         ),
     });
 
+    // ---- 2b. the same answers (changed) while a sign-in flood runs ----
+    let unloaded_rate = n as f64 / posts_done.as_secs_f64();
+    let unloaded_p99 = percentile(&lat, 0.99);
+    let flooders = env_usize("ANPI_BENCH_FLOOD", 1000);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let outcomes = Arc::new(Mutex::new(std::collections::BTreeMap::<String, usize>::new()));
+    let flood: Vec<_> = (0..flooders).map(|i| tokio::spawn(sign_in_flood(base.clone(), i, stop.clone(), outcomes.clone()))).collect();
+    tokio::time::sleep(Duration::from_secs(2)).await; // the flood is running at full strength
+    let t2 = Instant::now();
+    let (flat, ferrors) = post_answers(&base, tokens.clone(), concurrency, "c2").await;
+    let flooded = t2.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for f in flood {
+        let _ = f.await;
+    }
+    let flooded_rate = n as f64 / flooded.as_secs_f64();
+    let outcomes = outcomes.lock().unwrap().clone();
+    eprintln!(
+        "[{engine}] answers under a flood of {flooders} concurrent wrong-password sign-ins: {:.0}/s (unloaded {:.0}/s), p99 {} (unloaded {}); sign-in outcomes {outcomes:?}",
+        flooded_rate,
+        unloaded_rate,
+        ms(percentile(&flat, 0.99)),
+        ms(unloaded_p99)
+    );
+    rows.push(Row {
+        engine,
+        what: "answers during a sign-in flood (POSTs only)",
+        n,
+        secs: flooded.as_secs_f64(),
+        detail: format!(
+            "{flooded_rate:.0} answers/s = {:.0} % of unloaded {unloaded_rate:.0}/s; p99 {} (unloaded {}); {} errors; {flooders} clients signing in with wrong passwords from distinct addresses: {outcomes:?}",
+            100.0 * flooded_rate / unloaded_rate,
+            ms(percentile(&flat, 0.99)),
+            ms(unloaded_p99),
+            ferrors.len()
+        ),
+    });
+
     // ---- 3. telegram latency: push a stored telegram → N messages in the sink ----
     match support::shared_dir().map(|d| d.join("jma/samples").join(TELEGRAM)).and_then(|p| std::fs::read(p).ok()) {
         Some(xml) => rows.push(telegram_latency(engine, n, scope, &db_url, &server, &sink, xml, timeout).await),
@@ -334,6 +336,79 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     }
     drop(server);
     drop(sink);
+}
+
+/// Posts one answer per token (`choice` to question 1) from `concurrency` clients; returns the
+/// sorted latencies and the failures.
+async fn post_answers(base: &str, tokens: Arc<Vec<String>>, concurrency: usize, choice: &'static str) -> (Vec<Duration>, Vec<String>) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(tokens.len())));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let http = support::http::reqwest_client();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (tokens, next, latencies, errors, http, base) = (tokens.clone(), next.clone(), latencies.clone(), errors.clone(), http.clone(), base.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= tokens.len() {
+                    break;
+                }
+                let url = format!("{base}/a/{}", tokens[i]);
+                let start = Instant::now();
+                let status = match http.post(&url).form(&[("q1", choice)]).send().await {
+                    Ok(r) => {
+                        let s = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        Ok(s)
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                mine.push(start.elapsed());
+                match status {
+                    Ok(303) => {}
+                    Ok(s) => errors.lock().unwrap().push(format!("POST /a/… #{i}: HTTP {s}")),
+                    Err(e) => errors.lock().unwrap().push(format!("POST /a/… #{i}: {e}")),
+                }
+            }
+            latencies.lock().unwrap().extend(mine);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("answer task");
+    }
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort();
+    let errors = errors.lock().unwrap().clone();
+    (lat, errors)
+}
+
+/// One flooding client: signs in with a wrong password, again and again, each time from a new
+/// address (`X-Forwarded-For`, the server trusts 127.0.0.1) and for a new account name, so the
+/// per-address and per-name throttles never stop it and every attempt reaches Argon2 — what a
+/// distributed flood would do. Counts the answers by status.
+async fn sign_in_flood(base: String, client: usize, stop: Arc<std::sync::atomic::AtomicBool>, outcomes: Arc<Mutex<std::collections::BTreeMap<String, usize>>>) {
+    let http = support::http::reqwest_client();
+    let mut attempt = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        attempt += 1;
+        let ip = format!("10.{}.{}.{}", client % 250, attempt % 250, (client / 250) % 250 + 1);
+        let Ok(page) = http.get(format!("{base}/login")).header("X-Forwarded-For", &ip).send().await else { continue };
+        let cookie = page.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("__Host-anpi-login=")).map(|c| c.split(';').next().unwrap_or("").to_string());
+        let html = page.text().await.unwrap_or_default();
+        let csrf = extract(&html, "name=\"csrf\" value=\"", "\"").unwrap_or_default();
+        let email = format!("x{client}-{attempt}@bench.example");
+        let mut req = http.post(format!("{base}/login")).header("X-Forwarded-For", &ip).form(&[("csrf", csrf.as_str()), ("tenant", TENANT), ("email", email.as_str()), ("password", "wrong password 123")]);
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        let outcome = match req.send().await {
+            Ok(r) => r.status().as_u16().to_string(),
+            Err(_) => "error".to_string(),
+        };
+        *outcomes.lock().unwrap().entry(outcome).or_default() += 1;
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
