@@ -6,7 +6,7 @@
 //! 2. **answers**: N answers posted concurrently (`ANPI_BENCH_CONCURRENCY` tasks, default 64) to
 //!    `POST /a/{token}`; timed from the first POST until the incident dashboard
 //!    (`GET /incidents/{id}`, `id="answered"`) shows `N / N`.
-//! 2b. **answers under a sign-in flood**: the same N answers changed again while
+//!    Then **answers under a sign-in flood**: the same N answers changed again while
 //!    `ANPI_BENCH_FLOOD` clients (default 1000) sign in with wrong passwords, each attempt from
 //!    a new address (`X-Forwarded-For`; the server trusts 127.0.0.1) and account name, so every
 //!    attempt reaches Argon2; reports answers/s and p99 against the unloaded figures of phase 2.
