@@ -74,6 +74,53 @@ fn person(no: &str, dept: &str, site: &str, email: &str) -> anpi_core::directory
         .unwrap()
 }
 
+/// A drill to `target` with the default safety survey and no reminders.
+pub(crate) fn drill(title: &str, target: Target) -> NewIncident {
+    NewIncident {
+        title: title.into(),
+        message: String::new(),
+        survey: Survey::default_safety(),
+        target,
+        drill: true,
+        reminder_interval_min: 0,
+        reminder_count: 0,
+        started_by: None,
+        within: None,
+        dispatch_id: None,
+        label_id: None,
+    }
+}
+
+/// What a database writer does to hide an edit: changes entry `seq`'s address and recomputes
+/// every hash of the tenant's chain, and its head, so that links and hashes agree again.
+pub(crate) async fn rewrite_entry_ip(s: &Store, t: &crate::TenantScope, seq: i64, ip: &str) {
+    use crate::audit::{entry_hash, ChainRow};
+    let rows: Vec<ChainRow> = sqlx::query_as("SELECT seq, at, actor, action, target, outcome, ip, detail, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
+        .bind(t.tenant_id())
+        .fetch_all(&mut *s.system().await.unwrap())
+        .await
+        .unwrap();
+    let mut prev = String::new();
+    for mut r in rows {
+        if r.seq == seq {
+            r.ip = ip.into();
+        }
+        r.prev_hash = prev.clone();
+        r.hash = entry_hash(t.tenant_id(), &r);
+        sqlx::query("UPDATE audit_log SET ip = $1, prev_hash = $2, hash = $3 WHERE tenant_id = $4 AND seq = $5")
+            .bind(&r.ip)
+            .bind(&r.prev_hash)
+            .bind(&r.hash)
+            .bind(t.tenant_id())
+            .bind(r.seq)
+            .execute(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
+        prev = r.hash;
+    }
+    sqlx::query("UPDATE audit_heads SET hash = $1 WHERE tenant_id = $2").bind(&prev).bind(t.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
+}
+
 #[tokio::test]
 async fn whole_loop_on_every_engine() {
     for (s, _guard) in stores().await {
@@ -290,7 +337,6 @@ async fn audit_chain_detects_edits_and_removals_on_every_engine() {
 
 #[tokio::test]
 async fn signed_checkpoints_catch_a_rewritten_chain_on_every_engine() {
-    use crate::audit::{entry_hash, ChainRow};
     for (s, _dir) in stores().await {
         let now = 1_700_000_000_000;
         let t = s.create_tenant("signed", "Signed", now).await.unwrap();
@@ -304,30 +350,7 @@ async fn signed_checkpoints_catch_a_rewritten_chain_on_every_engine() {
 
         // Someone with write access rewrites entry 2 and recomputes every hash and the head:
         // the hash chain agrees again, but the signed checkpoint at entry 4 does not.
-        let rows: Vec<ChainRow> = sqlx::query_as("SELECT seq, at, actor, action, target, outcome, ip, detail, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
-            .bind(t.tenant_id())
-            .fetch_all(&mut *s.system().await.unwrap())
-            .await
-            .unwrap();
-        let mut prev = String::new();
-        for mut r in rows {
-            if r.seq == 2 {
-                r.ip = "203.0.113.66".into();
-            }
-            r.prev_hash = prev.clone();
-            r.hash = entry_hash(t.tenant_id(), &r);
-            sqlx::query("UPDATE audit_log SET ip = $1, prev_hash = $2, hash = $3 WHERE tenant_id = $4 AND seq = $5")
-                .bind(&r.ip)
-                .bind(&r.prev_hash)
-                .bind(&r.hash)
-                .bind(t.tenant_id())
-                .bind(r.seq)
-                .execute(&mut *s.system().await.unwrap())
-                .await
-                .unwrap();
-            prev = r.hash.clone();
-        }
-        sqlx::query("UPDATE audit_heads SET hash = $1 WHERE tenant_id = $2").bind(&prev).bind(t.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        rewrite_entry_ip(&s, &t, 2, "203.0.113.66").await;
         let r = s.verify_audit().await.unwrap();
         assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("entry 4 differs from its signed checkpoint"))), "{r:?}");
 
@@ -370,19 +393,7 @@ async fn a_change_and_its_audit_entry_commit_together_on_every_engine() {
         sqlx::query("ALTER TABLE audit_log RENAME TO audit_log_away").execute(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(s.delete_person(&t, id, &by("person_deleted"), now).await.is_err());
         assert!(s.set_person_disabled(&t, id, true, &by("person_disabled"), now).await.is_err());
-        let new = NewIncident {
-            title: "訓練".into(),
-            message: String::new(),
-            survey: Survey::default_safety(),
-            target: Target { all: true, ..Default::default() },
-            drill: true,
-            reminder_interval_min: 0,
-            reminder_count: 0,
-            started_by: None,
-            within: None,
-            dispatch_id: None,
-            label_id: None,
-        };
+        let new = drill("訓練", Target { all: true, ..Default::default() });
         assert!(s.start_incident(&t, &new, &by("incident_started"), now).await.is_err());
         assert!(s.create_account(&t, "b@x.example", "B", Role::Member, None, &by("account_created"), now).await.is_err());
         sqlx::query("ALTER TABLE audit_log_away RENAME TO audit_log").execute(&mut *s.system().await.unwrap()).await.unwrap();

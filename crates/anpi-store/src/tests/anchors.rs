@@ -2,8 +2,8 @@
 //! without a purge, checkpoints deleted with the entries they cover, and a rewrite made between
 //! two checkpoint runs (issue #18 §1). Each case passed verification before the fix.
 
-use super::stores;
-use crate::audit::{entry_hash, AuditEvent, ChainRow};
+use super::{rewrite_entry_ip, stores};
+use crate::audit::AuditEvent;
 use crate::Store;
 
 const NOW: i64 = 1_700_000_000_000;
@@ -111,30 +111,7 @@ async fn a_rewrite_between_checkpoints_is_not_signed_on_every_engine() {
         for i in 0..3 {
             s.audit(Some(&t), &AuditEvent { ip: "192.0.2.1", ..AuditEvent::system("export") }, NOW + 20 + i).await.unwrap();
         }
-        let rows: Vec<ChainRow> = sqlx::query_as("SELECT seq, at, actor, action, target, outcome, ip, detail, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
-            .bind(t.tenant_id())
-            .fetch_all(&mut *s.system().await.unwrap())
-            .await
-            .unwrap();
-        let mut prev = String::new();
-        for mut r in rows {
-            if r.seq == 2 {
-                r.ip = "203.0.113.66".into();
-            }
-            r.prev_hash = prev.clone();
-            r.hash = entry_hash(t.tenant_id(), &r);
-            sqlx::query("UPDATE audit_log SET ip = $1, prev_hash = $2, hash = $3 WHERE tenant_id = $4 AND seq = $5")
-                .bind(&r.ip)
-                .bind(&r.prev_hash)
-                .bind(&r.hash)
-                .bind(t.tenant_id())
-                .bind(r.seq)
-                .execute(&mut *s.system().await.unwrap())
-                .await
-                .unwrap();
-            prev = r.hash;
-        }
-        sqlx::query("UPDATE audit_heads SET hash = $1 WHERE tenant_id = $2").bind(&prev).bind(t.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        rewrite_entry_ip(&s, &t, 2, "203.0.113.66").await;
 
         assert_eq!(s.checkpoint_audit(NOW + 40).await.unwrap(), 0, "the rewritten head must not be signed");
         let refused = s.unsigned_chains().await.unwrap();

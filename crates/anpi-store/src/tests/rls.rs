@@ -1,10 +1,9 @@
 //! PostgreSQL row-level security, the second wall behind `TenantScope` (docs/security.md §5,
 //! ASVS 8.4.1): the catalog says every tenant table is guarded, and the guard holds in practice.
 
-use super::{person, stores};
+use super::{drill, person, stores};
 use crate::audit::AuditEvent;
-use crate::{Engine, NewIncident, Store};
-use anpi_core::survey::Survey;
+use crate::{Engine, Store};
 use anpi_core::target::Target;
 use anpi_core::Role;
 
@@ -86,19 +85,7 @@ async fn row_level_security_is_a_second_wall_on_postgres() {
         }
         for t in [&a, &b] {
             let honsha = s.departments(t).await.unwrap()[0].id;
-            let new = NewIncident {
-                title: "地震".into(),
-                message: String::new(),
-                survey: Survey::default_safety(),
-                target: Target { departments: vec![honsha], ..Default::default() },
-                drill: true,
-                reminder_interval_min: 0,
-                reminder_count: 0,
-                started_by: None,
-                within: None,
-                dispatch_id: None,
-                label_id: None,
-            };
+            let new = drill("地震", Target { departments: vec![honsha], ..Default::default() });
             s.start_incident(t, &new, &ev, now).await.unwrap();
         }
 

@@ -1,10 +1,8 @@
 //! No plaintext fallback (issue #18 §3): in a sealed tenant an address written straight into
 //! the database — plaintext, or another row's ciphertext — is never mailed.
 
-use super::{person, stores};
+use super::{drill, person, stores};
 use crate::audit::AuditEvent;
-use crate::NewIncident;
-use anpi_core::survey::Survey;
 use anpi_core::target::Target;
 
 #[tokio::test]
@@ -21,19 +19,7 @@ async fn a_planted_address_is_never_mailed_on_every_engine() {
         let third = s.save_person(&t, None, &person("3", "本社", "", "third@planted.example"), &ev, now).await.unwrap();
         sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&theirs).bind(third).execute(&mut *s.system().await.unwrap()).await.unwrap();
 
-        let new = NewIncident {
-            title: "地震".into(),
-            message: String::new(),
-            survey: Survey::default_safety(),
-            target: Target { all: true, ..Default::default() },
-            drill: true,
-            reminder_interval_min: 0,
-            reminder_count: 0,
-            started_by: None,
-            within: None,
-            dispatch_id: None,
-            label_id: None,
-        };
+        let new = drill("地震", Target { all: true, ..Default::default() });
         s.start_incident(&t, &new, &ev, now).await.unwrap();
         let claimed = s.claim_outbox(now, 10, 60_000).await.unwrap();
         let to: Vec<String> = claimed.iter().flat_map(|c| c.to.clone()).collect();
