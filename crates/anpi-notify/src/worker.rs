@@ -1,41 +1,31 @@
-//! The outbox worker: claim due rows with a lease, send them concurrently, record outcomes,
-//! retry with exponential backoff. Every node may run one; claims never overlap.
+//! The outbox worker, a pipeline: one claimer leases due rows in batches and queues them,
+//! `concurrency` senders each keep one SMTP connection open and send from the queue, one
+//! recorder writes outcomes in batches. A window bounds what is claimed and not yet recorded,
+//! so a slow relay slows claiming instead of letting leases run out. Every node may run one;
+//! claims never overlap. On stop, queued messages are handed back unsent.
 
 use crate::compose::compose;
+use crate::relay::{Connection, Relay};
 use anpi_core::{Clock, Millis};
-use anpi_store::{Claimed, Store};
-use futures_util::stream::{self, StreamExt};
+use anpi_store::{Claimed, Delivery, Store};
 use lettre::message::{header::ContentType, Mailbox, Message};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 /// Where messages go.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum Channel {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Relay),
     /// Keeps messages in memory for the demo's mail page.
     Catcher(MailCatcher),
 }
 
-impl std::fmt::Debug for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Channel::Smtp(_) => "Channel::Smtp",
-            Channel::Catcher(_) => "Channel::Catcher",
-        })
-    }
-}
-
 impl Channel {
-    /// `smtp://host:port` (plain), `smtp://host:port?tls=required` (STARTTLS) or
-    /// `smtps://host:port` (implicit TLS); credentials as `smtp://user:pass@host`.
-    /// `connections` bounds the pool of open SMTP connections.
-    pub fn smtp(url: &str, connections: u32) -> Result<Channel, String> {
-        let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| format!("bad SMTP URL: {e}"))?;
-        let pool = lettre::transport::smtp::PoolConfig::new().max_size(connections.max(1));
-        Ok(Channel::Smtp(t.timeout(Some(Duration::from_secs(30))).pool_config(pool).build()))
+    /// An SMTP relay by URL (see [`Relay::from_url`]); `timeout` bounds each step.
+    pub fn smtp(url: &str, timeout: Duration) -> Result<Channel, String> {
+        Relay::from_url(url, timeout).map(Channel::Smtp)
     }
 }
 
@@ -69,12 +59,21 @@ pub struct WorkerConfig {
     pub base_url: String,
     pub from: String,
     pub lease_ms: i64,
+    /// Rows claimed at a time.
     pub batch: i64,
+    /// Sender tasks, each with its own SMTP connection.
     pub concurrency: usize,
     pub max_attempts: i64,
     pub idle_poll: Duration,
     /// Signs every message (the key of the sender's domain), if one is configured.
     pub dkim: Option<crate::DkimSigner>,
+}
+
+impl WorkerConfig {
+    /// Messages claimed and not yet recorded, at most.
+    fn window(&self) -> usize {
+        (self.batch.max(1) as usize * 2).max(self.concurrency * 4)
+    }
 }
 
 impl Default for WorkerConfig {
@@ -83,7 +82,7 @@ impl Default for WorkerConfig {
             base_url: "http://127.0.0.1:8080".into(),
             from: "anpi@localhost".into(),
             lease_ms: 60_000,
-            batch: 100,
+            batch: 128,
             concurrency: 8,
             max_attempts: 8,
             idle_poll: Duration::from_millis(250),
@@ -99,6 +98,19 @@ pub struct Worker {
     pub clock: Arc<dyn Clock>,
 }
 
+/// A claimed message and its place in the window.
+struct Job {
+    message: Claimed,
+    slot: OwnedSemaphorePermit,
+}
+
+/// What became of a job; the place in the window is freed once it is recorded.
+struct Done {
+    id: i64,
+    delivery: Delivery,
+    _slot: OwnedSemaphorePermit,
+}
+
 enum Outcome {
     Sent,
     Retry(String),
@@ -106,9 +118,29 @@ enum Outcome {
 }
 
 impl Worker {
-    /// Runs until `stop` turns true. Wakes early when `wake` is notified.
-    pub async fn run(self, wake: Arc<tokio::sync::Notify>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Runs until `stop` turns true. Wakes early when `wake` is notified. Returns when every
+    /// sender has finished its message and every outcome is recorded.
+    pub async fn run(self, wake: Arc<tokio::sync::Notify>, stop: tokio::sync::watch::Receiver<bool>) {
+        let worker = Arc::new(self);
+        let window = Arc::new(Semaphore::new(worker.config.window()));
+        let (queue, queued) = mpsc::channel::<Job>(worker.config.window());
+        let queued = Arc::new(tokio::sync::Mutex::new(queued));
+        let (done, outcomes) = mpsc::unbounded_channel::<Done>();
+        let recorder = tokio::spawn(worker.clone().record(outcomes));
+        let senders: Vec<_> = (0..worker.config.concurrency.max(1)).map(|_| tokio::spawn(worker.clone().sender(queued.clone(), done.clone(), stop.clone()))).collect();
+        drop(done);
+        worker.claim(window, queue, wake, stop).await;
+        for s in senders {
+            let _ = s.await;
+        }
+        let _ = recorder.await;
+    }
+
+    /// The claimer: scans for due reminders every 10 s, claims a batch whenever the window has
+    /// room for one, and queues it for the senders. Dropping `queue` on return ends the senders.
+    async fn claim(&self, window: Arc<Semaphore>, queue: mpsc::Sender<Job>, wake: Arc<tokio::sync::Notify>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut last_reminder_check = 0;
+        let batch = self.config.batch.max(1);
         loop {
             if *stop.borrow() {
                 return;
@@ -120,13 +152,26 @@ impl Worker {
                     tracing::warn!(error = %e, "reminder scan failed");
                 }
             }
-            let worked = match self.tick().await {
-                Ok(n) => n > 0,
+            let room = tokio::select! {
+                room = window.clone().acquire_many_owned(batch as u32) => room,
+                _ = stop.changed() => return,
+            };
+            let Ok(mut room) = room else { return };
+            let claimed = match self.store.claim_outbox(self.clock.now(), batch, self.config.lease_ms).await {
+                Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox claim failed");
-                    false
+                    vec![]
                 }
             };
+            let worked = !claimed.is_empty();
+            for message in claimed {
+                let Some(slot) = room.split(1) else { break };
+                if queue.send(Job { message, slot }).await.is_err() {
+                    return;
+                }
+            }
+            drop(room);
             if !worked {
                 tokio::select! {
                     _ = wake.notified() => {}
@@ -137,69 +182,97 @@ impl Worker {
         }
     }
 
-    /// Claims one batch and sends it. Returns how many were claimed.
-    pub async fn tick(&self) -> Result<usize, anpi_store::StoreError> {
-        let now = self.clock.now();
-        let claimed = self.store.claim_outbox(now, self.config.batch, self.config.lease_ms).await?;
-        let n = claimed.len();
-        let results: Vec<(Claimed, Outcome)> = stream::iter(claimed)
-            .map(|m| async move {
-                let outcome = self.send(&m).await;
-                (m, outcome)
-            })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
-        for (m, outcome) in results {
-            let now = self.clock.now();
-            let r = match outcome {
-                Outcome::Sent => self.store.outbox_sent(m.id, now).await,
-                Outcome::Permanent(e) => {
-                    tracing::warn!(outbox = m.id, error = %e, "delivery failed permanently");
-                    self.store.outbox_failed(m.id, &e, None).await
-                }
-                Outcome::Retry(e) if m.attempts >= self.config.max_attempts => {
-                    tracing::warn!(outbox = m.id, error = %e, "delivery failed, giving up");
-                    self.store.outbox_failed(m.id, &e, None).await
-                }
-                Outcome::Retry(e) => {
-                    let delay = backoff_ms(m.attempts);
-                    tracing::info!(outbox = m.id, error = %e, delay, "delivery failed, will retry");
-                    self.store.outbox_failed(m.id, &e, Some(now + delay)).await
-                }
-            };
-            if let Err(e) = r {
-                tracing::warn!(outbox = m.id, error = %e, "could not record delivery outcome");
-            }
+    /// A sender: takes jobs from the queue until it is closed, over one connection that it
+    /// reopens when it breaks. After stop, it hands what it takes back unsent.
+    async fn sender(self: Arc<Self>, queued: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>, done: mpsc::UnboundedSender<Done>, stop: tokio::sync::watch::Receiver<bool>) {
+        let mut connection: Option<Connection> = None;
+        loop {
+            let job = queued.lock().await.recv().await;
+            let Some(Job { message, slot }) = job else { break };
+            let delivery = if *stop.borrow() { Delivery::HandedBack } else { self.delivery(&message, self.send(&message, &mut connection).await) };
+            let _ = done.send(Done { id: message.id, delivery, _slot: slot });
         }
-        Ok(n)
+        if let (Some(c), Channel::Smtp(relay)) = (connection, &self.channel) {
+            c.close(relay).await;
+        }
     }
 
-    async fn send(&self, m: &Claimed) -> Outcome {
+    /// What to record for an outcome: sent, retry later with backoff, or failed for good.
+    fn delivery(&self, m: &Claimed, outcome: Outcome) -> Delivery {
+        match outcome {
+            Outcome::Sent => Delivery::Sent,
+            Outcome::Permanent(e) => {
+                tracing::warn!(outbox = m.id, error = %e, "delivery failed permanently");
+                Delivery::Failed(e)
+            }
+            Outcome::Retry(e) if m.attempts >= self.config.max_attempts => {
+                tracing::warn!(outbox = m.id, error = %e, "delivery failed, giving up");
+                Delivery::Failed(e)
+            }
+            Outcome::Retry(e) => {
+                let delay = backoff_ms(m.attempts);
+                tracing::info!(outbox = m.id, error = %e, delay, "delivery failed, will retry");
+                Delivery::Retry { at: self.clock.now() + delay, error: e }
+            }
+        }
+    }
+
+    /// The recorder: writes outcomes as they come, many in one transaction.
+    async fn record(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<Done>) {
+        let mut batch = Vec::new();
+        while outcomes.recv_many(&mut batch, 1024).await > 0 {
+            let rows: Vec<(i64, Delivery)> = batch.iter().map(|d| (d.id, d.delivery.clone())).collect();
+            if let Err(e) = self.store.record_outbox(&rows, self.clock.now()).await {
+                // The rows stay leased: when the lease ends they are sent again, same Message-ID.
+                tracing::warn!(error = %e, messages = rows.len(), "could not record delivery outcomes");
+            }
+            batch.clear();
+        }
+    }
+
+    async fn send(&self, m: &Claimed, connection: &mut Option<Connection>) -> Outcome {
         if m.to.is_empty() {
             return Outcome::Permanent("no email address".into());
         }
         let c = compose(m, &self.config.base_url);
-        match &self.channel {
+        let relay = match &self.channel {
             Channel::Catcher(catcher) => {
                 catcher.push(Caught { to: m.to.clone(), subject: c.subject, body: c.body, at: self.clock.now() });
-                Outcome::Sent
+                return Outcome::Sent;
             }
-            Channel::Smtp(transport) => {
-                let mut msg = match self.build(m, &c) {
-                    Ok(msg) => msg,
-                    Err(e) => return Outcome::Permanent(e),
-                };
-                if let Some(dkim) = &self.config.dkim {
-                    msg = match dkim.sign(msg).await {
-                        Ok(signed) => signed,
-                        Err(e) => return Outcome::Retry(e),
-                    };
-                }
-                match transport.send(msg).await {
-                    Ok(_) => Outcome::Sent,
-                    Err(e) if e.is_permanent() => Outcome::Permanent(e.to_string()),
-                    Err(e) => Outcome::Retry(e.to_string()),
+            Channel::Smtp(relay) => relay,
+        };
+        let mut msg = match self.build(m, &c) {
+            Ok(msg) => msg,
+            Err(e) => return Outcome::Permanent(e),
+        };
+        if let Some(dkim) = &self.config.dkim {
+            msg = match dkim.sign(msg).await {
+                Ok(signed) => signed,
+                Err(e) => return Outcome::Retry(e),
+            };
+        }
+        let kept = match connection.take() {
+            Some(mut c) => c.usable(relay).await.then_some(c),
+            None => None,
+        };
+        let open = match kept {
+            Some(c) => c,
+            None => match relay.connect().await {
+                Ok(c) => c,
+                Err(e) if e.permanent => return Outcome::Permanent(e.message),
+                Err(e) => return Outcome::Retry(e.message),
+            },
+        };
+        let open = connection.insert(open);
+        match open.send(relay, msg.envelope(), &msg.formatted()).await {
+            Ok(()) => Outcome::Sent,
+            Err(e) => {
+                // lettre drops a connection on any error; the next message opens a new one.
+                if e.permanent {
+                    Outcome::Permanent(e.message)
+                } else {
+                    Outcome::Retry(e.message)
                 }
             }
         }

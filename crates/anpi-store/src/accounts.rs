@@ -1,6 +1,6 @@
 //! Console accounts, operator accounts, sessions and password resets.
 
-use crate::crypto::{hash_password, random_token, token_hash, verify_password};
+use crate::crypto::{hash_password, random_token, token_hash, verify_password, Lane};
 use crate::audit::AuditEvent;
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::{password, Millis, Role};
@@ -207,7 +207,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         let stored = row.as_ref().map(|r| r.1.as_str()).unwrap_or("");
-        Ok(if verify_password(pw, stored).await? { row.map(|r| r.0) } else { None })
+        Ok(if verify_password(Lane::Stranger, pw, stored).await? { row.map(|r| r.0) } else { None })
     }
 
     /// Creates a tenant account. Without a password it cannot sign in until it sets one
@@ -311,7 +311,7 @@ impl Store {
         .await?
         .map(|r| (r.tenant_id, r.password_hash, r.threshold, r.account));
         let stored = row.as_ref().map(|r| r.1.as_str()).unwrap_or("");
-        let ok = verify_password(pw, stored).await?;
+        let ok = verify_password(Lane::Stranger, pw, stored).await?;
         let Some((tenant, _, threshold, account)) = row else { return Ok(None) };
         let account = account.into_account();
         let scope = TenantScope::new(tenant);
@@ -398,7 +398,7 @@ impl Store {
             .bind(account)
             .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
-        if verify_password(pw, stored.as_deref().unwrap_or("")).await? {
+        if verify_password(Lane::Known, pw, stored.as_deref().unwrap_or("")).await? {
             self.clear_login_failures(&keys).await?;
             return Ok(true);
         }

@@ -51,89 +51,178 @@ pub(crate) fn verify_password_now(password: &str, stored: &str) -> bool {
     Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && real
 }
 
-/// The bounded pool password hashing runs on: at most `cores - 1` (at least one) hashes at a
-/// time on the blocking threads, so a flood of sign-ins never takes every core from answer
-/// pages, the outbox and live updates; and at most [`HASH_QUEUE`] more waiting, beyond which a
-/// sign-in is refused at once with [`StoreError::Busy`] instead of piling up.
-struct HashPool {
-    running: tokio::sync::Semaphore,
-    admitted: tokio::sync::Semaphore,
+/// Who a password hash is for, which decides its lane on the hashing pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Someone at the sign-in form: anyone on the Internet, so possibly a flood. Their hashes
+    /// share `cores - 1` threads (at least one), and each thread rests after a hash for as long
+    /// as the hash took: a flood of sign-ins gets at most half of those cores, and answer
+    /// pages, the outbox and live updates keep the rest.
+    Stranger,
+    /// Someone already signed in, or holding a one-time link (new passwords, re-entry, recovery
+    /// codes): one thread of their own, never behind a flood of strangers.
+    Known,
 }
 
-/// Hashes that may wait for the pool before requests are refused.
-pub const HASH_QUEUE: usize = 32;
+/// The bounded pool password hashing runs on. A caller waits for a thread of its lane for at
+/// most [`HASH_WAIT`], with at most [`HASH_WAITERS`] waiting in all; beyond either it gets
+/// [`StoreError::Busy`](crate::StoreError::Busy). Waiting, not refusing at once, is what keeps a
+/// flood cheap: a refused client comes straight back, a waiting one costs nothing.
+struct HashPool {
+    strangers: LanePool,
+    known: LanePool,
+}
+
+/// A lane's threads and its waiting line.
+struct LanePool {
+    threads: tokio::sync::Semaphore,
+    waiting: tokio::sync::Semaphore,
+}
+
+impl LanePool {
+    fn new(threads: usize) -> LanePool {
+        LanePool { threads: tokio::sync::Semaphore::new(threads), waiting: tokio::sync::Semaphore::new(HASH_WAITERS) }
+    }
+}
+
+/// Password checks that may wait for a lane before requests are refused.
+pub const HASH_WAITERS: usize = 1024;
+/// The longest a password check waits for the pool.
+pub const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn pool() -> &'static HashPool {
     static POOL: std::sync::OnceLock<HashPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let running = cores.saturating_sub(1).max(1);
-        HashPool { running: tokio::sync::Semaphore::new(running), admitted: tokio::sync::Semaphore::new(running + HASH_QUEUE) }
+        HashPool { strangers: LanePool::new(cores.saturating_sub(1).max(1)), known: LanePool::new(1) }
     })
 }
 
 /// Runs CPU-heavy password work on the bounded pool (never on the async workers).
-pub(crate) async fn off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> crate::Result<T> {
-    let pool = pool();
-    let Ok(_admitted) = pool.admitted.try_acquire() else { return Err(crate::StoreError::Busy) };
-    let _running = pool.running.acquire().await.map_err(|_| crate::StoreError::Busy)?;
-    tokio::task::spawn_blocking(work).await.map_err(|_| crate::StoreError::Busy)
+pub(crate) async fn off_the_workers<T: Send + 'static>(lane: Lane, work: impl FnOnce() -> T + Send + 'static) -> crate::Result<T> {
+    let pool = match lane {
+        Lane::Stranger => &pool().strangers,
+        Lane::Known => &pool().known,
+    };
+    let Ok(waiting) = pool.waiting.try_acquire() else { return Err(crate::StoreError::Busy) };
+    let thread = match tokio::time::timeout(HASH_WAIT, pool.threads.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        _ => return Err(crate::StoreError::Busy),
+    };
+    drop(waiting);
+    // The thread's permit travels with the work, so a caller that gives up (a closed
+    // connection) does not free the thread before the work is done.
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let _ = answer.send(work());
+        if lane == Lane::Stranger {
+            // The thread rests as long as it worked; the caller has its answer already.
+            std::thread::sleep(started.elapsed());
+        }
+        drop(thread);
+    });
+    answered.await.map_err(|_| crate::StoreError::Busy)
 }
 
-/// [`hash_password_now`] on the bounded pool.
+/// [`hash_password_now`] on the bounded pool, for a [`Lane::Known`] caller.
 pub async fn hash_password(password: &str) -> crate::Result<String> {
     let password = password.to_string();
-    off_the_workers(move || hash_password_now(&password)).await
+    off_the_workers(Lane::Known, move || hash_password_now(&password)).await
 }
 
 /// [`verify_password_now`] on the bounded pool.
-pub async fn verify_password(password: &str, stored: &str) -> crate::Result<bool> {
+pub async fn verify_password(lane: Lane, password: &str, stored: &str) -> crate::Result<bool> {
     let (password, stored) = (password.to_string(), stored.to_string());
-    off_the_workers(move || verify_password_now(&password, &stored)).await
+    off_the_workers(lane, move || verify_password_now(&password, &stored)).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
+
     #[tokio::test]
     async fn passwords() {
         let h = hash_password("correct horse").await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &h).await.unwrap());
-        assert!(!verify_password("wrong", &h).await.unwrap());
-        assert!(!verify_password("correct horse", "").await.unwrap());
+        assert!(verify_password(Lane::Stranger, "correct horse", &h).await.unwrap());
+        assert!(!verify_password(Lane::Stranger, "wrong", &h).await.unwrap());
+        assert!(!verify_password(Lane::Known, "correct horse", "").await.unwrap());
     }
 
-    /// Hashing runs on the blocking pool: a current-thread runtime (one async worker) keeps
-    /// serving other tasks while hashes run, and past the queue bound requests are refused at
-    /// once instead of waiting.
+    /// Work that holds a thread of the lane for `ms`.
+    fn hold(lane: Lane, ms: u64) -> tokio::task::JoinHandle<crate::Result<Instant>> {
+        tokio::spawn(off_the_workers(lane, move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            Instant::now()
+        }))
+    }
+
+    /// Hashing runs on the blocking threads: a current-thread runtime (one async worker) keeps
+    /// serving other tasks while hashes run.
     #[tokio::test(flavor = "current_thread")]
-    async fn hashing_leaves_the_async_worker_free_and_is_bounded() {
+    async fn hashing_leaves_the_async_worker_free() {
         let h = hash_password("correct horse").await.unwrap();
-        let check = |h: &String| {
-            let h = h.clone();
-            tokio::spawn(async move { verify_password("wrong", &h).await })
-        };
-        let hashes: Vec<_> = (0..4).map(|_| check(&h)).collect();
+        let hashes: Vec<_> = (0..4)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move { verify_password(Lane::Stranger, "wrong", &h).await })
+            })
+            .collect();
         let ticks = tokio::spawn(async {
             for _ in 0..5 {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            std::time::Instant::now()
+            Instant::now()
         });
         let ticked = ticks.await.unwrap();
         for h in hashes {
             assert!(!h.await.unwrap().unwrap());
         }
-        let hashed = std::time::Instant::now();
-        assert!(ticked < hashed, "the only async worker kept running other tasks while four hashes ran");
-        let flood: Vec<_> = (0..HASH_QUEUE + 40).map(|_| check(&h)).collect();
-        let mut busy = 0;
-        for f in flood {
-            if matches!(f.await.unwrap(), Err(crate::StoreError::Busy)) {
-                busy += 1;
-            }
+        assert!(ticked < Instant::now(), "the only async worker kept running other tasks while four hashes ran");
+    }
+
+    /// A flood waits its turn (up to HASH_WAITERS callers), and the caller beyond that is refused
+    /// at once; a signed-in caller meanwhile passes on its own lane.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_waits_in_line_signed_in_callers_pass_it_and_the_line_is_bounded() {
+        let threads = pool().strangers.threads.available_permits();
+        let busy: Vec<_> = (0..threads).map(|_| hold(Lane::Stranger, 400)).collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let line: Vec<_> = (0..HASH_WAITERS).map(|_| hold(Lane::Stranger, 0)).collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let refused = Instant::now();
+        assert!(matches!(hold(Lane::Stranger, 0).await.unwrap(), Err(crate::StoreError::Busy)), "the line is full");
+        assert!(refused.elapsed() < Duration::from_millis(200), "refused at once, not after a wait");
+
+        let known = Instant::now();
+        hold(Lane::Known, 0).await.unwrap().unwrap();
+        assert!(known.elapsed() < Duration::from_millis(200), "a signed-in caller does not wait behind strangers");
+
+        for b in busy {
+            b.await.unwrap().unwrap();
         }
-        assert!(busy > 0, "a flood beyond the queue is refused");
+        // The line has been served (work of 0 ms, so no rest), none refused.
+        for l in line {
+            l.await.unwrap().unwrap();
+        }
+    }
+
+    /// A stranger's thread rests as long as it worked: a second job on the same lane starts only
+    /// after the first one's work and its rest.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn strangers_threads_rest_as_long_as_they_worked() {
+        let threads = pool().strangers.threads.available_permits();
+        let start = Instant::now();
+        let first: Vec<_> = (0..threads).map(|_| hold(Lane::Stranger, 300)).collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let next = hold(Lane::Stranger, 0);
+        for f in first {
+            let done = f.await.unwrap().unwrap();
+            assert!(done.duration_since(start) < Duration::from_millis(550), "the caller has its answer before the rest");
+        }
+        let started = next.await.unwrap().unwrap();
+        assert!(started.duration_since(start) >= Duration::from_millis(600), "work 300 ms + rest 300 ms before the next job");
     }
 }

@@ -39,7 +39,7 @@ pub use accounts::{session_id, Account, AuthContext, ClientInfo, Principal, Sess
 pub use security::{throttle_delay, throttle_key, MfaRequirement, SecurityPolicy};
 pub use allowlists::Allowlists;
 pub use clientcerts::ClientCertSettings;
-pub use crypto::{hash_password, random_token, verify_password};
+pub use crypto::{hash_password, random_token, verify_password, Lane};
 pub use directory::{Department, Group, PersonRow, Site};
 pub use checkpoints::Checkpoint;
 pub use dkim::DkimKey;
@@ -50,7 +50,7 @@ pub use hazards::{DispatchRow, NewDispatch, NewTelegram, PeopleAreas, PriorDispa
 pub use keys::{normalise_email, MasterKey, MasterKeys};
 pub use labels::{LabelInput, LabelUse};
 pub use incidents::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
-pub use outbox::{Claimed, OutboxKind, SurveyMail};
+pub use outbox::{Claimed, Delivery, OutboxKind, SurveyMail};
 pub use reach::IncidentAccess;
 pub use responses::AnswerContext;
 pub use scope::TenantScope;

@@ -100,7 +100,7 @@ fn normalise_recovery(code: &str) -> String {
 pub(crate) async fn replace_recovery_codes(tx: &mut sqlx::Transaction<'_, sqlx::Any>, scope: &TenantScope, account: i64) -> Result<Vec<String>> {
     let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
     let plain: Vec<String> = codes.iter().map(|c| normalise_recovery(c)).collect();
-    let hashes = crate::crypto::off_the_workers(move || plain.iter().map(|c| crate::crypto::hash_password_now(c)).collect::<Vec<_>>()).await?;
+    let hashes = crate::crypto::off_the_workers(crate::crypto::Lane::Known, move || plain.iter().map(|c| crate::crypto::hash_password_now(c)).collect::<Vec<_>>()).await?;
     sqlx::query("DELETE FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut **tx).await?;
     for hash in hashes {
         sqlx::query("INSERT INTO recovery_codes (tenant_id, account_id, code_hash) VALUES ($1, $2, $3)")
@@ -212,7 +212,7 @@ impl Store {
             .await?;
         // Up to ten Argon2 checks: one job on the bounded pool, without holding a connection.
         drop(c);
-        let found = crate::crypto::off_the_workers(move || unused.into_iter().find(|(_, h)| crate::crypto::verify_password_now(&normal, h)).map(|(id, _)| id)).await?;
+        let found = crate::crypto::off_the_workers(crate::crypto::Lane::Known, move || unused.into_iter().find(|(_, h)| crate::crypto::verify_password_now(&normal, h)).map(|(id, _)| id)).await?;
         let Some(id) = found else { return Ok(false) };
         let done = sqlx::query("UPDATE recovery_codes SET used_at = $3 WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL")
             .bind(scope.tenant_id())

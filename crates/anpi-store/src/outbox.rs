@@ -40,6 +40,22 @@ impl OutboxKind {
     }
 }
 
+/// What became of a claimed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Sent,
+    /// Try again at this time.
+    Retry { at: Millis, error: String },
+    /// Given up: refused for good, or out of attempts.
+    Failed(String),
+    /// Not tried (the worker is stopping): free for the next claim, the attempt not counted.
+    HandedBack,
+}
+
+fn clip(error: &str) -> String {
+    error.chars().take(500).collect()
+}
+
 /// A claimed message, with what is needed to compose it.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -247,27 +263,38 @@ impl Store {
             .collect())
     }
 
-    /// Records a successful send; the stored body (it may hold a link) is dropped.
-    pub async fn outbox_sent(&self, id: i64, now: Millis) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, body = '', last_error = '' WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *self.system().await?)
-            .await?;
-        Ok(())
-    }
-
-    /// Records a failure: retry at `retry_at`, or give up when `None`.
-    pub async fn outbox_failed(&self, id: i64, error: &str, retry_at: Option<Millis>) -> Result<()> {
-        let error: String = error.chars().take(500).collect();
-        match retry_at {
-            Some(at) => sqlx::query("UPDATE outbox SET next_attempt_at = $1, lease_until = 0, last_error = $2 WHERE id = $3").bind(at),
-            None => sqlx::query("UPDATE outbox SET status = 'failed', body = '', last_error = $1 WHERE id = $2"),
+    /// Records what became of claimed messages, all in one transaction: sent (the stored body,
+    /// which may hold a link, is dropped), retry later, failed for good, or handed back unsent
+    /// (the lease and the attempt are returned).
+    pub async fn record_outbox(&self, outcomes: &[(i64, Delivery)], now: Millis) -> Result<()> {
+        let mut tx = self.system_tx().await?;
+        let sent: Vec<i64> = outcomes.iter().filter(|(_, d)| matches!(d, Delivery::Sent)).map(|(id, _)| *id).collect();
+        let back: Vec<i64> = outcomes.iter().filter(|(_, d)| matches!(d, Delivery::HandedBack)).map(|(id, _)| *id).collect();
+        for ids in sent.chunks(500) {
+            let sql = format!("UPDATE outbox SET status = 'sent', sent_at = $1, body = '', last_error = '' WHERE id IN ({})", in_list(2, ids.len()));
+            let mut q = sqlx::query(&sql).bind(now);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
         }
-        .bind(error)
-        .bind(id)
-        .execute(&mut *self.system().await?)
-        .await?;
+        for ids in back.chunks(500) {
+            let sql = format!("UPDATE outbox SET lease_until = 0, attempts = attempts - 1 WHERE status = 'pending' AND id IN ({})", in_list(1, ids.len()));
+            let mut q = sqlx::query(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for (id, d) in outcomes {
+            let q = match d {
+                Delivery::Retry { at, error } => sqlx::query("UPDATE outbox SET next_attempt_at = $1, lease_until = 0, last_error = $2 WHERE id = $3").bind(*at).bind(clip(error)),
+                Delivery::Failed(error) => sqlx::query("UPDATE outbox SET status = 'failed', body = '', last_error = $1 WHERE id = $2").bind(clip(error)),
+                Delivery::Sent | Delivery::HandedBack => continue,
+            };
+            q.bind(*id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -161,7 +161,7 @@ async fn whole_loop_on_every_engine() {
         assert!(s.account(&a, acc).await.unwrap().locked);
         let notice = s.claim_outbox(now, 100, 60_000).await.unwrap();
         assert_eq!(notice.iter().map(|c| (c.to.clone(), c.subject.contains("locked"))).collect::<Vec<_>>(), [(vec!["admin@example.jp".to_string()], true)], "the owner is told");
-        s.outbox_sent(notice[0].id, now).await.unwrap();
+        s.record_outbox(&[(notice[0].id, crate::Delivery::Sent)], now).await.unwrap();
         let locked = s.audit_entries(&a, &crate::audit::LogFilter { action: "account_locked".into(), ..Default::default() }, 10).await.unwrap();
         assert_eq!(locked.len(), 1, "recorded once");
         assert!(s.account_login("acme", "admin@example.jp", "long enough pass", now).await.unwrap().is_none(), "locked");
@@ -210,8 +210,8 @@ async fn whole_loop_on_every_engine() {
         assert_eq!(s.claim_outbox(now + 61_000, 100, 60_000).await.unwrap().len(), 2, "expired lease is claimed again");
         let mail = claimed[0].survey.clone().unwrap();
         assert!(mail.drill);
-        s.outbox_sent(claimed[0].id, now).await.unwrap();
-        s.outbox_sent(claimed[1].id, now).await.unwrap();
+        s.record_outbox(&[(claimed[0].id, crate::Delivery::Sent)], now).await.unwrap();
+        s.record_outbox(&[(claimed[1].id, crate::Delivery::Sent)], now).await.unwrap();
 
         let ctx = s.answer_context(&mail.answer_token).await.unwrap().unwrap();
         assert_eq!(ctx.scope, a);

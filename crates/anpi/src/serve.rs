@@ -29,10 +29,14 @@ pub struct ServeArgs {
     /// How long a worker owns a claimed message before another may retry it.
     #[arg(long, env = "ANPI_OUTBOX_LEASE_SECS", default_value_t = 60)]
     pub outbox_lease_secs: i64,
-    /// Messages sent in parallel by this node (and SMTP connections kept open). Each message
-    /// waits on the relay's round trips, so throughput grows with this; see docs/benchmarks.md.
+    /// Messages sent in parallel by this node, each sender over its own SMTP connection kept
+    /// open. Each message waits on the relay's round trips, so throughput grows with this; see
+    /// docs/benchmarks.md.
     #[arg(long, env = "ANPI_SEND_CONCURRENCY", default_value_t = 64)]
     pub send_concurrency: usize,
+    /// The longest one SMTP step (connect, a message) may take before it is retried later.
+    #[arg(long, env = "ANPI_SMTP_TIMEOUT_SECS", default_value_t = 30)]
+    pub smtp_timeout_secs: u64,
     /// JMA Atom feeds to poll (repeat the flag). Default: JMA's eqvol, extra and their long
     /// versions. Feeds ending in `_l.xml` are polled every 10 minutes.
     #[arg(long = "jma-feed", env = "ANPI_JMA_FEEDS", value_delimiter = ',')]
@@ -94,7 +98,7 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     state.answer_link_grace_ms = args.answer_link_grace_days.max(0) * 86_400_000;
     let channel = match catcher {
         Some(c) => Channel::Catcher(c),
-        None => Channel::smtp(&args.smtp_url, args.send_concurrency as u32).map_err(|e| anyhow::anyhow!(e))?,
+        None => Channel::smtp(&args.smtp_url, std::time::Duration::from_secs(args.smtp_timeout_secs.max(1))).map_err(|e| anyhow::anyhow!(e))?,
     };
     let dkim = dkim_signer(&store, &args.mail_from).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
