@@ -8,5 +8,5 @@ mod worker;
 
 pub use compose::{compose, Composed};
 pub use dkim::{from_private as dkim_key_from_private, generate as generate_dkim_key, DkimSigner};
-pub use relay::{Relay, SendError};
+pub use relay::{Relay, Relays, SendError};
 pub use worker::{Channel, Caught, MailCatcher, Worker, WorkerConfig};

@@ -1,6 +1,9 @@
-//! The SMTP relay anpi hands its mail to, and one persistent connection to it.
+//! The SMTP relays anpi hands its mail to, and persistent connections to them.
 //!
-//! lettre speaks SMTP; this module only chooses how to connect. Each sender task of the outbox
+//! lettre speaks SMTP; this module only chooses where and how to connect. Several relays may be
+//! configured: each sender prefers one (the senders spread evenly), a relay that cannot be
+//! reached is left alone for [`DOWN_FOR`] while the others take its share, and each relay may
+//! cap its connections and its messages per second. Each sender task of the outbox
 //! keeps its own connection open across messages (lettre's pool would add a NOOP before each
 //! message) with `TCP_NODELAY` (small SMTP commands must not wait for the peer's delayed ACK),
 //! and every step has a deadline, so a stalled relay cannot hold a sender forever.
@@ -28,6 +31,10 @@ pub struct Relay {
     hello: ClientId,
     credentials: Option<Credentials>,
     timeout: Duration,
+    /// At most this many connections to this relay (`?connections=N`).
+    connections: Option<usize>,
+    /// At most this many messages per second to this relay (`?rate=N`).
+    rate: Option<f64>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -56,11 +63,20 @@ impl SendError {
 impl Relay {
     /// `smtp://host:port` (plain), `smtp://host:port?tls=required|opportunistic` (STARTTLS),
     /// `smtps://host:port` (implicit TLS); credentials as `smtp://user:pass@host`, the name
-    /// sent in EHLO as the path (`smtp://host/anpi.example`) — as lettre reads them.
+    /// sent in EHLO as the path (`smtp://host/anpi.example`) — as lettre reads them; and
+    /// anpi's own limits `connections=N` and `rate=N` (messages per second).
     pub fn from_url(url: &str, timeout: Duration) -> Result<Relay, String> {
         let u = url::Url::parse(url).map_err(|e| format!("bad SMTP URL: {e}"))?;
         let host = u.host_str().filter(|h| !h.is_empty()).ok_or("bad SMTP URL: no host")?.trim_matches(['[', ']']).to_string();
-        let tls = u.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+        let (mut tls, mut connections, mut rate) = (None, None, None);
+        for (k, v) in u.query_pairs() {
+            match k.as_ref() {
+                "tls" => tls = Some(v.into_owned()),
+                "connections" => connections = Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or("bad SMTP URL: connections must be a whole number above 0")?),
+                "rate" => rate = Some(v.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0).ok_or("bad SMTP URL: rate must be a number above 0 (messages per second)")?),
+                other => return Err(format!("bad SMTP URL: unknown parameter {other:?} (tls, connections, rate)")),
+            }
+        }
         let (security, default_port) = match (u.scheme(), tls.as_deref()) {
             ("smtp", None) => (Security::Plain, 25),
             ("smtp", Some("required")) => (Security::StartTls { required: true }, 587),
@@ -75,7 +91,7 @@ impl Relay {
         };
         let path = u.path().trim_matches('/');
         let hello = if path.is_empty() { ClientId::default() } else { ClientId::Domain(path.to_string()) };
-        Ok(Relay { host, port: u.port().unwrap_or(default_port), security, hello, credentials, timeout })
+        Ok(Relay { host, port: u.port().unwrap_or(default_port), security, hello, credentials, timeout, connections, rate })
     }
 
     /// Opens a connection: TCP (no Nagle), TLS as configured, EHLO, AUTH.
@@ -103,6 +119,174 @@ impl Relay {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await.map_err(SendError::from_smtp)?;
         }
         Ok(conn)
+    }
+}
+
+/// A relay that cannot be reached is not tried again for this long (unless every relay is).
+pub const DOWN_FOR: Duration = Duration::from_secs(10);
+
+/// Every configured relay with its open connections, limits and health. Senders borrow a
+/// connection for one message and return it, so a relay's connection cap is shared by all.
+#[derive(Clone, Debug)]
+pub struct Relays(std::sync::Arc<Vec<RelayState>>);
+
+#[derive(Debug)]
+struct RelayState {
+    relay: Relay,
+    /// Connections in use, at most the relay's cap.
+    in_use: std::sync::Arc<tokio::sync::Semaphore>,
+    idle: std::sync::Mutex<Vec<Connection>>,
+    /// When the next message may go (the rate limit).
+    next_slot: std::sync::Mutex<tokio::time::Instant>,
+    down_until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connection")
+    }
+}
+
+/// A borrowed connection: returned to its relay's idle list after a successful message.
+struct Borrowed {
+    relay: usize,
+    connection: Connection,
+    _in_use: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Relays {
+    /// One or more relay URLs (see [`Relay::from_url`]).
+    pub fn from_urls(urls: &[String], timeout: Duration) -> Result<Relays, String> {
+        if urls.is_empty() {
+            return Err("no SMTP relay configured".into());
+        }
+        let states = urls
+            .iter()
+            .map(|u| {
+                let relay = Relay::from_url(u, timeout)?;
+                let cap = relay.connections.unwrap_or(tokio::sync::Semaphore::MAX_PERMITS);
+                Ok(RelayState {
+                    relay,
+                    in_use: std::sync::Arc::new(tokio::sync::Semaphore::new(cap)),
+                    idle: std::sync::Mutex::new(Vec::new()),
+                    next_slot: std::sync::Mutex::new(tokio::time::Instant::now()),
+                    down_until: std::sync::Mutex::new(None),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Relays(std::sync::Arc::new(states)))
+    }
+
+    /// Sends one message over a connection borrowed from the `preferred` relay (modulo the
+    /// relays), or the next one that is up and has a connection free, or failing that, the first
+    /// one up as soon as it has one. When none is up, each is tried once more.
+    pub async fn send(&self, preferred: usize, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
+        let mut borrowed = self.borrow(preferred).await?;
+        let state = &self.0[borrowed.relay];
+        state.pace().await;
+        borrowed.connection.send(&state.relay, envelope, message).await?;
+        // lettre drops a connection on any error (returned above): only good ones go back.
+        if let Ok(mut idle) = state.idle.lock() {
+            idle.push(borrowed.connection);
+        }
+        Ok(())
+    }
+
+    async fn borrow(&self, preferred: usize) -> Result<Borrowed, SendError> {
+        let n = self.0.len();
+        let order: Vec<usize> = (0..n).map(|k| (preferred + k) % n).collect();
+        let mut last = None;
+        // Up and free now; then the first one up, waiting for a free connection; then any.
+        for i in order.iter().copied().filter(|i| !self.0[*i].is_down()) {
+            if let Ok(permit) = self.0[i].in_use.clone().try_acquire_owned() {
+                match self.0[i].checkout(i, permit).await {
+                    Ok(b) => return Ok(b),
+                    Err(e) => last = Some(e),
+                }
+            }
+        }
+        if let Some(i) = order.iter().copied().find(|i| !self.0[*i].is_down()) {
+            let state = &self.0[i];
+            if let Ok(Ok(permit)) = tokio::time::timeout(state.relay.timeout, state.in_use.clone().acquire_owned()).await {
+                match state.checkout(i, permit).await {
+                    Ok(b) => return Ok(b),
+                    Err(e) => last = Some(e),
+                }
+            }
+        }
+        for i in order.iter().copied().filter(|i| self.0[*i].is_down()) {
+            if let Ok(permit) = self.0[i].in_use.clone().try_acquire_owned() {
+                match self.0[i].checkout(i, permit).await {
+                    Ok(b) => return Ok(b),
+                    Err(e) => last = Some(e),
+                }
+            }
+        }
+        // A refusal when connecting (a 5xx greeting, failed AUTH) is about the relay, not the
+        // message: always worth a retry later.
+        Err(match last {
+            Some(e) => SendError { permanent: false, ..e },
+            None => SendError::transient("no SMTP relay has a free connection"),
+        })
+    }
+
+    /// Says QUIT on every idle connection (best effort).
+    pub async fn close(&self) {
+        for state in self.0.iter() {
+            let idle = state.idle.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+            for c in idle {
+                c.close(&state.relay).await;
+            }
+        }
+    }
+}
+
+impl RelayState {
+    /// An idle connection that still works, or a new one (marking the relay down or up).
+    async fn checkout(&self, index: usize, permit: tokio::sync::OwnedSemaphorePermit) -> Result<Borrowed, SendError> {
+        loop {
+            let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+            let Some(mut connection) = idle else { break };
+            if connection.usable(&self.relay).await {
+                return Ok(Borrowed { relay: index, connection, _in_use: permit });
+            }
+        }
+        match self.relay.connect().await {
+            Ok(connection) => {
+                self.set_down(None);
+                Ok(Borrowed { relay: index, connection, _in_use: permit })
+            }
+            Err(e) => {
+                tracing::warn!(relay = ?self.relay, error = %e.message, "SMTP relay unreachable; the others take its share");
+                self.set_down(Some(Instant::now() + DOWN_FOR));
+                Err(e)
+            }
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        self.down_until.lock().map(|d| d.is_some_and(|until| Instant::now() < until)).unwrap_or(false)
+    }
+
+    fn set_down(&self, until: Option<Instant>) {
+        if let Ok(mut d) = self.down_until.lock() {
+            *d = until;
+        }
+    }
+
+    /// Waits for this relay's next message slot under its rate limit.
+    async fn pace(&self) {
+        let Some(rate) = self.relay.rate else { return };
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let at = match self.next_slot.lock() {
+            Ok(mut next) => {
+                let at = (*next).max(tokio::time::Instant::now());
+                *next = at + interval;
+                at
+            }
+            Err(_) => return,
+        };
+        tokio::time::sleep_until(at).await;
     }
 }
 
@@ -166,5 +350,26 @@ mod tests {
         assert!(Relay::from_url("http://mail.example", t).is_err());
         assert!(Relay::from_url("smtp://mail.example?tls=sometimes", t).is_err());
         assert!(Relay::from_url("not a url", t).is_err());
+        let r = Relay::from_url("smtp://mail.example:2525?connections=4&rate=50", t).unwrap();
+        assert_eq!((r.connections, r.rate), (Some(4), Some(50.0)));
+        assert!(Relay::from_url("smtp://mail.example?connections=0", t).is_err());
+        assert!(Relay::from_url("smtp://mail.example?rate=-1", t).is_err());
+        assert!(Relay::from_url("smtp://mail.example?ratee=1", t).is_err());
+    }
+
+    #[test]
+    fn at_least_one_relay() {
+        assert!(Relays::from_urls(&[], Duration::from_secs(1)).is_err());
+    }
+
+    /// The rate limit spaces messages evenly: 10 per second → the 21st starts after 2 s.
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_spaces_messages() {
+        let relays = Relays::from_urls(&["smtp://a?rate=10".to_string()], Duration::from_secs(1)).unwrap();
+        let start = tokio::time::Instant::now();
+        for _ in 0..21 {
+            relays.0[0].pace().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
     }
 }

@@ -5,7 +5,7 @@
 //! claims never overlap. On stop, queued messages are handed back unsent.
 
 use crate::compose::compose;
-use crate::relay::{Connection, Relay};
+use crate::relay::Relays;
 use anpi_core::{Clock, Millis};
 use anpi_store::{Claimed, Delivery, Store};
 use lettre::message::{header::ContentType, Mailbox, Message};
@@ -17,15 +17,15 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 /// Where messages go.
 #[derive(Clone, Debug)]
 pub enum Channel {
-    Smtp(Relay),
+    Smtp(Relays),
     /// Keeps messages in memory for the demo's mail page.
     Catcher(MailCatcher),
 }
 
 impl Channel {
-    /// An SMTP relay by URL (see [`Relay::from_url`]); `timeout` bounds each step.
-    pub fn smtp(url: &str, timeout: Duration) -> Result<Channel, String> {
-        Relay::from_url(url, timeout).map(Channel::Smtp)
+    /// SMTP relays by URL (see [`crate::Relay::from_url`]); `timeout` bounds each step.
+    pub fn smtp(urls: &[String], timeout: Duration) -> Result<Channel, String> {
+        Relays::from_urls(urls, timeout).map(Channel::Smtp)
     }
 }
 
@@ -127,11 +127,14 @@ impl Worker {
         let queued = Arc::new(tokio::sync::Mutex::new(queued));
         let (done, outcomes) = mpsc::unbounded_channel::<Done>();
         let recorder = tokio::spawn(worker.clone().record(outcomes));
-        let senders: Vec<_> = (0..worker.config.concurrency.max(1)).map(|_| tokio::spawn(worker.clone().sender(queued.clone(), done.clone(), stop.clone()))).collect();
+        let senders: Vec<_> = (0..worker.config.concurrency.max(1)).map(|i| tokio::spawn(worker.clone().sender(i, queued.clone(), done.clone(), stop.clone()))).collect();
         drop(done);
         worker.claim(window, queue, wake, stop).await;
         for s in senders {
             let _ = s.await;
+        }
+        if let Channel::Smtp(relays) = &worker.channel {
+            relays.close().await;
         }
         let _ = recorder.await;
     }
@@ -182,18 +185,15 @@ impl Worker {
         }
     }
 
-    /// A sender: takes jobs from the queue until it is closed, over one connection that it
-    /// reopens when it breaks. After stop, it hands what it takes back unsent.
-    async fn sender(self: Arc<Self>, queued: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>, done: mpsc::UnboundedSender<Done>, stop: tokio::sync::watch::Receiver<bool>) {
-        let mut connection: Option<Connection> = None;
+    /// Sender number `me`: takes jobs from the queue until it is closed and sends each over a
+    /// connection borrowed from relay `me` (modulo the relays) while it is up. After stop, it
+    /// hands what it takes back unsent.
+    async fn sender(self: Arc<Self>, me: usize, queued: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>, done: mpsc::UnboundedSender<Done>, stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             let job = queued.lock().await.recv().await;
             let Some(Job { message, slot }) = job else { break };
-            let delivery = if *stop.borrow() { Delivery::HandedBack } else { self.delivery(&message, self.send(&message, &mut connection).await) };
+            let delivery = if *stop.borrow() { Delivery::HandedBack } else { self.delivery(&message, self.send(&message, me).await) };
             let _ = done.send(Done { id: message.id, delivery, _slot: slot });
-        }
-        if let (Some(c), Channel::Smtp(relay)) = (connection, &self.channel) {
-            c.close(relay).await;
         }
     }
 
@@ -230,17 +230,17 @@ impl Worker {
         }
     }
 
-    async fn send(&self, m: &Claimed, connection: &mut Option<Connection>) -> Outcome {
+    async fn send(&self, m: &Claimed, me: usize) -> Outcome {
         if m.to.is_empty() {
             return Outcome::Permanent("no email address".into());
         }
         let c = compose(m, &self.config.base_url);
-        let relay = match &self.channel {
+        let relays = match &self.channel {
             Channel::Catcher(catcher) => {
                 catcher.push(Caught { to: m.to.clone(), subject: c.subject, body: c.body, at: self.clock.now() });
                 return Outcome::Sent;
             }
-            Channel::Smtp(relay) => relay,
+            Channel::Smtp(relays) => relays,
         };
         let mut msg = match self.build(m, &c) {
             Ok(msg) => msg,
@@ -252,29 +252,10 @@ impl Worker {
                 Err(e) => return Outcome::Retry(e),
             };
         }
-        let kept = match connection.take() {
-            Some(mut c) => c.usable(relay).await.then_some(c),
-            None => None,
-        };
-        let open = match kept {
-            Some(c) => c,
-            None => match relay.connect().await {
-                Ok(c) => c,
-                Err(e) if e.permanent => return Outcome::Permanent(e.message),
-                Err(e) => return Outcome::Retry(e.message),
-            },
-        };
-        let open = connection.insert(open);
-        match open.send(relay, msg.envelope(), &msg.formatted()).await {
+        match relays.send(me, msg.envelope(), &msg.formatted()).await {
             Ok(()) => Outcome::Sent,
-            Err(e) => {
-                // lettre drops a connection on any error; the next message opens a new one.
-                if e.permanent {
-                    Outcome::Permanent(e.message)
-                } else {
-                    Outcome::Retry(e.message)
-                }
-            }
+            Err(e) if e.permanent => Outcome::Permanent(e.message),
+            Err(e) => Outcome::Retry(e.message),
         }
     }
 

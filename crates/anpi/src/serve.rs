@@ -20,9 +20,13 @@ pub struct ServeArgs {
     /// Public URL of the tenant listener, used in mailed links. Default: http://LISTEN.
     #[arg(long, env = "ANPI_BASE_URL")]
     pub base_url: Option<String>,
-    /// SMTP server: smtp://host:port, smtp://user:pass@host:587?tls=required, smtps://host:465.
-    #[arg(long, env = "ANPI_SMTP_URL", default_value = "smtp://127.0.0.1:25")]
-    pub smtp_url: String,
+    /// SMTP relay: smtp://host:port, smtp://user:pass@host:587?tls=required, smtps://host:465;
+    /// optional limits `connections=N` and `rate=N` (messages per second), e.g.
+    /// smtp://relay:25?connections=16&rate=500. Repeat the flag (or separate with commas) for
+    /// several relays: the senders spread over them, and one that cannot be reached is left
+    /// alone for 10 s while the others take its share.
+    #[arg(long = "smtp-url", env = "ANPI_SMTP_URL", value_delimiter = ',', default_value = "smtp://127.0.0.1:25")]
+    pub smtp_urls: Vec<String>,
     /// Sender address of all mail.
     #[arg(long, env = "ANPI_MAIL_FROM", default_value = "anpi@localhost")]
     pub mail_from: String,
@@ -98,7 +102,7 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     state.answer_link_grace_ms = args.answer_link_grace_days.max(0) * 86_400_000;
     let channel = match catcher {
         Some(c) => Channel::Catcher(c),
-        None => Channel::smtp(&args.smtp_url, std::time::Duration::from_secs(args.smtp_timeout_secs.max(1))).map_err(|e| anyhow::anyhow!(e))?,
+        None => Channel::smtp(&args.smtp_urls, std::time::Duration::from_secs(args.smtp_timeout_secs.max(1))).map_err(|e| anyhow::anyhow!(e))?,
     };
     let dkim = dkim_signer(&store, &args.mail_from).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

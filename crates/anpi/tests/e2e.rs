@@ -16,6 +16,10 @@ mod flow;
 mod isolation;
 #[path = "e2e/crash.rs"]
 mod crash;
+#[path = "e2e/relays.rs"]
+mod relays;
+#[path = "e2e/nodes.rs"]
+mod nodes;
 #[path = "e2e/browser.rs"]
 mod browser;
 #[path = "e2e/demo.rs"]
