@@ -17,6 +17,13 @@ impl Clock for SystemClock {
     }
 }
 
+/// A fixed time is a clock that always reads it (tests).
+impl Clock for Millis {
+    fn now(&self) -> Millis {
+        *self
+    }
+}
+
 /// Formats a time in a zone, e.g. `2026-11-23 23:05`.
 pub fn format_local(at: Millis, zone: &str) -> String {
     let tz: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::Asia::Tokyo);

@@ -570,7 +570,7 @@ mod tests {
         assert_eq!(statuses(&store, &scope).await, ["sent", "cancelled", "notice"]);
         clock.0.fetch_add(600_000, Ordering::SeqCst);
         assert_eq!(intake.tick().await.unwrap(), 0, "a withdrawn dispatch is never sent");
-        let mail = store.claim_outbox(now(), 100, 60_000).await.unwrap();
+        let mail = store.claim_outbox(&now(), 100, 60_000).await.unwrap();
         assert!(mail.iter().any(|m| m.subject.contains("取消") && m.to == ["admin@t1.example"]), "admin notice");
 
         // Two hours late (a long feed read on first start): recorded, never sent.

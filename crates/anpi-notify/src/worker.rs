@@ -160,7 +160,7 @@ impl Worker {
                 _ = stop.changed() => return,
             };
             let Ok(mut room) = room else { return };
-            let claimed = match self.store.claim_outbox(self.clock.now(), batch, self.config.lease_ms).await {
+            let claimed = match self.store.claim_outbox(self.clock.as_ref(), batch, self.config.lease_ms).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox claim failed");

@@ -51,7 +51,7 @@ pub(crate) fn verify_password_now(password: &str, stored: &str) -> bool {
     Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && real
 }
 
-/// Who a password hash is for, which decides its lane on the hashing pool.
+/// Who a password hash is for, which decides its lane (its own threads) on the hashing pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lane {
     /// Someone at the sign-in form: anyone on the Internet, so possibly a flood. Their hashes
@@ -73,16 +73,53 @@ struct HashPool {
     known: LanePool,
 }
 
-/// A lane's threads and its waiting line.
+/// A lane: its own threads, a line of callers waiting for one, and the work handed over.
 struct LanePool {
     threads: tokio::sync::Semaphore,
     waiting: tokio::sync::Semaphore,
+    work: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
 impl LanePool {
-    fn new(threads: usize) -> LanePool {
-        LanePool { threads: tokio::sync::Semaphore::new(threads), waiting: tokio::sync::Semaphore::new(HASH_WAITERS) }
+    /// Starts `threads` threads for the lane, of lower priority (nice > 0) when `low`: the
+    /// scheduler then prefers answer pages, the outbox and live updates, yet an idle machine
+    /// still gives the threads all the time they want.
+    fn new(name: &str, threads: usize, low: bool) -> LanePool {
+        let (work, jobs) = std::sync::mpsc::channel::<Job>();
+        let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs));
+        for i in 0..threads {
+            let jobs = jobs.clone();
+            let started = std::thread::Builder::new().name(format!("anpi-hash-{name}-{i}")).spawn(move || {
+                if low {
+                    if let Err(e) = thread_priority::set_current_thread_priority(low_priority()) {
+                        tracing::warn!(error = ?e, "cannot lower the priority of a password-hashing thread");
+                    }
+                }
+                loop {
+                    let job = match jobs.lock() {
+                        Ok(jobs) => jobs.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+            if let Err(e) = started {
+                tracing::error!(error = %e, "cannot start a password-hashing thread");
+            }
+        }
+        LanePool { threads: tokio::sync::Semaphore::new(threads), waiting: tokio::sync::Semaphore::new(HASH_WAITERS), work: std::sync::Mutex::new(work) }
     }
+}
+
+/// thread-priority's 0–99 scale: well below the middle is a positive nice value on Linux
+/// (about 10).
+fn low_priority() -> thread_priority::ThreadPriority {
+    thread_priority::ThreadPriority::Crossplatform(thread_priority::ThreadPriorityValue::try_from(25u8).unwrap_or(thread_priority::ThreadPriorityValue::MIN))
 }
 
 /// Password checks that may wait for a lane before requests are refused.
@@ -94,11 +131,11 @@ fn pool() -> &'static HashPool {
     static POOL: std::sync::OnceLock<HashPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        HashPool { strangers: LanePool::new(cores.saturating_sub(1).max(1)), known: LanePool::new(1) }
+        HashPool { strangers: LanePool::new("strangers", cores.saturating_sub(1).max(1), true), known: LanePool::new("known", 1, false) }
     })
 }
 
-/// Runs CPU-heavy password work on the bounded pool (never on the async workers).
+/// Runs CPU-heavy password work on the lane's threads (never on the async workers).
 pub(crate) async fn off_the_workers<T: Send + 'static>(lane: Lane, work: impl FnOnce() -> T + Send + 'static) -> crate::Result<T> {
     let pool = match lane {
         Lane::Stranger => &pool().strangers,
@@ -113,7 +150,7 @@ pub(crate) async fn off_the_workers<T: Send + 'static>(lane: Lane, work: impl Fn
     // The thread's permit travels with the work, so a caller that gives up (a closed
     // connection) does not free the thread before the work is done.
     let (answer, answered) = tokio::sync::oneshot::channel();
-    tokio::task::spawn_blocking(move || {
+    let job: Job = Box::new(move || {
         let started = std::time::Instant::now();
         let _ = answer.send(work());
         if lane == Lane::Stranger {
@@ -122,6 +159,8 @@ pub(crate) async fn off_the_workers<T: Send + 'static>(lane: Lane, work: impl Fn
         }
         drop(thread);
     });
+    let handed = pool.work.lock().map_err(|_| crate::StoreError::Busy)?.send(job);
+    handed.map_err(|_| crate::StoreError::Busy)?;
     answered.await.map_err(|_| crate::StoreError::Busy)
 }
 
@@ -159,7 +198,7 @@ mod tests {
         }))
     }
 
-    /// Hashing runs on the blocking threads: a current-thread runtime (one async worker) keeps
+    /// Hashing runs on the lanes' own threads: a current-thread runtime (one async worker) keeps
     /// serving other tasks while hashes run.
     #[tokio::test(flavor = "current_thread")]
     async fn hashing_leaves_the_async_worker_free() {
@@ -207,6 +246,23 @@ mod tests {
         for l in line {
             l.await.unwrap().unwrap();
         }
+    }
+
+    /// The nice value of the calling thread (Linux: field 19 of /proc/thread-self/stat).
+    fn nice() -> i64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 1..];
+        after.split_whitespace().nth(16).unwrap().parse().unwrap()
+    }
+
+    /// Strangers' hashes run at a lower priority than everything else; known callers' do not.
+    #[tokio::test]
+    async fn strangers_hash_at_a_lower_priority() {
+        let here = nice();
+        let stranger = off_the_workers(Lane::Stranger, nice).await.unwrap();
+        let known = off_the_workers(Lane::Known, nice).await.unwrap();
+        assert!(stranger > here, "strangers' threads are niced: {stranger} vs {here}");
+        assert_eq!(known, here, "known callers' thread keeps the service's priority");
     }
 
     /// A stranger's thread rests as long as it worked: a second job on the same lane starts only

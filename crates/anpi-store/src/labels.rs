@@ -283,11 +283,11 @@ mod tests {
             let (inc, _) = s.start_incident(&a, &new, &AuditEvent::system("test"), now).await.unwrap();
             assert_eq!(s.incident(&a, inc).await.unwrap().label.map(|l| l.name), Some("関係者外秘".into()));
             assert_eq!(s.incidents(&crate::IncidentAccess::everything(&a)).await.unwrap()[0].label.as_ref().map(|l| l.id), Some(id));
-            let mail = s.claim_outbox(now, 10, 60_000).await.unwrap().remove(0).survey.unwrap();
+            let mail = s.claim_outbox(&now, 10, 60_000).await.unwrap().remove(0).survey.unwrap();
             assert_eq!((mail.label.as_deref(), mail.label_en.as_deref()), (Some("関係者外秘"), Some("Need to know")));
             let (plain, _) = s.start_incident(&a, &NewIncident { label_id: None, title: "区分なし".into(), ..new.clone() }, &AuditEvent::system("test"), now).await.unwrap();
             assert!(s.incident(&a, plain).await.unwrap().label.is_none());
-            assert!(s.claim_outbox(now, 10, 60_000).await.unwrap().remove(0).survey.unwrap().label.is_none());
+            assert!(s.claim_outbox(&now, 10, 60_000).await.unwrap().remove(0).survey.unwrap().label.is_none());
 
             // In use (incident, rule, default): not deleted; unused: deleted.
             assert!(matches!(s.delete_label(&a, id, &AuditEvent::system("test"), 0).await, Err(StoreError::Conflict(m)) if m.contains("1")));

@@ -172,9 +172,11 @@ impl Store {
         }
     }
 
-    /// Claims up to `limit` due messages for `lease_ms`.
-    pub async fn claim_outbox(&self, now: Millis, limit: i64, lease_ms: i64) -> Result<Vec<Claimed>> {
+    /// Claims up to `limit` due messages for `lease_ms`. The clock is read once the transaction
+    /// has its connection: a wait for it (SQLite's one writer, a busy pool) must not eat the lease.
+    pub async fn claim_outbox(&self, clock: &dyn anpi_core::Clock, limit: i64, lease_ms: i64) -> Result<Vec<Claimed>> {
         let mut tx = self.system_tx().await?;
+        let now = clock.now();
         let sql = format!(
             "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
              (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY id LIMIT $3 {}) RETURNING id",

@@ -159,7 +159,7 @@ async fn whole_loop_on_every_engine() {
             assert!(s.account_login("acme", "admin@example.jp", "wrong", now).await.unwrap().is_none());
         }
         assert!(s.account(&a, acc).await.unwrap().locked);
-        let notice = s.claim_outbox(now, 100, 60_000).await.unwrap();
+        let notice = s.claim_outbox(&now, 100, 60_000).await.unwrap();
         assert_eq!(notice.iter().map(|c| (c.to.clone(), c.subject.contains("locked"))).collect::<Vec<_>>(), [(vec!["admin@example.jp".to_string()], true)], "the owner is told");
         s.record_outbox(&[(notice[0].id, crate::Delivery::Sent)], now).await.unwrap();
         let locked = s.audit_entries(&a, &crate::audit::LogFilter { action: "account_locked".into(), ..Default::default() }, 10).await.unwrap();
@@ -201,13 +201,13 @@ async fn whole_loop_on_every_engine() {
         let (inc, n) = s.start_incident(&a, &new, &AuditEvent::system("test"), now).await.unwrap();
         assert_eq!(n, 2);
         assert!(s.incident(&b, inc).await.is_err(), "other tenant cannot see it");
-        let claimed = s.claim_outbox(now, 100, 60_000).await.unwrap();
+        let claimed = s.claim_outbox(&now, 100, 60_000).await.unwrap();
         assert_eq!(claimed.len(), 2);
         let mut to: Vec<String> = claimed.iter().flat_map(|c| c.to.clone()).collect();
         to.sort();
         assert_eq!(to, ["one@example.jp", "two@b.example.jp", "two@example.jp"], "addresses decrypted for sending");
-        assert!(s.claim_outbox(now, 100, 60_000).await.unwrap().is_empty(), "leased rows are not claimed twice");
-        assert_eq!(s.claim_outbox(now + 61_000, 100, 60_000).await.unwrap().len(), 2, "expired lease is claimed again");
+        assert!(s.claim_outbox(&now, 100, 60_000).await.unwrap().is_empty(), "leased rows are not claimed twice");
+        assert_eq!(s.claim_outbox(&(now + 61_000), 100, 60_000).await.unwrap().len(), 2, "expired lease is claimed again");
         let mail = claimed[0].survey.clone().unwrap();
         assert!(mail.drill);
         s.record_outbox(&[(claimed[0].id, crate::Delivery::Sent)], now).await.unwrap();
@@ -530,7 +530,7 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         assert_eq!(s.person(&a, id1).await.unwrap().input.phone, "090-1111-2222");
         assert!(s.take_staged_import(&a, staged).await.unwrap().contains("staged.upload@acme.example"));
         let staged = s.stage_import(&a, 1, "9,staged,staged.upload@acme.example\n", now).await.unwrap();
-        let system = s.claim_outbox(now, 10, 60_000).await.unwrap();
+        let system = s.claim_outbox(&now, 10, 60_000).await.unwrap();
         assert_eq!(system.len(), 1);
         assert_eq!(system[0].to, ["admin@acme.example"]);
         assert_eq!(system[0].body, "BODY-MARKER-reset-link-7788");

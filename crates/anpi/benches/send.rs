@@ -164,7 +164,7 @@ async fn dispatch(engine: Engine, db_url: &str, n: usize, nodes: usize) -> (f64,
     let sink = PostfixSink::start();
     let mut servers = Vec::new();
     for _ in 0..nodes {
-        let mut b = Server::builder(db_url).smtp_url(sink.url()).env("ANPI_LOG", "warn");
+        let mut b = Server::builder(db_url).smtp_url(sink.url()).outbox_lease_secs(60).env("ANPI_LOG", "warn");
         if let Ok(c) = std::env::var("ANPI_BENCH_SEND_CONCURRENCY") {
             if !c.trim().is_empty() {
                 b = b.arg("--send-concurrency").arg(c.trim());

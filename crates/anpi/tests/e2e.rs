@@ -20,6 +20,8 @@ mod crash;
 mod relays;
 #[path = "e2e/nodes.rs"]
 mod nodes;
+#[path = "e2e/faults.rs"]
+mod faults;
 #[path = "e2e/browser.rs"]
 mod browser;
 #[path = "e2e/demo.rs"]

@@ -21,7 +21,7 @@ async fn a_planted_address_is_never_mailed_on_every_engine() {
 
         let new = drill("地震", Target { all: true, ..Default::default() });
         s.start_incident(&t, &new, &ev, now).await.unwrap();
-        let claimed = s.claim_outbox(now, 10, 60_000).await.unwrap();
+        let claimed = s.claim_outbox(&now, 10, 60_000).await.unwrap();
         let to: Vec<String> = claimed.iter().flat_map(|c| c.to.clone()).collect();
         assert!(!to.iter().any(|a| a.contains("attacker")), "a planted plaintext address is mailed: {to:?}");
         assert_eq!(to.iter().filter(|a| *a == "other@planted.example").count(), 1, "a copied ciphertext reaches only its own row: {to:?}");

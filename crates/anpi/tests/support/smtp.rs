@@ -35,6 +35,16 @@ fn aiosmtpd_python() -> String {
 impl SmtpSink {
     /// Starts aiosmtpd on a free port and waits (at most 30 s) until it accepts connections.
     pub async fn start() -> SmtpSink {
+        SmtpSink::start_with(None).await
+    }
+
+    /// [`SmtpSink::start`] with the misbehaving handler `support/python/faulty_smtp.py` and its
+    /// rules (see that file), e.g. `"reject:bad,tempfail-first:later"`.
+    pub async fn start_faulty(spec: &str) -> SmtpSink {
+        SmtpSink::start_with(Some(spec)).await
+    }
+
+    async fn start_with(faults: Option<&str>) -> SmtpSink {
         let python = aiosmtpd_python();
         let mut dir = tempfile::Builder::new()
             .prefix("anpi-smtp-")
@@ -46,11 +56,17 @@ impl SmtpSink {
         for _attempt in 0..3 {
             let port = free_port();
             let logf = fs::File::create(&log).expect("cannot create aiosmtpd log file");
-            let child = Command::new(&python)
-                .args(["-m", "aiosmtpd", "-n", "-l"])
-                .arg(format!("127.0.0.1:{port}"))
-                .args(["-c", "aiosmtpd.handlers.Mailbox"])
-                .arg(&maildir)
+            let mut cmd = Command::new(&python);
+            cmd.args(["-m", "aiosmtpd", "-n", "-l"]).arg(format!("127.0.0.1:{port}"));
+            match faults {
+                None => cmd.args(["-c", "aiosmtpd.handlers.Mailbox"]).arg(&maildir),
+                Some(spec) => cmd
+                    .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/python"))
+                    .args(["-c", "faulty_smtp.Faulty"])
+                    .arg(&maildir)
+                    .arg(spec),
+            };
+            let child = cmd
                 .stdin(Stdio::null())
                 .stdout(logf.try_clone().expect("clone log file handle"))
                 .stderr(logf)
