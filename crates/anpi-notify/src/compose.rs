@@ -71,6 +71,7 @@ mod tests {
                 label: label.map(|(ja, _)| ja.to_string()),
                 label_en: label.map(|(_, en)| en.to_string()),
             }),
+            undeliverable: None,
         }
     }
 

@@ -67,6 +67,9 @@ pub struct WorkerConfig {
     pub idle_poll: Duration,
     /// Signs every message (the key of the sender's domain), if one is configured.
     pub dkim: Option<crate::DkimSigner>,
+    /// The return path as `(local part, domain)`: each message then gets its own,
+    /// `local+{tag}@domain` (VERP), so that bounces name it. `None`: the sender address.
+    pub bounce: Option<(String, String)>,
 }
 
 impl WorkerConfig {
@@ -87,6 +90,7 @@ impl Default for WorkerConfig {
             max_attempts: 8,
             idle_poll: Duration::from_millis(250),
             dkim: None,
+            bounce: None,
         }
     }
 }
@@ -232,7 +236,10 @@ impl Worker {
 
     async fn send(&self, m: &Claimed, me: usize) -> Outcome {
         if m.to.is_empty() {
-            return Outcome::Permanent("no email address".into());
+            return Outcome::Permanent(match &m.undeliverable {
+                Some(status) => format!("undeliverable: {status}"),
+                None => "no email address".into(),
+            });
         }
         let c = compose(m, &self.config.base_url);
         let relays = match &self.channel {
@@ -270,8 +277,16 @@ impl Worker {
             .subject(c.subject.clone())
             .message_id(Some(format!("<{key}.t{}@{domain}>", m.tenant_id)))
             .header(ContentType::TEXT_PLAIN);
+        let mut rcpts = Vec::new();
         for to in &m.to {
-            b = b.to(to.parse().map_err(|e| format!("bad address {to}: {e}"))?);
+            let mailbox: Mailbox = to.parse().map_err(|e| format!("bad address {to}: {e}"))?;
+            rcpts.push(mailbox.email.clone());
+            b = b.to(mailbox);
+        }
+        if let Some((local, bounce_domain)) = &self.config.bounce {
+            let tag = self.store.return_path_tag(m.id).map_err(|e| e.to_string())?;
+            let path: lettre::Address = format!("{local}+{tag}@{bounce_domain}").parse().map_err(|e| format!("bad return path: {e}"))?;
+            b = b.envelope(lettre::address::Envelope::new(Some(path), rcpts).map_err(|e| e.to_string())?);
         }
         b.body(c.body.clone()).map_err(|e| e.to_string())
     }

@@ -43,6 +43,8 @@ pub struct PersonRow {
     pub site_id: Option<i64>,
     pub group_ids: Vec<i64>,
     pub input: PersonInput,
+    /// The DSN status when one of the person's addresses bounced for good (else empty).
+    pub undeliverable: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -59,10 +61,11 @@ struct PersonDb {
     site_id: Option<i64>,
     language: String,
     disabled: i64,
+    undeliverable_status: String,
 }
 
 const PERSON_COLUMNS: &str = "p.id, p.employee_no, p.name, p.furigana, p.emails, p.phone, p.home_area, p.department_id, \
-     pos.name AS position, p.site_id, p.language, p.disabled";
+     pos.name AS position, p.site_id, p.language, p.disabled, p.undeliverable_status";
 
 /// Builds `id → path` for a department list.
 pub(crate) fn department_paths(rows: &[(i64, Option<i64>, String)]) -> HashMap<i64, String> {
@@ -204,6 +207,7 @@ impl Store {
                 Ok(PersonRow {
                     id: r.id,
                     disabled: r.disabled != 0,
+                    undeliverable: r.undeliverable_status.clone(),
                     department_id: r.department_id,
                     site_id: r.site_id,
                     input: PersonInput {
@@ -466,6 +470,15 @@ async fn save_person_tx(tx: &mut Transaction<'static, Any>, ring: Option<&KeyRin
             .bind(person_id)
             .execute(&mut **tx)
             .await?;
+    }
+    // A bounced address stays marked while it is still one of the person's addresses.
+    if existing.is_some() {
+        let bounced: String = sqlx::query_scalar("SELECT undeliverable_address FROM people WHERE tenant_id = $1 AND id = $2").bind(t).bind(person_id).fetch_one(&mut **tx).await?;
+        let kept = !bounced.is_empty()
+            && ring.and_then(|k| k.open_row("people.undeliverable_address", &person_id.to_string(), &bounced).ok()).is_some_and(|a| p.emails.iter().any(|e| e.eq_ignore_ascii_case(&a)));
+        if !bounced.is_empty() && !kept {
+            sqlx::query("UPDATE people SET undeliverable_address = '', undeliverable_status = '', undeliverable_at = 0 WHERE tenant_id = $1 AND id = $2").bind(t).bind(person_id).execute(&mut **tx).await?;
+        }
     }
     match ring {
         Some(k) => write_email_hashes(tx, k, t, person_id, &p.emails).await?,

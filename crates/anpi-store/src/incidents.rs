@@ -100,7 +100,7 @@ pub struct DashboardRow {
     pub group_ids: Vec<i64>,
     pub answers: Option<Answers>,
     pub answered_at: Option<i64>,
-    /// Outcome of the latest message: pending, sent or failed.
+    /// Outcome of the latest message: pending, sent, failed, undeliverable (bounced) or cancelled.
     pub delivery: String,
 }
 
@@ -376,7 +376,7 @@ impl Store {
     pub async fn dashboard(&self, scope: &TenantScope, incident: i64) -> Result<Vec<DashboardRow>> {
         let rows: Vec<DashboardDb> = sqlx::query_as(
             "SELECT r.id, r.person_id, r.name, r.department_id, r.site_id, r.answers, r.answered_at, \
-               (SELECT o.status FROM outbox o WHERE o.recipient_id = r.id ORDER BY o.id DESC LIMIT 1) AS delivery \
+               (SELECT CASE WHEN o.status = 'failed' AND o.last_error LIKE 'undeliverable%' THEN 'undeliverable' ELSE o.status END FROM outbox o WHERE o.recipient_id = r.id ORDER BY o.id DESC LIMIT 1) AS delivery \
              FROM recipients r WHERE r.tenant_id = $1 AND r.incident_id = $2 ORDER BY r.id",
         )
         .bind(scope.tenant_id())

@@ -498,8 +498,8 @@ impl Store {
         let mut changed = 0;
         let mut last = 0i64;
         loop {
-            let rows: Vec<(i64, String, String)> =
-                sqlx::query_as("SELECT id, emails, phone FROM people WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+            let rows: Vec<(i64, String, String, String)> =
+                sqlx::query_as("SELECT id, emails, phone, undeliverable_address FROM people WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3")
                     .bind(t)
                     .bind(last)
                     .bind(batch.max(1))
@@ -508,23 +508,27 @@ impl Store {
             let Some(l) = rows.last() else { break };
             last = l.0;
             let mut tx = self.scoped_tx(scope).await?;
-            for (id, emails, phone) in rows {
+            for (id, emails, phone, bounced) in rows {
                 let stale = |v: &str| !v.is_empty() && (!v.starts_with(PREFIX_ROW) || KeyRing::key_of(v) != Some(ring.active_id()));
-                if !stale(&emails) && !stale(&phone) {
+                if !stale(&emails) && !stale(&phone) && !stale(&bounced) {
                     continue;
                 }
                 let row = id.to_string();
-                let (plain_emails, plain_phone) = match (ring.open_row("people.emails", &row, &emails), ring.open_row("people.phone", &row, &phone)) {
-                    (Ok(e), Ok(p)) => (e, p),
+                let open_bounced = || if bounced.is_empty() { Ok(String::new()) } else { ring.open_row("people.undeliverable_address", &row, &bounced) };
+                let (plain_emails, plain_phone, plain_bounced) = match (ring.open_row("people.emails", &row, &emails), ring.open_row("people.phone", &row, &phone), open_bounced()) {
+                    (Ok(e), Ok(p), Ok(b)) => (e, p, b),
                     _ => continue, // refused and logged: left for an admin to re-enter
                 };
-                let n = sqlx::query("UPDATE people SET emails = $1, phone = $2 WHERE tenant_id = $3 AND id = $4 AND emails = $5 AND phone = $6")
+                let resealed_bounced = if plain_bounced.is_empty() { String::new() } else { ring.seal_row("people.undeliverable_address", &row, &plain_bounced)? };
+                let n = sqlx::query("UPDATE people SET emails = $1, phone = $2, undeliverable_address = $3 WHERE tenant_id = $4 AND id = $5 AND emails = $6 AND phone = $7 AND undeliverable_address = $8")
                     .bind(ring.seal_row("people.emails", &row, &plain_emails)?)
                     .bind(ring.seal_row("people.phone", &row, &plain_phone)?)
+                    .bind(resealed_bounced)
                     .bind(t)
                     .bind(id)
                     .bind(&emails)
                     .bind(&phone)
+                    .bind(&bounced)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

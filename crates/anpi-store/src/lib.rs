@@ -14,6 +14,7 @@
 mod accounts;
 pub mod audit;
 mod allowlists;
+mod bounces;
 mod checkpoints;
 mod clientcerts;
 mod crypto;
@@ -50,6 +51,7 @@ pub use hazards::{DispatchRow, NewDispatch, NewTelegram, PeopleAreas, PriorDispa
 pub use keys::{normalise_email, MasterKey, MasterKeys};
 pub use labels::{LabelInput, LabelUse};
 pub use incidents::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
+pub use bounces::Bounce;
 pub use outbox::{Claimed, Delivery, OutboxKind, SurveyMail};
 pub use reach::IncidentAccess;
 pub use responses::AnswerContext;

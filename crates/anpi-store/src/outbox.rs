@@ -70,6 +70,8 @@ pub struct Claimed {
     pub body: String,
     /// For survey kinds.
     pub survey: Option<SurveyMail>,
+    /// The DSN status of an address left out of `to` because it bounced for good.
+    pub undeliverable: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +110,8 @@ struct ClaimDb {
     drill: Option<i64>,
     label: Option<String>,
     label_en: Option<String>,
+    undeliverable_address: Option<String>,
+    undeliverable_status: Option<String>,
 }
 
 pub(crate) async fn enqueue_survey(tx: &mut Transaction<'static, Any>, tenant: i64, incident: i64, recipients: &[i64], kind: OutboxKind, round: i64, now: Millis) -> Result<()> {
@@ -189,7 +193,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT o.id, o.tenant_id, o.kind, o.idempotency_key, o.attempts, o.to_addrs, o.subject, o.body, o.recipient_id, \
-               r.name, r.language, r.person_id, p.emails, t.name AS tenant_name, i.title, i.message, i.drill, l.name AS label, l.name_en AS label_en \
+               r.name, r.language, r.person_id, p.emails, p.undeliverable_address, p.undeliverable_status, t.name AS tenant_name, i.title, i.message, i.drill, l.name AS label, l.name_en AS label_en \
              FROM outbox o JOIN tenants t ON t.id = o.tenant_id \
                LEFT JOIN recipients r ON r.id = o.recipient_id AND r.tenant_id = o.tenant_id \
                LEFT JOIN people p ON p.id = r.person_id AND p.tenant_id = o.tenant_id \
@@ -250,13 +254,23 @@ impl Store {
                     None => open(r.tenant_id, r.id, "outbox.to_addrs", &r.idempotency_key, r.to_addrs),
                 };
                 let body = open(r.tenant_id, r.id, "outbox.body", &r.idempotency_key, r.body);
+                let bounced = match r.undeliverable_address.as_deref() {
+                    Some(a) if !a.is_empty() => open(r.tenant_id, r.id, "people.undeliverable_address", &person, a.to_string()),
+                    _ => String::new(),
+                };
+                let mut to: Vec<String> = to.split('\n').filter(|s| !s.is_empty()).map(String::from).collect();
+                let before = to.len();
+                if !bounced.is_empty() {
+                    to.retain(|a| !a.eq_ignore_ascii_case(&bounced));
+                }
                 Claimed {
                     id: r.id,
                     tenant_id: r.tenant_id,
                     kind,
                     idempotency_key: r.idempotency_key,
                     attempts: r.attempts,
-                    to: to.split('\n').filter(|s| !s.is_empty()).map(String::from).collect(),
+                    undeliverable: (to.len() < before).then(|| r.undeliverable_status.unwrap_or_default()),
+                    to,
                     subject: r.subject,
                     body,
                     survey,

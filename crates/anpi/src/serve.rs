@@ -38,6 +38,14 @@ pub struct ServeArgs {
     /// docs/benchmarks.md.
     #[arg(long, env = "ANPI_SEND_CONCURRENCY", default_value_t = 64)]
     pub send_concurrency: usize,
+    /// Return path for bounces, e.g. bounces@anpi.example: each message is then sent with its
+    /// own, bounces+{tag}@anpi.example (VERP), so that a bounce names it. Default: the sender.
+    #[arg(long, env = "ANPI_BOUNCE_ADDRESS")]
+    pub bounce_address: Option<String>,
+    /// Maildir where the MTA of the return-path domain delivers bounces; anpi reads it every
+    /// 10 s and marks addresses that failed for good undeliverable. Needs --bounce-address.
+    #[arg(long, env = "ANPI_BOUNCE_MAILDIR", requires = "bounce_address")]
+    pub bounce_maildir: Option<PathBuf>,
     /// The longest one SMTP step (connect, a message) may take before it is retried later.
     #[arg(long, env = "ANPI_SMTP_TIMEOUT_SECS", default_value_t = 30)]
     pub smtp_timeout_secs: u64,
@@ -105,6 +113,13 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
         None => Channel::smtp(&args.smtp_urls, std::time::Duration::from_secs(args.smtp_timeout_secs.max(1))).map_err(|e| anyhow::anyhow!(e))?,
     };
     let dkim = dkim_signer(&store, &args.mail_from).await?;
+    let bounce = match &args.bounce_address {
+        Some(a) => match a.trim().rsplit_once('@') {
+            Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !local.contains('+') => Some((local.to_string(), domain.to_string())),
+            _ => anyhow::bail!("--bounce-address must be local@domain without '+', got {a:?}"),
+        },
+        None => None,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = Worker {
         store: store.clone(),
@@ -115,11 +130,20 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
             lease_ms: args.outbox_lease_secs.max(1) * 1000,
             concurrency: args.send_concurrency.max(1),
             dkim,
+            bounce: bounce.clone(),
             ..WorkerConfig::default()
         },
         clock,
     };
     let worker = tokio::spawn(worker.run(state.wake.clone(), stop_rx));
+    let bounces = match (&args.bounce_maildir, &bounce) {
+        (Some(dir), Some((local, _))) => {
+            anpi_notify::ensure_maildir(dir).map_err(|e| anyhow::anyhow!("--bounce-maildir {}: {e}", dir.display()))?;
+            let reader = anpi_notify::BounceReader { store: store.clone(), clock: state.clock.clone(), maildir: dir.clone(), local: local.clone() };
+            Some(tokio::spawn(reader.run(std::time::Duration::from_secs(10), stop_tx.subscribe())))
+        }
+        _ => None,
+    };
     if let Some(secret) = &args.jma_push_secret {
         state.jma_push_secret = Some(anpi_web::PushSecret::new(secret).map_err(|e| anyhow::anyhow!(e))?);
     }
@@ -189,6 +213,9 @@ pub async fn run(db: &DbArgs, args: ServeArgs, catcher: Option<MailCatcher>) -> 
     r2?;
     r3?;
     let _ = worker.await;
+    if let Some(b) = bounces {
+        let _ = b.await;
+    }
     let _ = intake.await;
     let _ = housekeeping.await;
     let _ = live.await;

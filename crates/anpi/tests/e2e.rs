@@ -22,6 +22,8 @@ mod relays;
 mod nodes;
 #[path = "e2e/faults.rs"]
 mod faults;
+#[path = "e2e/bounces.rs"]
+mod bounces;
 #[path = "e2e/browser.rs"]
 mod browser;
 #[path = "e2e/demo.rs"]

@@ -242,6 +242,7 @@ fn delivery_label(t: Tr, d: &str) -> &'static str {
         "sent" => t.p("送信済み", "sent"),
         "pending" => t.p("送信待ち", "queued"),
         "failed" => t.p("送信失敗", "failed"),
+        "undeliverable" => t.p("宛先不達", "undeliverable"),
         "cancelled" => t.p("取消", "cancelled"),
         _ => t.p("宛先なし", "no message"),
     }
