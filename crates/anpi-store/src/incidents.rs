@@ -250,9 +250,9 @@ impl Store {
             for p in chunk {
                 q = q.bind(t).bind(incident).bind(p.id).bind(p.name.clone()).bind(p.department_id).bind(p.site_id).bind(p.language.clone());
             }
-            let ids: Vec<i64> = q.fetch_all(&mut *tx).await?;
-            crate::outbox::enqueue_survey(&mut tx, t, incident, &ids, OutboxKind::Survey, 0, now).await?;
+            q.fetch_all(&mut *tx).await?;
         }
+        crate::outbox::enqueue_incident(&mut tx, t, incident, now).await?;
         if let Some(dispatch) = new.dispatch_id {
             let done = sqlx::query("UPDATE dispatches SET status = 'sent', incident_id = $3, recipients = $4 WHERE tenant_id = $1 AND id = $2 AND status = 'held'")
                 .bind(t)

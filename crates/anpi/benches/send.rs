@@ -101,6 +101,26 @@ impl Drop for PostfixSink {
     }
 }
 
+/// CPU seconds (user + system) a process has used so far, from /proc/PID/stat.
+fn cpu_of(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of the line; `after` starts at field 3. Clock ticks of 1/100 s.
+    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
+/// CPU seconds used so far by every process named `name` (e.g. all PostgreSQL backends).
+fn cpu_of_all(name: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim() == name).unwrap_or(false))
+        .map(cpu_of)
+        .sum()
+}
+
 fn nix_is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
@@ -158,9 +178,19 @@ async fn seed(engine: Engine, n: usize) -> (String, support::DbGuard) {
     (db_url, guard)
 }
 
-/// One incident to everyone over `nodes` servers; returns (seconds from the POST to the last
-/// message, seconds the POST took).
-async fn dispatch(engine: Engine, db_url: &str, n: usize, nodes: usize) -> (f64, f64) {
+/// What one dispatch took.
+struct Dispatch {
+    /// From the POST to the last message.
+    secs: f64,
+    /// The POST alone (recipients and outbox rows written).
+    posted: f64,
+    /// CPU seconds of the anpi nodes and of PostgreSQL (all its processes) over the dispatch.
+    anpi_cpu: f64,
+    db_cpu: f64,
+}
+
+/// One incident to everyone over `nodes` servers.
+async fn dispatch(engine: Engine, db_url: &str, n: usize, nodes: usize) -> Dispatch {
     let sink = PostfixSink::start();
     let mut servers = Vec::new();
     for _ in 0..nodes {
@@ -178,6 +208,8 @@ async fn dispatch(engine: Engine, db_url: &str, n: usize, nodes: usize) -> (f64,
     assert_eq!(r.status, 303, "login failed: {}", r.text);
     let page = admin.get("/incidents/new").await.expect_status(200);
     let survey = support::http::html_unescape(&extract(&page.text, "name=\"survey\" rows=\"4\">", "</textarea>").expect("survey textarea"));
+    let pids: Vec<u32> = servers.iter().filter_map(|s| s.pid()).collect();
+    let (anpi0, db0) = (pids.iter().map(|p| cpu_of(*p)).sum::<f64>(), cpu_of_all("postgres"));
     let t0 = Instant::now();
     let r = admin
         .post_form("/incidents", &[("title", "ベンチマーク: 安否確認"), ("message", "安否を回答してください。"), ("all", "1"), ("survey", survey.as_str()), ("reminder_interval", "0"), ("reminder_count", "0")])
@@ -186,10 +218,11 @@ async fn dispatch(engine: Engine, db_url: &str, n: usize, nodes: usize) -> (f64,
     let posted = t0.elapsed().as_secs_f64();
     let done = wait_for(&sink, n, &format!("[{engine}] {nodes} node(s)")).await;
     let secs = done.duration_since(t0).as_secs_f64();
+    let (anpi_cpu, db_cpu) = (pids.iter().map(|p| cpu_of(*p)).sum::<f64>() - anpi0, cpu_of_all("postgres") - db0);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(sink.count(), n, "[{engine}] {nodes} node(s): the sink counted more than one message per person");
     drop(servers);
-    (secs, posted)
+    Dispatch { secs, posted, anpi_cpu, db_cpu }
 }
 
 fn main() {
@@ -220,16 +253,22 @@ fn main() {
                 let (db_url, _guard) = seed(engine, n).await;
                 // The ceiling is measured next to each run: the machine is shared and noisy.
                 let sink_rate = ceiling(n).await;
-                let (secs, posted) = dispatch(engine, &db_url, n, nodes).await;
+                let Dispatch { secs, posted, anpi_cpu, db_cpu } = dispatch(engine, &db_url, n, nodes).await;
                 let rate = n as f64 / secs;
-                eprintln!("[{engine}] {nodes} node(s): {n} messages in {secs:.2} s = {rate:.0} msg/s; ceiling {sink_rate:.0} msg/s; {:.0} %; POST /incidents took {posted:.2} s", 100.0 * rate / sink_rate);
-                rows.push(format!("| {engine} | {nodes} | {n} | {secs:.2} ({posted:.2}) | {rate:.0} | {sink_rate:.0} | {:.0} % |", 100.0 * rate / sink_rate));
+                let per = |cpu: f64| 1e6 * cpu / n as f64;
+                eprintln!(
+                    "[{engine}] {nodes} node(s): {n} messages in {secs:.2} s = {rate:.0} msg/s; ceiling {sink_rate:.0} msg/s; {:.0} %; POST /incidents took {posted:.2} s; CPU per message: anpi {:.0} µs, PostgreSQL {:.0} µs",
+                    100.0 * rate / sink_rate,
+                    per(anpi_cpu),
+                    per(db_cpu)
+                );
+                rows.push(format!("| {engine} | {nodes} | {n} | {secs:.2} ({posted:.2}) | {rate:.0} | {sink_rate:.0} | {:.0} % | {:.0} / {:.0} |", 100.0 * rate / sink_rate, per(anpi_cpu), per(db_cpu)));
             }
         }
     });
     println!();
-    println!("| engine | nodes | N | seconds: POST → last message (POST alone) | anpi msg/s | ceiling msg/s (smtp-source -s 64 -l 2000 → smtp-sink) | anpi / ceiling |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| engine | nodes | N | seconds: POST → last message (POST alone) | anpi msg/s | ceiling msg/s (smtp-source -s 64 -l 2000 → smtp-sink) | anpi / ceiling | CPU µs per message: anpi / PostgreSQL |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!("{r}");
     }

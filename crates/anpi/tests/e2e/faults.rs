@@ -60,3 +60,42 @@ async fn a_misbehaving_relay_loses_nothing_and_doubles_nothing() {
         assert!(rows.iter().all(|(status, attempts, error)| status == "failed" && *attempts == 1 && error.contains("550")), "{engine}: refused once, for good: {rows:?}");
     }
 }
+
+/// PostgreSQL stops in the middle of a dispatch and starts again two seconds later: the server
+/// reconnects and carries on; every person gets the message, with one Message-ID each.
+#[tokio::test]
+async fn the_database_restarting_mid_dispatch_loses_nothing() {
+    if crate::support::pgcluster::PgCluster::binaries().is_none() {
+        eprintln!("SKIPPED: no PostgreSQL server binaries (scripts/test.sh installs them)");
+        return;
+    }
+    let pg = crate::support::pgcluster::PgCluster::start();
+    let url = pg.url();
+    let sink = SmtpSink::start().await;
+    let server = Server::builder(&url).smtp(&sink).start().await;
+    create_operator(&url, OPERATOR, PASSWORD);
+    let env = Env { server, sink, _db: crate::support::DbGuard::owned_elsewhere(crate::support::Engine::Postgres, &url) };
+    let mut admin = tenant(&env, "restart").await;
+    const PEOPLE: usize = 600;
+    import_csv(&mut admin, people_csv(PEOPLE, "P").as_bytes(), "auto").await;
+    let title = "再起動 安否確認";
+    start_incident(&mut admin, title, &[("all", "1")]).await;
+    wait_mails(&env.sink, 5, |m| m.subject.contains(title)).await;
+    pg.down();
+    let at_stop = env.sink.messages().into_iter().filter(|m| m.subject.contains(title)).count();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pg.up();
+    assert!(at_stop < PEOPLE, "the database stopped too late to test anything ({at_stop} sent)");
+    wait_mails(&env.sink, PEOPLE, |m| m.subject.contains(title)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut ids: HashMap<String, HashSet<String>> = HashMap::new();
+    for m in env.sink.messages().into_iter().filter(|m| m.subject.contains(title)) {
+        for to in &m.to {
+            ids.entry(to.clone()).or_default().insert(m.message_id.clone());
+        }
+    }
+    assert_eq!(ids.len(), PEOPLE, "every person got the message");
+    assert!(ids.values().all(|s| s.len() == 1), "one Message-ID per person");
+    // The server is still serving: the dashboard answers.
+    admin.get("/").await.expect_status(200);
+}

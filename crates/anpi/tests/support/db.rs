@@ -62,6 +62,10 @@ pub struct DbGuard {
 }
 
 impl DbGuard {
+    /// A guard that removes nothing (a database whose whole cluster the test owns).
+    pub fn owned_elsewhere(engine: Engine, url: &str) -> DbGuard {
+        DbGuard { engine, url: url.to_string(), dir: None, pg: None }
+    }
     pub fn engine(&self) -> Engine {
         self.engine
     }

@@ -17,6 +17,7 @@
 
 pub mod db;
 pub mod http;
+pub mod pgcluster;
 pub mod server;
 pub mod smtp;
 pub mod util;
