@@ -3,7 +3,7 @@
 
 use crate::audit::AuditEvent;
 use crate::outbox::OutboxKind;
-use crate::{values_placeholders, Result, Store, StoreError, TenantScope};
+use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::survey::{Answers, Survey};
 use anpi_core::target::{PersonFacts, Target};
 use anpi_core::{AreaCode, Label, Millis};
@@ -119,12 +119,10 @@ struct DashboardDb {
 #[derive(sqlx::FromRow)]
 struct TargetDb {
     id: i64,
-    name: String,
     department_id: Option<i64>,
     site_id: Option<i64>,
     home_area: String,
     site_area: Option<String>,
-    language: String,
 }
 
 /// A person with what targeting needs: departments (own and ancestors), groups, areas.
@@ -156,7 +154,7 @@ impl Store {
         let t = scope.tenant_id();
         let mut c = self.scoped(scope).await?;
         let people: Vec<TargetDb> = sqlx::query_as(
-            "SELECT p.id, p.name, p.department_id, p.site_id, p.home_area, s.area_code AS site_area, p.language \
+            "SELECT p.id, p.department_id, p.site_id, p.home_area, s.area_code AS site_area \
              FROM people p LEFT JOIN sites s ON s.id = p.site_id WHERE p.tenant_id = $1 AND p.disabled = 0 ORDER BY p.id",
         )
         .bind(t)
@@ -241,17 +239,15 @@ impl Store {
         .bind(new.label_id)
         .fetch_one(&mut *tx)
         .await?;
-        for chunk in chosen.chunks(BATCH) {
-            let sql = format!(
-                "INSERT INTO recipients (tenant_id, incident_id, person_id, name, department_id, site_id, language) VALUES {} RETURNING id",
-                values_placeholders(chunk.len(), 7)
-            );
-            let mut q = sqlx::query_scalar::<_, i64>(&sql);
-            for p in chunk {
-                q = q.bind(t).bind(incident).bind(p.id).bind(p.name.clone()).bind(p.department_id).bind(p.site_id).bind(p.language.clone());
-            }
-            q.fetch_all(&mut *tx).await?;
-        }
+        // One statement for every recipient: the chosen ids travel as one JSON parameter.
+        let ids = serde_json::to_string(&chosen.iter().map(|p| p.id).collect::<Vec<i64>>()).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let sql = format!(
+            "INSERT INTO recipients (tenant_id, incident_id, person_id, name, department_id, site_id, language) \
+             SELECT p.tenant_id, $2, p.id, p.name, p.department_id, p.site_id, p.language FROM people p \
+             WHERE p.tenant_id = $1 AND p.id IN ({}) ORDER BY p.id",
+            self.ids_in_json("$3")
+        );
+        sqlx::query(&sql).bind(t).bind(incident).bind(ids).execute(&mut *tx).await?;
         crate::outbox::enqueue_incident(&mut tx, t, incident, now).await?;
         if let Some(dispatch) = new.dispatch_id {
             let done = sqlx::query("UPDATE dispatches SET status = 'sent', incident_id = $3, recipients = $4 WHERE tenant_id = $1 AND id = $2 AND status = 'held'")

@@ -287,6 +287,15 @@ impl Store {
         }
     }
 
+    /// A subquery of the integers in the JSON array parameter `param` (one parameter for
+    /// any number of ids).
+    fn ids_in_json(&self, param: &str) -> String {
+        match self.engine {
+            Engine::Sqlite => format!("SELECT value FROM json_each({param})"),
+            Engine::Postgres => format!("SELECT value::bigint FROM json_array_elements_text({param}::json)"),
+        }
+    }
+
     /// An instance secret (the WebAuthn user-handle key), created on first use.
     async fn secret(&self, name: &str) -> Result<Vec<u8>> {
         let fresh = crypto::random_bytes::<32>().to_vec();
