@@ -111,6 +111,12 @@ fn cpu_of(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// Peak resident memory of a process so far (VmHWM), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+}
+
 /// CPU seconds used so far by every process named `name` (e.g. all PostgreSQL backends).
 fn cpu_of_all(name: &str) -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
@@ -187,6 +193,10 @@ struct Dispatch {
     /// CPU seconds of the anpi nodes and of PostgreSQL (all its processes) over the dispatch.
     anpi_cpu: f64,
     db_cpu: f64,
+    /// The largest peak RSS of the nodes, MiB.
+    rss: f64,
+    /// The incident's dashboard page, fetched three times after the send: the median, seconds.
+    dashboard: f64,
 }
 
 /// One incident to everyone over `nodes` servers.
@@ -216,13 +226,22 @@ async fn dispatch(engine: Engine, db_url: &str, n: usize, nodes: usize) -> Dispa
         .await;
     assert_eq!(r.status, 303, "starting the incident failed: {}", r.text);
     let posted = t0.elapsed().as_secs_f64();
+    let location = r.location().expect("incident location").to_string();
     let done = wait_for(&sink, n, &format!("[{engine}] {nodes} node(s)")).await;
     let secs = done.duration_since(t0).as_secs_f64();
     let (anpi_cpu, db_cpu) = (pids.iter().map(|p| cpu_of(*p)).sum::<f64>() - anpi0, cpu_of_all("postgres") - db0);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(sink.count(), n, "[{engine}] {nodes} node(s): the sink counted more than one message per person");
+    let mut pages = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        admin.get(&location).await.expect_status(200);
+        pages.push(t.elapsed().as_secs_f64());
+    }
+    pages.sort_by(f64::total_cmp);
+    let rss = pids.iter().map(|p| peak_rss_mib(*p)).fold(0.0, f64::max);
     drop(servers);
-    Dispatch { secs, posted, anpi_cpu, db_cpu }
+    Dispatch { secs, posted, anpi_cpu, db_cpu, rss, dashboard: pages[1] }
 }
 
 fn main() {
@@ -253,22 +272,29 @@ fn main() {
                 let (db_url, _guard) = seed(engine, n).await;
                 // The ceiling is measured next to each run: the machine is shared and noisy.
                 let sink_rate = ceiling(n).await;
-                let Dispatch { secs, posted, anpi_cpu, db_cpu } = dispatch(engine, &db_url, n, nodes).await;
+                let Dispatch { secs, posted, anpi_cpu, db_cpu, rss, dashboard } = dispatch(engine, &db_url, n, nodes).await;
                 let rate = n as f64 / secs;
                 let per = |cpu: f64| 1e6 * cpu / n as f64;
                 eprintln!(
-                    "[{engine}] {nodes} node(s): {n} messages in {secs:.2} s = {rate:.0} msg/s; ceiling {sink_rate:.0} msg/s; {:.0} %; POST /incidents took {posted:.2} s; CPU per message: anpi {:.0} µs, PostgreSQL {:.0} µs",
+                    "[{engine}] {nodes} node(s): {n} messages in {secs:.2} s = {rate:.0} msg/s; ceiling {sink_rate:.0} msg/s; {:.0} %; POST /incidents took {posted:.2} s; CPU per message: anpi {:.0} µs, PostgreSQL {:.0} µs; peak RSS {rss:.0} MiB; dashboard page {:.0} ms",
                     100.0 * rate / sink_rate,
                     per(anpi_cpu),
-                    per(db_cpu)
+                    per(db_cpu),
+                    dashboard * 1000.0
                 );
-                rows.push(format!("| {engine} | {nodes} | {n} | {secs:.2} ({posted:.2}) | {rate:.0} | {sink_rate:.0} | {:.0} % | {:.0} / {:.0} |", 100.0 * rate / sink_rate, per(anpi_cpu), per(db_cpu)));
+                rows.push(format!(
+                    "| {engine} | {nodes} | {n} | {secs:.2} ({posted:.2}) | {rate:.0} | {sink_rate:.0} | {:.0} % | {:.0} / {:.0} | {rss:.0} | {:.0} |",
+                    100.0 * rate / sink_rate,
+                    per(anpi_cpu),
+                    per(db_cpu),
+                    dashboard * 1000.0
+                ));
             }
         }
     });
     println!();
-    println!("| engine | nodes | N | seconds: POST → last message (POST alone) | anpi msg/s | ceiling msg/s (smtp-source -s 64 -l 2000 → smtp-sink) | anpi / ceiling | CPU µs per message: anpi / PostgreSQL |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| engine | nodes | N | seconds: POST → last message (POST alone) | anpi msg/s | ceiling msg/s (smtp-source -s 64 -l 2000 → smtp-sink) | anpi / ceiling | CPU µs per message: anpi / PostgreSQL | peak RSS MiB | dashboard ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!("{r}");
     }
