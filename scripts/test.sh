@@ -8,8 +8,9 @@
 #    python3-dkim + python3-nacl (an independent DKIM verifier, RSA and Ed25519), openssl (test certificates and TLS version checks);
 # 2. starts a throwaway PostgreSQL cluster on a free loopback port (removed on exit);
 # 3. exports the ANPI_TEST_* variables that the integration tests read;
-# 4. checks the house rules: `cargo clippy --workspace --all-targets -- -D warnings` (the lints
-#    are in Cargo.toml and clippy.toml; ANPI_SKIP_LINTS=1 skips);
+# 4. checks the house rules: `cargo fmt --check` (rustfmt.toml) and
+#    `cargo clippy --workspace --all-targets -- -D warnings` (the lints are in Cargo.toml and
+#    clippy.toml); ANPI_SKIP_LINTS=1 skips both;
 # 5. fuzzes the JMA telegram parser for ANPI_FUZZ_SECONDS (default 60; 0 skips) with
 #    scripts/fuzz-jma.sh (which installs cargo-fuzz when nightly is there);
 # 6. runs `cargo nextest run --workspace --no-fail-fast` (or `cargo test --workspace`), and
@@ -206,12 +207,16 @@ for v in ANPI_TEST_DATABASE_URL ANPI_TEST_CHROMEDRIVER ANPI_TEST_CHROMIUM ANPI_T
 done
 
 # ---------------------------------------------------------------------------------------------
-# 4. house rules: lints (Cargo.toml [workspace.lints], clippy.toml) with warnings as errors
+# 4. house rules: formatting (rustfmt.toml) and lints (Cargo.toml [workspace.lints],
+#    clippy.toml) with warnings as errors
 # ---------------------------------------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found in PATH"
 if [ "${ANPI_SKIP_LINTS:-}" = 1 ]; then
-    log "ANPI_SKIP_LINTS=1: not running clippy"
+    log "ANPI_SKIP_LINTS=1: not running rustfmt and clippy"
 else
+    cargo fmt --version >/dev/null 2>&1 || { log "installing rustfmt"; rustup component add rustfmt; }
+    log "running: cargo fmt --all --check"
+    cargo fmt --all --check || die "formatting differs from rustfmt.toml: run cargo fmt"
     cargo clippy --version >/dev/null 2>&1 || { log "installing clippy"; rustup component add clippy; }
     log "running: cargo clippy --workspace --all-targets -- -D warnings"
     run_in_background cargo clippy --workspace --all-targets -- -D warnings

@@ -85,10 +85,7 @@ pub fn parse(text: &str) -> Result<Vec<RowResult>, String> {
             continue;
         }
         if rec.len() != index.len() {
-            rows.push(RowResult {
-                line,
-                result: Err(vec![format!("列の数が違います (expected {} fields, found {})", index.len(), rec.len())]),
-            });
+            rows.push(RowResult { line, result: Err(vec![format!("列の数が違います (expected {} fields, found {})", index.len(), rec.len())]) });
             continue;
         }
         let mut f = PersonFields::default();

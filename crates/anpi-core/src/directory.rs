@@ -47,11 +47,7 @@ pub struct PersonFields {
 }
 
 fn list(s: &str) -> Vec<String> {
-    s.split([';', ',', '\n', '、'])
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(String::from)
-        .collect()
+    s.split([';', ',', '\n', '、']).map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect()
 }
 
 /// A deliberately plain address check: one `@`, a dot in the domain, no spaces or controls.
@@ -113,13 +109,7 @@ impl PersonFields {
                 Lang::Ja
             }),
         };
-        let department = self
-            .department
-            .split('/')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("/");
+        let department = self.department.split('/').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/");
         if !errors.is_empty() {
             return Err(errors);
         }

@@ -17,11 +17,8 @@ pub struct Label {
 }
 
 /// The labels a new tenant starts with: name, English name, rank, export restriction.
-pub const STARTING: [(&str, &str, i64, Role); 3] = [
-    ("公開", "Public", 0, Role::Member),
-    ("社外秘", "Confidential", 1, Role::Distributor),
-    ("機密", "Strictly confidential", 2, Role::Admin),
-];
+pub const STARTING: [(&str, &str, i64, Role); 3] =
+    [("公開", "Public", 0, Role::Member), ("社外秘", "Confidential", 1, Role::Distributor), ("機密", "Strictly confidential", 2, Role::Admin)];
 
 /// The starting label of exports that belong to no incident (directory, audit log).
 pub const STARTING_DEFAULT: &str = "社外秘";

@@ -9,8 +9,8 @@ pub mod directory;
 pub mod label;
 pub mod netlist;
 pub mod password;
-pub mod spreadsheet;
 pub mod policy;
+pub mod spreadsheet;
 pub mod survey;
 pub mod target;
 

@@ -71,17 +71,14 @@ pub enum PasswordProblem {
 impl PasswordProblem {
     pub fn message(&self, lang: crate::Lang) -> String {
         match self {
-            PasswordProblem::TooShort(min) => lang
-                .pick(&format!("パスワードは{min}文字以上にしてください。"), &format!("Use at least {min} characters."))
-                .to_string(),
-            PasswordProblem::TooLong => lang
-                .pick(&format!("パスワードは{MAX_LEN}文字以内にしてください。"), &format!("Use at most {MAX_LEN} characters."))
-                .to_string(),
+            PasswordProblem::TooShort(min) => {
+                lang.pick(&format!("パスワードは{min}文字以上にしてください。"), &format!("Use at least {min} characters.")).to_string()
+            }
+            PasswordProblem::TooLong => {
+                lang.pick(&format!("パスワードは{MAX_LEN}文字以内にしてください。"), &format!("Use at most {MAX_LEN} characters.")).to_string()
+            }
             PasswordProblem::Common => lang
-                .pick(
-                    "よく使われるパスワード（またはその簡単な変形）のため使えません。",
-                    "This password (or a simple variation of it) is too common.",
-                )
+                .pick("よく使われるパスワード（またはその簡単な変形）のため使えません。", "This password (or a simple variation of it) is too common.")
                 .to_string(),
             PasswordProblem::ContainsContext => lang
                 .pick(
@@ -232,7 +229,8 @@ mod tests {
 
     #[test]
     fn passphrases_accepted() {
-        for pw in ["correct horse battery staple", "long enough pass", "sakura-shelter-check-2026", "a brand new passphrase", "password manager generated 7fQ2"] {
+        for pw in ["correct horse battery staple", "long enough pass", "sakura-shelter-check-2026", "a brand new passphrase", "password manager generated 7fQ2"]
+        {
             assert_eq!(check(pw, false, &[]), Ok(()), "{pw}");
         }
         assert_eq!(check("tsunami evacuation route B", false, &["acme", "Acme Corp", "admin@acme.example"]), Ok(()));

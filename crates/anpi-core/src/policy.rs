@@ -52,10 +52,16 @@ impl Permission {
             Permission::ManageIncident => ("再送・配信の終了", "Re-send and close incidents"),
             Permission::ViewDirectory => ("名簿の閲覧", "View the directory"),
             Permission::ManageDirectory => ("名簿・組織の編集、CSV取り込み・出力", "Edit the directory and organisation, CSV import and export"),
-            Permission::ManageAccounts => ("アカウント管理（作成・無効化・ロック解除・2段階認証のリセット・配信範囲）", "Manage accounts (create, disable, unlock, reset two-step sign-in, reach)"),
+            Permission::ManageAccounts => (
+                "アカウント管理（作成・無効化・ロック解除・2段階認証のリセット・配信範囲）",
+                "Manage accounts (create, disable, unlock, reset two-step sign-in, reach)",
+            ),
             Permission::ViewHazards => ("気象庁の情報と自動配信の判定の閲覧", "View JMA information and rule decisions"),
             Permission::ManageRules => ("自動配信ルールの設定", "Set up dispatch rules"),
-            Permission::ManageSecurity => ("セキュリティ設定（2段階認証の方針、接続元IP、クライアント証明書）とログ", "Security settings (MFA policy, IP allowlists, client certificates) and logs"),
+            Permission::ManageSecurity => (
+                "セキュリティ設定（2段階認証の方針、接続元IP、クライアント証明書）とログ",
+                "Security settings (MFA policy, IP allowlists, client certificates) and logs",
+            ),
             Permission::ManageLabels => ("情報の区分の設定", "Define classification labels"),
         }
     }

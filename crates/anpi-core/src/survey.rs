@@ -51,11 +51,7 @@ impl Survey {
                     id: "q2".into(),
                     label_ja: "出社可否".into(),
                     label_en: "Can you come to work?".into(),
-                    choices: vec![
-                        choice("c1", "可", "Yes"),
-                        choice("c2", "不可", "No"),
-                        choice("c3", "出社済み", "Already at work"),
-                    ],
+                    choices: vec![choice("c1", "可", "Yes"), choice("c2", "不可", "No"), choice("c3", "出社済み", "Already at work")],
                 },
                 Question { id: "q3".into(), label_ja: "コメント".into(), label_en: "Comment".into(), choices: vec![] },
             ],

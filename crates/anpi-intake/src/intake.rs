@@ -197,12 +197,17 @@ impl Intake {
                             .await?
                             .into_iter()
                             .filter_map(|p| {
-                                Some(Prior { severity: p.severity.parse().ok()?, same_event: !p.event_id.is_empty() && p.event_id == t.head.event_id, at: p.created_at })
+                                Some(Prior {
+                                    severity: p.severity.parse().ok()?,
+                                    same_event: !p.event_id.is_empty() && p.event_id == t.head.event_id,
+                                    at: p.created_at,
+                                })
                             })
                             .collect();
                         // A drill replay is sent, as a drill; otherwise only live telegrams are.
                         let live = drill || t.control.status.is_live();
-                        let decision = if stale { Decision::Stale { age_min: (now - reported) / 60_000 } } else { decide(&rule, &severity, live, &priors, now) };
+                        let decision =
+                            if stale { Decision::Stale { age_min: (now - reported) / 60_000 } } else { decide(&rule, &severity, live, &priors, now) };
                         matched(&rule, id, t, kind, severity, areas, decision, now)
                     }
                 };
@@ -212,8 +217,17 @@ impl Intake {
             }
         }
         for scope in replaced {
-            self.notify(&scope, id, t, "訂正", "correction", "先に保留中だった配信はこの訂正報で置き換えました。", "Held dispatches were replaced by this correction.", now)
-                .await?;
+            self.notify(
+                &scope,
+                id,
+                t,
+                "訂正",
+                "correction",
+                "先に保留中だった配信はこの訂正報で置き換えました。",
+                "Held dispatches were replaced by this correction.",
+                now,
+            )
+            .await?;
         }
         Ok(recorded)
     }
@@ -250,7 +264,10 @@ impl Intake {
             } else {
                 self.store.withdraw_sent(&scope, d.id).await?;
                 let n = d.incident_id.unwrap_or_default();
-                Reason::new(format!("取消報: 配信済みの案件 #{n} の情報が取り消されました"), format!("Cancellation: the information behind incident #{n} was withdrawn"))
+                Reason::new(
+                    format!("取消報: 配信済みの案件 #{n} の情報が取り消されました"),
+                    format!("Cancellation: the information behind incident #{n} was withdrawn"),
+                )
             };
             let notice = NewDispatch {
                 rule_id: d.rule_id,
@@ -271,15 +288,34 @@ impl Intake {
             }
         }
         for scope in told {
-            self.notify(&scope, id, t, "取消", "cancellation", "先の情報は取り消されました。案件の扱いをご確認ください。", "The earlier information was withdrawn. Please review the incident.", now)
-                .await?;
+            self.notify(
+                &scope,
+                id,
+                t,
+                "取消",
+                "cancellation",
+                "先の情報は取り消されました。案件の扱いをご確認ください。",
+                "The earlier information was withdrawn. Please review the incident.",
+                now,
+            )
+            .await?;
         }
         Ok(recorded)
     }
 
     /// Mails the tenant's administrators about a correction or cancellation, once per telegram.
     #[allow(clippy::too_many_arguments)]
-    async fn notify(&self, scope: &TenantScope, id: i64, t: &Telegram, what_ja: &str, what_en: &str, ja: &str, en: &str, now: Millis) -> Result<(), IntakeError> {
+    async fn notify(
+        &self,
+        scope: &TenantScope,
+        id: i64,
+        t: &Telegram,
+        what_ja: &str,
+        what_en: &str,
+        ja: &str,
+        en: &str,
+        now: Millis,
+    ) -> Result<(), IntakeError> {
         let subject = format!("【{what_ja}】{} / JMA {what_en}", t.head.title);
         let body = format!("{ja}\n{}\n\n{en}\n\n{} (event {})", t.head.headline, t.control.title, t.head.event_id);
         self.store.notify_admins(scope, &format!("notice:{id}:{}", scope.tenant_id()), &subject, &body, now).await?;
@@ -363,11 +399,9 @@ fn matched(rule: &Rule, id: i64, t: &Telegram, kind: RuleKind, severity: Severit
             let what = if t.control.status == Status::Test { ("試験", "test") } else { ("訓練", "drill") };
             ("drill", Reason::new(format!("{}電文のため配信しません ({sj})", what.0), format!("{} telegram: not sent ({se})", what.1)), now)
         }
-        Decision::Stale { age_min } => (
-            "stale",
-            Reason::new(format!("{age_min}分前の発表のため配信しません ({sj})"), format!("reported {age_min} min ago: too old to send ({se})")),
-            now,
-        ),
+        Decision::Stale { age_min } => {
+            ("stale", Reason::new(format!("{age_min}分前の発表のため配信しません ({sj})"), format!("reported {age_min} min ago: too old to send ({se})")), now)
+        }
         Decision::Suppressed { by } => (
             "suppressed",
             Reason::new(
@@ -381,7 +415,9 @@ fn matched(rule: &Rule, id: i64, t: &Telegram, kind: RuleKind, severity: Severit
             Reason::new(format!("{sj}、{n}地域。{}秒保留後に配信", rule.hold_secs), format!("{se} in {n} area(s); held {} s before sending", rule.hold_secs)),
             due_at,
         ),
-        Decision::Dispatch { due_at } => ("held", Reason::new(format!("{sj}、{n}地域で基準に該当"), format!("{se} in {n} area(s) meets the threshold")), due_at),
+        Decision::Dispatch { due_at } => {
+            ("held", Reason::new(format!("{sj}、{n}地域で基準に該当"), format!("{se} in {n} area(s) meets the threshold")), due_at)
+        }
     };
     NewDispatch {
         rule_id: rule.id,
@@ -528,7 +564,10 @@ mod tests {
         let intake = Intake::new(store.clone(), clock.clone(), Arc::default());
         let now = || clock.now();
         let scope = store.create_tenant("t1", "T1", now()).await.unwrap();
-        store.create_account(&scope, "admin@t1.example", "管理者", Role::Admin, Some("a long enough password"), &AuditEvent::system("test"), now()).await.unwrap();
+        store
+            .create_account(&scope, "admin@t1.example", "管理者", Role::Admin, Some("a long enough password"), &AuditEvent::system("test"), now())
+            .await
+            .unwrap();
         for (no, home) in [("S1", "22203"), ("I1", "03215"), ("M1", "04101")] {
             let p = PersonFields { employee_no: no.into(), name: no.into(), emails: format!("{no}@t1.example"), home_area: home.into(), ..Default::default() };
             store.save_person(&scope, None, &p.validate().unwrap(), &AuditEvent::system("test"), now()).await.unwrap();

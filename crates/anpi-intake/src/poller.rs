@@ -449,13 +449,15 @@ mod tests {
 
     async fn serve_feed(State(s): State<Arc<Server>>, headers: HeaderMap) -> Response {
         let inm = text(&headers, h::IF_NONE_MATCH);
-        let req = FeedRequest { if_none_match: inm.clone(), if_modified_since: text(&headers, h::IF_MODIFIED_SINCE), user_agent: text(&headers, h::USER_AGENT) };
+        let req =
+            FeedRequest { if_none_match: inm.clone(), if_modified_since: text(&headers, h::IF_MODIFIED_SINCE), user_agent: text(&headers, h::USER_AGENT) };
         s.feed_requests.lock().unwrap().push(req);
         let reply = s.feed.lock().unwrap().clone();
         match reply {
             FeedReply::Atom { etag, .. } if inm.as_deref() == Some(etag.as_str()) => (StatusCode::NOT_MODIFIED, [(h::ETAG, etag)]).into_response(),
             FeedReply::Atom { etag, body } => {
-                (StatusCode::OK, [(h::ETAG, etag), (h::LAST_MODIFIED, LAST_MODIFIED_V.into()), (h::CONTENT_TYPE, "application/atom+xml".into())], body).into_response()
+                (StatusCode::OK, [(h::ETAG, etag), (h::LAST_MODIFIED, LAST_MODIFIED_V.into()), (h::CONTENT_TYPE, "application/atom+xml".into())], body)
+                    .into_response()
             }
             FeedReply::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
             FeedReply::Raw(body) => (StatusCode::OK, body).into_response(),
@@ -508,7 +510,10 @@ mod tests {
             feed_requests: Mutex::default(),
             telegram_requests: Mutex::default(),
         });
-        let app = axum::Router::new().route("/feed.xml", axum::routing::get(serve_feed)).route("/data/{name}", axum::routing::get(serve_telegram)).with_state(server.clone());
+        let app = axum::Router::new()
+            .route("/feed.xml", axum::routing::get(serve_feed))
+            .route("/data/{name}", axum::routing::get(serve_telegram))
+            .with_state(server.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -538,7 +543,9 @@ mod tests {
 
     #[tokio::test]
     async fn conditional_get_and_each_telegram_fetched_once() {
-        let (Some(a), Some(b), Some(c)) = (sample("32-35_01_01_100806_VXSE51.xml"), sample("32-35_01_02_240613_VXSE52.xml"), sample("32-35_01_03_240613_VXSE53.xml")) else {
+        let (Some(a), Some(b), Some(c)) =
+            (sample("32-35_01_01_100806_VXSE51.xml"), sample("32-35_01_02_240613_VXSE52.xml"), sample("32-35_01_03_240613_VXSE53.xml"))
+        else {
             return;
         };
         let t = harness().await;
@@ -630,7 +637,13 @@ mod tests {
         t.server.set_telegram("flaky.xml", 503, "busy");
         t.server.set_telegram("ok.xml", 200, "<not-jma/>");
         t.server.set_telegram("huge.xml", 200, vec![b' '; TELEGRAM_MAX_BYTES + 1]);
-        let entries = [("data/flaky.xml", "2024-01-01T07:03:00Z"), ("data/gone.xml", "2024-01-01T07:02:00Z"), ("data/ok.xml", "2024-01-01T07:01:00Z"), ("data/huge.xml", "2024-01-01T07:00:00Z"), ("ftp://example.jp/x.xml", "2024-01-01T06:00:00Z")];
+        let entries = [
+            ("data/flaky.xml", "2024-01-01T07:03:00Z"),
+            ("data/gone.xml", "2024-01-01T07:02:00Z"),
+            ("data/ok.xml", "2024-01-01T07:01:00Z"),
+            ("data/huge.xml", "2024-01-01T07:00:00Z"),
+            ("ftp://example.jp/x.xml", "2024-01-01T06:00:00Z"),
+        ];
         t.server.set_feed(atom_reply("v1", &entries));
         let err = t.poll().await.unwrap_err();
         assert!(err.contains("telegram left for the next poll") && err.contains("flaky.xml") && err.contains("503"), "{err}");

@@ -20,15 +20,8 @@ pub enum RuleKind {
 }
 
 impl RuleKind {
-    pub const ALL: [RuleKind; 7] = [
-        RuleKind::Earthquake,
-        RuleKind::EarlyWarning,
-        RuleKind::Tsunami,
-        RuleKind::Weather,
-        RuleKind::Landslide,
-        RuleKind::RecordRain,
-        RuleKind::Volcano,
-    ];
+    pub const ALL: [RuleKind; 7] =
+        [RuleKind::Earthquake, RuleKind::EarlyWarning, RuleKind::Tsunami, RuleKind::Weather, RuleKind::Landslide, RuleKind::RecordRain, RuleKind::Volcano];
 
     /// The family of a hazard; `None` for telegrams no rule can act on.
     pub fn of(kind: &HazardKind) -> Option<RuleKind> {
@@ -165,7 +158,9 @@ impl Rule {
             .areas
             .split(|c: char| c.is_whitespace() || c == ',' || c == '、')
             .filter(|s| !s.is_empty())
-            .map(|s| AreaCode::parse(s).ok_or_else(|| format!("地域コードが不正です: {s} (bad area code; use 2-digit prefecture or 5-digit municipality JIS codes)")))
+            .map(|s| {
+                AreaCode::parse(s).ok_or_else(|| format!("地域コードが不正です: {s} (bad area code; use 2-digit prefecture or 5-digit municipality JIS codes)"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let basis = AreaBasis::parse(&r.basis).ok_or("対象の地域（自宅・勤務地）を選んでください (choose home, work or both)")?;
         let survey: Survey = serde_json::from_str(&r.survey).map_err(|_| "設問が不正です (invalid survey)".to_string())?;

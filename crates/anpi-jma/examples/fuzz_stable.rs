@@ -362,24 +362,9 @@ const WORD_GROUPS: &[&[&str]] = &[
         "震源に関する情報",
         "気象警報・注意報（Ｈ２７）",
     ],
-    &[
-        "発表",
-        "継続",
-        "解除",
-        "なし",
-        "特別警報から警報",
-        "警報から注意報",
-        "警戒",
-        "解除",
-    ],
+    &["発表", "継続", "解除", "なし", "特別警報から警報", "警報から注意報", "警戒", "解除"],
     &["特別警報", "警報", "注意報", "危険警報"],
-    &[
-        "大津波警報",
-        "津波警報",
-        "津波注意報",
-        "津波予報（若干の海面変動）",
-        "警報解除",
-    ],
+    &["大津波警報", "津波警報", "津波注意報", "津波予報（若干の海面変動）", "警報解除"],
     &["5-", "5+", "6-", "6+", "7", "1", "over"],
 ];
 
@@ -388,10 +373,7 @@ const WORD_GROUPS: &[&[&str]] = &[
 fn random_element(rng: &mut Rng, data: &[u8]) -> Option<(usize, usize)> {
     for _ in 0..8 {
         let start = find_from(data, b"<", rng.below(data.len()))?;
-        let name_end = data[start + 1..]
-            .iter()
-            .position(|b| matches!(b, b' ' | b'>' | b'/' | b'\t' | b'\r' | b'\n'))
-            .map(|p| start + 1 + p)?;
+        let name_end = data[start + 1..].iter().position(|b| matches!(b, b' ' | b'>' | b'/' | b'\t' | b'\r' | b'\n')).map(|p| start + 1 + p)?;
         let name = &data[start + 1..name_end];
         if name.is_empty() || matches!(name[0], b'/' | b'?' | b'!') {
             continue;
@@ -422,10 +404,7 @@ fn find_from(data: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     if from >= data.len() || needle.is_empty() {
         return None;
     }
-    data[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
+    data[from..].windows(needle.len()).position(|w| w == needle).map(|p| from + p)
 }
 
 /// A `<` position (an element boundary), or any position when there is none.
@@ -465,16 +444,8 @@ fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
         }
         // Splice: the head of this input, the tail of the other (at element boundaries mostly).
         5 if !other.is_empty() => {
-            let i = if rng.chance(2) {
-                boundary(rng, data)
-            } else {
-                rng.below(len + 1)
-            };
-            let j = if rng.chance(2) {
-                boundary(rng, other)
-            } else {
-                rng.below(other.len())
-            };
+            let i = if rng.chance(2) { boundary(rng, data) } else { rng.below(len + 1) };
+            let j = if rng.chance(2) { boundary(rng, other) } else { rng.below(other.len()) };
             data.truncate(i);
             data.extend_from_slice(&other[j.min(other.len())..]);
         }
@@ -517,9 +488,7 @@ fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
             let group = *rng.pick(WORD_GROUPS);
             let from = rng.pick(group).as_bytes();
             let to = rng.pick(group).as_bytes();
-            if let Some(i) =
-                find_from(data, from, rng.below(len)).or_else(|| find_from(data, from, 0))
-            {
+            if let Some(i) = find_from(data, from, rng.below(len)).or_else(|| find_from(data, from, 0)) {
                 data.splice(i..i + from.len(), to.iter().copied());
             }
         }
@@ -558,12 +527,8 @@ fn save_artifact(dir: &Path, prefix: &str, data: &[u8]) -> PathBuf {
 }
 
 fn run_one(data: &[u8]) -> Result<bool, String> {
-    std::panic::catch_unwind(|| invariants::parse_and_check(data)).map_err(|p| {
-        p.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panic".into())
-    })
+    std::panic::catch_unwind(|| invariants::parse_and_check(data))
+        .map_err(|p| p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into()))
 }
 
 fn reproduce(o: &Options) -> ! {
@@ -571,11 +536,7 @@ fn reproduce(o: &Options) -> ! {
     for file in input_files(&o.inputs) {
         let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         match run_one(&data) {
-            Ok(parsed) => eprintln!(
-                "ok ({}): {}",
-                if parsed { "parsed" } else { "error" },
-                file.display()
-            ),
+            Ok(parsed) => eprintln!("ok ({}): {}", if parsed { "parsed" } else { "error" }, file.display()),
             Err(msg) => {
                 failed += 1;
                 eprintln!("FAILED: {}: {msg}", file.display());
@@ -591,9 +552,7 @@ fn main() {
         reproduce(&o);
     }
     let seed = o.seed.unwrap_or_else(|| {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         t.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
     });
     let mut rng = Rng(seed);
@@ -657,26 +616,13 @@ fn main() {
             index += 1;
             seeds[index - 1].clone()
         } else {
-            if Instant::now() >= deadline || o.runs.is_some_and(|r| execs >= r + seeds.len() as u64)
-            {
+            if Instant::now() >= deadline || o.runs.is_some_and(|r| execs >= r + seeds.len() as u64) {
                 break;
             }
             let from_pool = !pool.is_empty() && rng.chance(3);
-            let mut data = if from_pool {
-                rng.pick(&pool).clone()
-            } else {
-                rng.pick(&seeds).clone()
-            };
-            let other = if rng.chance(4) && !pool.is_empty() {
-                rng.pick(&pool)
-            } else {
-                rng.pick(&seeds)
-            };
-            let stack = if rng.chance(4) {
-                1 + rng.below(8)
-            } else {
-                1 + rng.below(2)
-            };
+            let mut data = if from_pool { rng.pick(&pool).clone() } else { rng.pick(&seeds).clone() };
+            let other = if rng.chance(4) && !pool.is_empty() { rng.pick(&pool) } else { rng.pick(&seeds) };
+            let stack = if rng.chance(4) { 1 + rng.below(8) } else { 1 + rng.below(2) };
             for _ in 0..stack {
                 mutate_once(&mut rng, &mut data, other);
             }
@@ -716,11 +662,7 @@ fn main() {
         let now = Instant::now();
         if now >= next_report {
             let secs = now.duration_since(start).as_secs_f64();
-            eprintln!(
-                "#{execs} {:.0} exec/s, {parsed} parsed, pool {}",
-                execs as f64 / secs,
-                pool.len()
-            );
+            eprintln!("#{execs} {:.0} exec/s, {parsed} parsed, pool {}", execs as f64 / secs, pool.len());
             next_report = now + Duration::from_secs(10);
         }
     }

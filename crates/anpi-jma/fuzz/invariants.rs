@@ -59,11 +59,7 @@ pub fn parse_and_check(data: &[u8]) -> bool {
         Err(_) => panic!("parse_telegram panicked: {recorded}"),
         Ok(Ok(t)) => {
             if !recorded.is_empty() {
-                assert_eq!(
-                    t.body_error.as_deref(),
-                    Some(JMAXML_PANIC),
-                    "a panic inside parse_telegram was caught but not reported: {recorded}"
-                );
+                assert_eq!(t.body_error.as_deref(), Some(JMAXML_PANIC), "a panic inside parse_telegram was caught but not reported: {recorded}");
                 if CAUGHT_JMAXML_PANICS.fetch_add(1, Ordering::Relaxed) == 0 {
                     eprintln!(
                         "note: jmaxml panicked; parse_telegram caught it as designed \
@@ -75,10 +71,7 @@ pub fn parse_and_check(data: &[u8]) -> bool {
             true
         }
         Ok(Err(e)) => {
-            assert!(
-                recorded.is_empty(),
-                "parse_telegram caught a panic but returned an error ({e}): {recorded}"
-            );
+            assert!(recorded.is_empty(), "parse_telegram caught a panic but returned an error ({e}): {recorded}");
             let _ = e.to_string(); // errors render
             false
         }
@@ -89,10 +82,8 @@ pub fn parse_and_check(data: &[u8]) -> bool {
 fn same_scale(kind: &HazardKind, s: &Severity) -> bool {
     matches!(
         (kind, s),
-        (
-            HazardKind::EarthquakeIntensity | HazardKind::EarthquakeEarlyWarning,
-            Severity::Intensity(_)
-        ) | (HazardKind::Tsunami, Severity::Tsunami(_))
+        (HazardKind::EarthquakeIntensity | HazardKind::EarthquakeEarlyWarning, Severity::Intensity(_))
+            | (HazardKind::Tsunami, Severity::Tsunami(_))
             | (HazardKind::Weather, Severity::Weather(_))
             | (HazardKind::Landslide, Severity::Landslide)
             | (HazardKind::RecordRain, Severity::RecordRain)
@@ -105,46 +96,19 @@ pub fn check(t: &Telegram) {
     let h = &t.hazard;
 
     // Overall severity is the highest area severity (Info without areas); each area is ≤ it.
-    let max = h
-        .areas
-        .iter()
-        .map(|a| a.severity)
-        .max()
-        .unwrap_or(Severity::Info);
-    assert_eq!(
-        h.severity, max,
-        "hazard severity is not the max over its areas"
-    );
+    let max = h.areas.iter().map(|a| a.severity).max().unwrap_or(Severity::Info);
+    assert_eq!(h.severity, max, "hazard severity is not the max over its areas");
     for a in &h.areas {
-        assert!(
-            a.severity <= h.severity,
-            "area {} above the hazard severity",
-            a.code
-        );
+        assert!(a.severity <= h.severity, "area {} above the hazard severity", a.code);
     }
     // Areas: one entry per code, sorted by code.
-    assert!(
-        h.areas.windows(2).all(|w| w[0].code < w[1].code),
-        "areas not sorted/unique: {:?}",
-        h.areas.iter().map(|a| a.code.as_str()).collect::<Vec<_>>()
-    );
+    assert!(h.areas.windows(2).all(|w| w[0].code < w[1].code), "areas not sorted/unique: {:?}", h.areas.iter().map(|a| a.code.as_str()).collect::<Vec<_>>());
 
     for a in &h.areas {
         // Codes are valid JIS codes (2 or 5 digits, prefecture 01..=47, no PP999 placeholder).
-        assert_eq!(
-            AreaCode::parse(a.code.as_str()).as_ref(),
-            Some(&a.code),
-            "invalid area code {:?}",
-            a.code.as_str()
-        );
+        assert_eq!(AreaCode::parse(a.code.as_str()).as_ref(), Some(&a.code), "invalid area code {:?}", a.code.as_str());
         // Area severities are on the hazard kind's own scale (never Info).
-        assert!(
-            same_scale(&h.kind, &a.severity),
-            "{:?} area {} has severity {:?}",
-            h.kind,
-            a.code,
-            a.severity
-        );
+        assert!(same_scale(&h.kind, &a.severity), "{:?} area {} has severity {:?}", h.kind, a.code, a.severity);
         // Severity's string form (used for stored thresholds) round-trips.
         let text = a.severity.to_string();
         assert_eq!(text.parse::<Severity>().ok(), Some(a.severity), "{text}");
@@ -152,26 +116,13 @@ pub fn check(t: &Telegram) {
         // listed prefecture at least its own, and every area meets its own severity.
         let at = h.severity_at(&a.code);
         if a.code.is_prefecture() {
-            assert!(
-                at.is_some_and(|s| s >= a.severity),
-                "severity_at({})",
-                a.code
-            );
+            assert!(at.is_some_and(|s| s >= a.severity), "severity_at({})", a.code);
         } else {
             assert_eq!(at, Some(a.severity), "severity_at({})", a.code);
         }
-        assert!(
-            h.affects(&a.code, &a.severity),
-            "affects({}, {})",
-            a.code,
-            a.severity
-        );
+        assert!(h.affects(&a.code, &a.severity), "affects({}, {})", a.code, a.severity);
         // The prefecture of a listed area is always affected at some severity.
-        assert!(
-            h.severity_at(&a.code.prefecture_code()).is_some(),
-            "prefecture of {}",
-            a.code
-        );
+        assert!(h.severity_at(&a.code.prefecture_code()).is_some(), "prefecture of {}", a.code);
     }
 
     // A cancellation, an unmodelled body and an unhandled type affect nothing.
@@ -179,11 +130,7 @@ pub fn check(t: &Telegram) {
         assert!(h.areas.is_empty(), "cancellation with areas");
     }
     if t.body_error.is_some() {
-        assert!(
-            matches!(h.kind, HazardKind::Other { .. }),
-            "body_error but kind {:?}",
-            h.kind
-        );
+        assert!(matches!(h.kind, HazardKind::Other { .. }), "body_error but kind {:?}", h.kind);
     }
     if let HazardKind::Other { title } = &h.kind {
         assert_eq!(title, &t.control.title);
@@ -194,15 +141,11 @@ pub fn check(t: &Telegram) {
     assert_eq!(h.event_id, t.head.event_id);
     assert_eq!(h.serial, t.head.serial);
     assert_eq!(h.headline, t.head.headline);
-    assert_eq!(
-        t.type_code,
-        anpi_jma::type_code_for(&t.control.title, &t.head.title)
-    );
+    assert_eq!(t.type_code, anpi_jma::type_code_for(&t.control.title, &t.head.title));
     assert!(!t.control.title.trim().is_empty() && !t.head.title.trim().is_empty());
 
     // The telegram survives a JSON round trip (Telegram is Serialize + Deserialize).
     let json = serde_json::to_string(t).expect("telegram serialises to JSON");
-    let back: Telegram = serde_json::from_str(&json)
-        .unwrap_or_else(|e| panic!("telegram JSON does not parse back: {e}\n{json}"));
+    let back: Telegram = serde_json::from_str(&json).unwrap_or_else(|e| panic!("telegram JSON does not parse back: {e}\n{json}"));
     assert_eq!(&back, t, "JSON round trip changed the telegram");
 }

@@ -79,11 +79,7 @@ fn all_digits(s: &str) -> bool {
 }
 
 fn valid_prefix(code: &str) -> bool {
-    all_digits(code)
-        && matches!(
-            code.get(..2).and_then(|p| p.parse::<u8>().ok()),
-            Some(1..=47)
-        )
+    all_digits(code) && matches!(code.get(..2).and_then(|p| p.parse::<u8>().ok()), Some(1..=47))
 }
 
 impl fmt::Display for AreaCode {
@@ -172,13 +168,8 @@ pub(crate) const PREFECTURES: [&str; 47] = [
 pub fn prefecture_from_name(name: &str) -> Option<AreaCode> {
     let name = name.trim();
     PREFECTURES.iter().enumerate().find_map(|(i, full)| {
-        let stem = if *full == "北海道" {
-            full
-        } else {
-            full.trim_end_matches(['都', '府', '県'])
-        };
-        name.starts_with(stem)
-            .then(|| AreaCode(format!("{:02}", i + 1)))
+        let stem = if *full == "北海道" { full } else { full.trim_end_matches(['都', '府', '県']) };
+        name.starts_with(stem).then(|| AreaCode(format!("{:02}", i + 1)))
     })
 }
 
@@ -195,11 +186,7 @@ impl AreaSet {
                 }
             }
             None => {
-                let area = AffectedArea {
-                    code: code.clone(),
-                    name: name.trim().to_string(),
-                    severity,
-                };
+                let area = AffectedArea { code: code.clone(), name: name.trim().to_string(), severity };
                 self.0.insert(code, area);
             }
         }
@@ -216,20 +203,12 @@ mod tests {
 
     #[test]
     fn codes_validate_and_normalise() {
-        assert_eq!(
-            AreaCode::from_jma("1310400").map(|c| c.0),
-            Some("13104".into())
-        );
-        assert_eq!(
-            AreaCode::from_jma("0338100").map(|c| c.0),
-            Some("03381".into())
-        );
+        assert_eq!(AreaCode::from_jma("1310400").map(|c| c.0), Some("13104".into()));
+        assert_eq!(AreaCode::from_jma("0338100").map(|c| c.0), Some("03381".into()));
         assert_eq!(AreaCode::from_jma("270000").map(|c| c.0), Some("27".into()));
         assert_eq!(AreaCode::from_jma("016010").map(|c| c.0), Some("01".into()));
         assert_eq!(AreaCode::from_jma("03").map(|c| c.0), Some("03".into()));
-        for bad in [
-            "", "00", "48", "99", "4800000", "13a0400", "210", "9380", "１３", "0599900", "05999",
-        ] {
+        for bad in ["", "00", "48", "99", "4800000", "13a0400", "210", "9380", "１３", "0599900", "05999"] {
             assert_eq!(AreaCode::from_jma(bad), None, "{bad:?}");
         }
         let pref = AreaCode::prefecture("13").unwrap();

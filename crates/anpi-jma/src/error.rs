@@ -40,10 +40,6 @@ pub enum ParseError {
 
 impl ParseError {
     pub(crate) fn invalid(field: &'static str, value: &str, expected: &'static str) -> Self {
-        ParseError::Invalid {
-            field,
-            value: value.chars().take(80).collect(),
-            expected,
-        }
+        ParseError::Invalid { field, value: value.chars().take(80).collect(), expected }
     }
 }

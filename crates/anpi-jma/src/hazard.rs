@@ -60,28 +60,17 @@ impl Hazard {
     /// - a prefecture gets the highest severity of its own entry and its municipalities.
     pub fn severity_at(&self, code: &AreaCode) -> Option<Severity> {
         if code.is_prefecture() {
-            return self
-                .areas
-                .iter()
-                .filter(|a| code.covers(&a.code))
-                .map(|a| a.severity)
-                .max();
+            return self.areas.iter().filter(|a| code.covers(&a.code)).map(|a| a.severity).max();
         }
         if let Some(own) = self.areas.iter().find(|a| &a.code == code) {
             return Some(own.severity);
         }
         let pref = code.prefecture_code();
-        let has_municipalities = self
-            .areas
-            .iter()
-            .any(|a| !a.code.is_prefecture() && pref.covers(&a.code));
+        let has_municipalities = self.areas.iter().any(|a| !a.code.is_prefecture() && pref.covers(&a.code));
         if has_municipalities {
             return None;
         }
-        self.areas
-            .iter()
-            .find(|a| a.code == pref)
-            .map(|a| a.severity)
+        self.areas.iter().find(|a| a.code == pref).map(|a| a.severity)
     }
 
     /// True if the severity at `code` meets `threshold` (same scale, at least as high).
@@ -96,11 +85,7 @@ mod tests {
     use crate::severity::Intensity;
 
     fn area(code: &str, i: Intensity) -> AffectedArea {
-        AffectedArea {
-            code: AreaCode::parse(code).unwrap(),
-            name: String::new(),
-            severity: Severity::Intensity(i),
-        }
+        AffectedArea { code: AreaCode::parse(code).unwrap(), name: String::new(), severity: Severity::Intensity(i) }
     }
 
     #[test]
@@ -121,16 +106,8 @@ mod tests {
         };
         let at = |c: &str| hazard.severity_at(&AreaCode::parse(c).unwrap());
         assert_eq!(at("03381"), Some(Severity::Intensity(Intensity::FiveLower)));
-        assert_eq!(
-            at("03201"),
-            None,
-            "unlisted municipality of a prefecture with municipality detail"
-        );
-        assert_eq!(
-            at("05201"),
-            Some(Severity::Intensity(Intensity::Four)),
-            "prefecture-only detail"
-        );
+        assert_eq!(at("03201"), None, "unlisted municipality of a prefecture with municipality detail");
+        assert_eq!(at("05201"), Some(Severity::Intensity(Intensity::Four)), "prefecture-only detail");
         assert_eq!(at("03"), Some(Severity::Intensity(Intensity::FiveUpper)));
         assert_eq!(at("13"), None);
         let five_lower = Severity::Intensity(Intensity::FiveLower);

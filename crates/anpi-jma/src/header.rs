@@ -74,10 +74,7 @@ fn field_for(path: &[Vec<u8>]) -> Option<Field> {
 }
 
 fn xml_error(position: u64, message: impl std::fmt::Display) -> ParseError {
-    ParseError::Xml {
-        position,
-        message: message.to_string(),
-    }
+    ParseError::Xml { position, message: message.to_string() }
 }
 
 /// Scans `xml` to the end. Errors on malformed XML, a non-JMA root, or content after the root.
@@ -101,19 +98,14 @@ pub(crate) fn scan(xml: &str) -> Result<RawHeader, ParseError> {
         match event {
             Event::Start(e) | Event::Empty(e) => {
                 if root_done {
-                    return Err(xml_error(
-                        reader.buffer_position(),
-                        "content after the root element",
-                    ));
+                    return Err(xml_error(reader.buffer_position(), "content after the root element"));
                 }
                 let local = e.local_name().into_inner().to_vec();
                 if depth == 0 {
                     let in_jmx = matches!(ns, ResolveResult::Bound(Namespace(n)) if n == JMX_NS);
                     if local != b"Report" || !in_jmx {
                         let name = String::from_utf8_lossy(e.name().into_inner()).into_owned();
-                        return Err(ParseError::NotJma(format!(
-                            "root element is <{name}>, expected <Report xmlns=\"http://xml.kishou.go.jp/jmaxml1/\">"
-                        )));
+                        return Err(ParseError::NotJma(format!("root element is <{name}>, expected <Report xmlns=\"http://xml.kishou.go.jp/jmaxml1/\">")));
                     }
                 }
                 if depth < 4 {
@@ -135,10 +127,7 @@ pub(crate) fn scan(xml: &str) -> Result<RawHeader, ParseError> {
                 } else {
                     depth += 1;
                     if depth > MAX_DEPTH {
-                        return Err(xml_error(
-                            reader.buffer_position(),
-                            format!("elements nested deeper than {MAX_DEPTH} levels"),
-                        ));
+                        return Err(xml_error(reader.buffer_position(), format!("elements nested deeper than {MAX_DEPTH} levels")));
                     }
                 }
             }
@@ -153,40 +142,25 @@ pub(crate) fn scan(xml: &str) -> Result<RawHeader, ParseError> {
                 root_done |= depth == 0;
             }
             Event::Text(t) => {
-                let text = t
-                    .decode()
-                    .map_err(|e| xml_error(reader.buffer_position(), e))?;
+                let text = t.decode().map_err(|e| xml_error(reader.buffer_position(), e))?;
                 if depth == 0 && !text.trim().is_empty() {
-                    let msg = if root_done {
-                        "text after the root element"
-                    } else {
-                        "text before the root element"
-                    };
+                    let msg = if root_done { "text after the root element" } else { "text before the root element" };
                     return Err(xml_error(reader.buffer_position(), msg));
                 }
                 append(&mut header, collecting, &text);
             }
             Event::CData(c) => {
-                let text = c
-                    .decode()
-                    .map_err(|e| xml_error(reader.buffer_position(), e))?;
+                let text = c.decode().map_err(|e| xml_error(reader.buffer_position(), e))?;
                 append(&mut header, collecting, &text);
             }
             Event::GeneralRef(r) => {
                 let resolved = match r.resolve_char_ref() {
                     Ok(Some(ch)) => ch.to_string(),
                     Ok(None) => {
-                        let name = r
-                            .decode()
-                            .map_err(|e| xml_error(reader.buffer_position(), e))?;
+                        let name = r.decode().map_err(|e| xml_error(reader.buffer_position(), e))?;
                         match quick_xml::escape::resolve_predefined_entity(&name) {
                             Some(s) => s.to_string(),
-                            None => {
-                                return Err(xml_error(
-                                    reader.buffer_position(),
-                                    format!("undefined entity &{name};"),
-                                ))
-                            }
+                            None => return Err(xml_error(reader.buffer_position(), format!("undefined entity &{name};"))),
                         }
                     }
                     Err(e) => return Err(xml_error(reader.buffer_position(), e)),
@@ -195,10 +169,7 @@ pub(crate) fn scan(xml: &str) -> Result<RawHeader, ParseError> {
             }
             Event::Eof => {
                 if depth > 0 {
-                    let open = path
-                        .last()
-                        .map(|p| String::from_utf8_lossy(p).into_owned())
-                        .unwrap_or_default();
+                    let open = path.last().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
                     return Err(xml_error(
                         reader.buffer_position(),
                         format!("unexpected end of document (truncated?): <{open}> and {depth} element(s) not closed"),
@@ -251,30 +222,17 @@ mod tests {
     #[test]
     fn rejects_bad_documents() {
         let truncated = &MINI[..MINI.len() / 2];
-        assert!(
-            matches!(scan(truncated), Err(ParseError::Xml { .. })),
-            "{:?}",
-            scan(truncated)
-        );
-        assert!(matches!(
-            scan("<html><body/></html>"),
-            Err(ParseError::NotJma(_))
-        ));
+        assert!(matches!(scan(truncated), Err(ParseError::Xml { .. })), "{:?}", scan(truncated));
+        assert!(matches!(scan("<html><body/></html>"), Err(ParseError::NotJma(_))));
         assert!(matches!(scan("<Report/>"), Err(ParseError::NotJma(_))));
-        assert!(matches!(
-            scan("plain text"),
-            Err(ParseError::Xml { .. }) | Err(ParseError::NotJma(_))
-        ));
+        assert!(matches!(scan("plain text"), Err(ParseError::Xml { .. }) | Err(ParseError::NotJma(_))));
         let two_roots = format!("{MINI}<Report xmlns=\"http://xml.kishou.go.jp/jmaxml1/\"/>");
         assert!(matches!(scan(&two_roots), Err(ParseError::Xml { .. })));
         let mismatched = MINI.replace("</Control>", "</Kontrol>");
         assert!(matches!(scan(&mismatched), Err(ParseError::Xml { .. })));
         let entity = MINI.replace("&amp;", "&nbsp;");
         assert!(matches!(scan(&entity), Err(ParseError::Xml { .. })));
-        let deep = MINI.replace(
-            "<Body>",
-            &format!("<Body>{}{}", "<a>".repeat(100), "</a>".repeat(100)),
-        );
+        let deep = MINI.replace("<Body>", &format!("<Body>{}{}", "<a>".repeat(100), "</a>".repeat(100)));
         let err = scan(&deep).unwrap_err().to_string();
         assert!(err.contains("nested deeper than 64"), "{err}");
     }

@@ -19,15 +19,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod area;
 mod error;
@@ -42,8 +34,6 @@ mod type_code;
 pub use area::{prefecture_from_name, AffectedArea, AreaCode};
 pub use error::ParseError;
 pub use hazard::{Hazard, HazardKind};
-pub use severity::{
-    Intensity, Severity, SeverityParseError, TsunamiLevel, VolcanicAlert, WeatherLevel,
-};
+pub use severity::{Intensity, Severity, SeverityParseError, TsunamiLevel, VolcanicAlert, WeatherLevel};
 pub use telegram::{parse_telegram, Control, Head, InfoType, Status, Telegram};
 pub use type_code::type_code_for;

@@ -50,18 +50,8 @@ pub enum Intensity {
 
 impl Intensity {
     /// All values, lowest first.
-    pub const ALL: [Intensity; 10] = [
-        Self::Zero,
-        Self::One,
-        Self::Two,
-        Self::Three,
-        Self::Four,
-        Self::FiveLower,
-        Self::FiveUpper,
-        Self::SixLower,
-        Self::SixUpper,
-        Self::Seven,
-    ];
+    pub const ALL: [Intensity; 10] =
+        [Self::Zero, Self::One, Self::Two, Self::Three, Self::Four, Self::FiveLower, Self::FiveUpper, Self::SixLower, Self::SixUpper, Self::Seven];
 
     /// Parses the telegram form (`"5-"`, `"6+"`, `"4"`) and the Japanese form (`"5弱"`, `"震度６強"`,
     /// full-width digits accepted). Surrounding whitespace is ignored. Anything else is `None`
@@ -289,9 +279,7 @@ impl VolcanicAlert {
         let name = name.trim();
         for (i, digit) in ["１", "２", "３", "４", "５"].iter().enumerate() {
             let ascii = (b'1' + i as u8) as char;
-            if name.starts_with(&format!("レベル{digit}"))
-                || name.starts_with(&format!("レベル{ascii}"))
-            {
+            if name.starts_with(&format!("レベル{digit}")) || name.starts_with(&format!("レベル{ascii}")) {
                 return Self::from_level(i as u8 + 1);
             }
         }
@@ -395,12 +383,7 @@ impl FromStr for Severity {
                 "emergency_warning" => WeatherLevel::EmergencyWarning,
                 _ => return Err(err()),
             }),
-            ("volcano", Some(l)) => Severity::Volcano(
-                l.parse()
-                    .ok()
-                    .and_then(VolcanicAlert::from_level)
-                    .ok_or_else(err)?,
-            ),
+            ("volcano", Some(l)) => Severity::Volcano(l.parse().ok().and_then(VolcanicAlert::from_level).ok_or_else(err)?),
             _ => return Err(err()),
         };
         Ok(sev)
@@ -423,18 +406,7 @@ mod tests {
         assert_eq!(Intensity::parse("震度５弱"), Some(Intensity::FiveLower));
         assert_eq!(Intensity::parse("6強"), Some(Intensity::SixUpper));
         assert_eq!(Intensity::parse("震度３"), Some(Intensity::Three));
-        for bad in [
-            "",
-            "5",
-            "6",
-            "8",
-            "4-",
-            "over",
-            "不明",
-            "震度５弱以上未入電",
-            "5--",
-            "x",
-        ] {
+        for bad in ["", "5", "6", "8", "4-", "over", "不明", "震度５弱以上未入電", "5--", "x"] {
             assert_eq!(Intensity::parse(bad), None, "{bad:?}");
         }
         for i in Intensity::ALL {
@@ -467,10 +439,8 @@ mod tests {
         let warning_or_more = Severity::Tsunami(TsunamiLevel::Warning);
         assert!(Severity::Tsunami(TsunamiLevel::MajorWarning).meets(&warning_or_more));
         assert!(!Severity::Tsunami(TsunamiLevel::Advisory).meets(&warning_or_more));
-        assert!(Severity::Weather(WeatherLevel::EmergencyWarning)
-            .meets(&Severity::Weather(WeatherLevel::EmergencyWarning)));
-        assert!(!Severity::Weather(WeatherLevel::Warning)
-            .meets(&Severity::Weather(WeatherLevel::EmergencyWarning)));
+        assert!(Severity::Weather(WeatherLevel::EmergencyWarning).meets(&Severity::Weather(WeatherLevel::EmergencyWarning)));
+        assert!(!Severity::Weather(WeatherLevel::Warning).meets(&Severity::Weather(WeatherLevel::EmergencyWarning)));
         assert!(Severity::Landslide.meets(&Severity::Landslide));
         assert!(Severity::Landslide.meets(&Severity::Info));
         assert!(!Severity::Info.meets(&Severity::Landslide));
@@ -497,53 +467,20 @@ mod tests {
 
     #[test]
     fn kind_mappings() {
-        assert_eq!(
-            TsunamiLevel::from_kind("53", "大津波警報：発表"),
-            Some(TsunamiLevel::MajorWarning)
-        );
+        assert_eq!(TsunamiLevel::from_kind("53", "大津波警報：発表"), Some(TsunamiLevel::MajorWarning));
         assert_eq!(TsunamiLevel::from_kind("60", "津波注意報解除"), None);
         assert_eq!(TsunamiLevel::from_kind("50", "警報解除"), None);
-        assert_eq!(
-            TsunamiLevel::from_kind("", "津波警報"),
-            Some(TsunamiLevel::Warning)
-        );
-        assert_eq!(
-            WeatherLevel::from_kind("大雨特別警報", "33"),
-            Some(WeatherLevel::EmergencyWarning)
-        );
-        assert_eq!(
-            WeatherLevel::from_kind("レベル４土砂災害危険警報", "49"),
-            Some(WeatherLevel::DangerWarning)
-        );
-        assert_eq!(
-            WeatherLevel::from_kind("洪水警報", "04"),
-            Some(WeatherLevel::Warning)
-        );
-        assert_eq!(
-            WeatherLevel::from_kind("雷注意報", "14"),
-            Some(WeatherLevel::Advisory)
-        );
+        assert_eq!(TsunamiLevel::from_kind("", "津波警報"), Some(TsunamiLevel::Warning));
+        assert_eq!(WeatherLevel::from_kind("大雨特別警報", "33"), Some(WeatherLevel::EmergencyWarning));
+        assert_eq!(WeatherLevel::from_kind("レベル４土砂災害危険警報", "49"), Some(WeatherLevel::DangerWarning));
+        assert_eq!(WeatherLevel::from_kind("洪水警報", "04"), Some(WeatherLevel::Warning));
+        assert_eq!(WeatherLevel::from_kind("雷注意報", "14"), Some(WeatherLevel::Advisory));
         assert_eq!(WeatherLevel::from_kind("解除", "00"), None);
-        assert_eq!(
-            WeatherLevel::from_kind("", "38"),
-            Some(WeatherLevel::EmergencyWarning)
-        );
-        assert_eq!(
-            VolcanicAlert::from_kind("13", "レベル３（入山規制）"),
-            Some(VolcanicAlert::Level3)
-        );
-        assert_eq!(
-            VolcanicAlert::from_kind("", "レベル４（高齢者等避難）"),
-            Some(VolcanicAlert::Level4)
-        );
-        assert_eq!(
-            VolcanicAlert::from_kind("23", "入山危険"),
-            Some(VolcanicAlert::Level3)
-        );
-        assert_eq!(
-            VolcanicAlert::from_kind("21", "活火山であることに留意"),
-            Some(VolcanicAlert::Level1)
-        );
+        assert_eq!(WeatherLevel::from_kind("", "38"), Some(WeatherLevel::EmergencyWarning));
+        assert_eq!(VolcanicAlert::from_kind("13", "レベル３（入山規制）"), Some(VolcanicAlert::Level3));
+        assert_eq!(VolcanicAlert::from_kind("", "レベル４（高齢者等避難）"), Some(VolcanicAlert::Level4));
+        assert_eq!(VolcanicAlert::from_kind("23", "入山危険"), Some(VolcanicAlert::Level3));
+        assert_eq!(VolcanicAlert::from_kind("21", "活火山であることに留意"), Some(VolcanicAlert::Level1));
         assert_eq!(VolcanicAlert::from_kind("99", "何か"), None);
     }
 }

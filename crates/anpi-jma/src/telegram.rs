@@ -93,11 +93,7 @@ impl InfoType {
             "訂正" => Ok(InfoType::Correction),
             "遅延" => Ok(InfoType::Delay),
             "取消" => Ok(InfoType::Cancellation),
-            other => Err(ParseError::invalid(
-                "Head/InfoType",
-                other,
-                "発表, 訂正, 遅延 or 取消",
-            )),
+            other => Err(ParseError::invalid("Head/InfoType", other, "発表, 訂正, 遅延 or 取消")),
         }
     }
 }
@@ -146,45 +142,25 @@ pub fn parse_telegram(xml: &[u8]) -> Result<Telegram, ParseError> {
     // jmaxml is a dependency we do not control; a panic inside it must not take the service down.
     let report = catch_unwind(AssertUnwindSafe(|| jmaxml::Report::from_str(text)));
     let (hazard, body_error) = match report {
-        Ok(Ok(report)) => (
-            kinds::normalise(&type_code, &control, &head, &report.body),
-            None,
-        ),
+        Ok(Ok(report)) => (kinds::normalise(&type_code, &control, &head, &report.body), None),
         Ok(Err(e)) => (kinds::other(&control, &head), Some(format!("jmaxml: {e}"))),
-        Err(_) => (
-            kinds::other(&control, &head),
-            Some("jmaxml panicked on this input".to_string()),
-        ),
+        Err(_) => (kinds::other(&control, &head), Some("jmaxml panicked on this input".to_string())),
     };
-    Ok(Telegram {
-        control,
-        head,
-        type_code,
-        hazard,
-        body_error,
-    })
+    Ok(Telegram { control, head, type_code, hazard, body_error })
 }
 
 /// Input cut inside a multi-byte character is reported as the truncation it is.
 fn utf8_error(xml: &[u8], e: std::str::Utf8Error) -> ParseError {
     let offset = e.valid_up_to();
     if e.error_len().is_none() {
-        if let Some(Err(scan_error)) = xml
-            .get(..offset)
-            .and_then(|p| std::str::from_utf8(p).ok())
-            .map(header::scan)
-        {
+        if let Some(Err(scan_error)) = xml.get(..offset).and_then(|p| std::str::from_utf8(p).ok()).map(header::scan) {
             return scan_error;
         }
     }
     ParseError::NotUtf8 { offset }
 }
 
-fn required<'a>(
-    raw: &'a RawHeader,
-    field: Field,
-    path: &'static str,
-) -> Result<&'a str, ParseError> {
+fn required<'a>(raw: &'a RawHeader, field: Field, path: &'static str) -> Result<&'a str, ParseError> {
     match raw.get(field).map(str::trim) {
         Some(v) if !v.is_empty() => Ok(v),
         _ => Err(ParseError::Missing(path)),
@@ -192,45 +168,23 @@ fn required<'a>(
 }
 
 fn optional(raw: &RawHeader, field: Field) -> String {
-    raw.get(field)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    raw.get(field).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 fn control_from(raw: &RawHeader) -> Result<Control, ParseError> {
     let title = required(raw, Field::ControlTitle, "Control/Title")?.to_string();
     let dt = required(raw, Field::ControlDateTime, "Control/DateTime")?;
-    let date_time = parse_datetime(dt).ok_or_else(|| {
-        ParseError::invalid(
-            "Control/DateTime",
-            dt,
-            "an xs:dateTime such as 2024-01-01T00:00:00Z",
-        )
-    })?;
+    let date_time = parse_datetime(dt).ok_or_else(|| ParseError::invalid("Control/DateTime", dt, "an xs:dateTime such as 2024-01-01T00:00:00Z"))?;
     let status = Status::parse(required(raw, Field::ControlStatus, "Control/Status")?);
-    let publishing_office = optional(raw, Field::PublishingOffice)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    Ok(Control {
-        title,
-        date_time,
-        status,
-        editorial_office: optional(raw, Field::EditorialOffice),
-        publishing_office,
-    })
+    let publishing_office = optional(raw, Field::PublishingOffice).split_whitespace().collect::<Vec<_>>().join(" ");
+    Ok(Control { title, date_time, status, editorial_office: optional(raw, Field::EditorialOffice), publishing_office })
 }
 
 fn head_from(raw: &RawHeader) -> Result<Head, ParseError> {
     let title = required(raw, Field::HeadTitle, "Head/Title")?.to_string();
     let dt = required(raw, Field::ReportDateTime, "Head/ReportDateTime")?;
-    let report_datetime = parse_datetime(dt).ok_or_else(|| {
-        ParseError::invalid(
-            "Head/ReportDateTime",
-            dt,
-            "an xs:dateTime such as 2024-01-01T09:00:00+09:00",
-        )
-    })?;
+    let report_datetime =
+        parse_datetime(dt).ok_or_else(|| ParseError::invalid("Head/ReportDateTime", dt, "an xs:dateTime such as 2024-01-01T09:00:00+09:00"))?;
     let info_type = InfoType::parse(required(raw, Field::InfoType, "Head/InfoType")?)?;
     Ok(Head {
         title,
@@ -252,9 +206,7 @@ fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     }
     let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
     let jst = FixedOffset::east_opt(9 * 3600)?;
-    jst.from_local_datetime(&naive)
-        .single()
-        .map(|dt| dt.with_timezone(&Utc))
+    jst.from_local_datetime(&naive).single().map(|dt| dt.with_timezone(&Utc))
 }
 
 #[cfg(test)]
@@ -308,30 +260,12 @@ mod tests {
         // Header fine, body unknown to jmaxml: still a telegram, kind Other, body_error set.
         let odd = SHINDO.replace("body/seismology1/", "body/unknown1/");
         let t = parse_telegram(odd.as_bytes()).unwrap();
-        assert_eq!(
-            t.hazard.kind,
-            HazardKind::Other {
-                title: "震度速報".into()
-            }
-        );
+        assert_eq!(t.hazard.kind, HazardKind::Other { title: "震度速報".into() });
         assert!(t.body_error.is_some());
         // Unknown title: type code empty, Other.
-        let t = parse_telegram(
-            SHINDO
-                .replace(
-                    "<Title>震度速報</Title><DateTime>",
-                    "<Title>新しい情報</Title><DateTime>",
-                )
-                .as_bytes(),
-        )
-        .unwrap();
+        let t = parse_telegram(SHINDO.replace("<Title>震度速報</Title><DateTime>", "<Title>新しい情報</Title><DateTime>").as_bytes()).unwrap();
         assert_eq!(t.type_code, "");
-        assert_eq!(
-            t.hazard.kind,
-            HazardKind::Other {
-                title: "新しい情報".into()
-            }
-        );
+        assert_eq!(t.hazard.kind, HazardKind::Other { title: "新しい情報".into() });
     }
 
     #[test]
@@ -339,22 +273,11 @@ mod tests {
         let err = |input: &[u8]| parse_telegram(input).unwrap_err().to_string();
         assert_eq!(err(b""), "empty input: expected a JMA XML telegram");
         assert_eq!(err(b"  \n"), "empty input: expected a JMA XML telegram");
-        assert!(
-            err(b"\xff\xfe<Report/>").starts_with("not UTF-8"),
-            "{}",
-            err(b"\xff")
-        );
+        assert!(err(b"\xff\xfe<Report/>").starts_with("not UTF-8"), "{}", err(b"\xff"));
         let truncated = &SHINDO.as_bytes()[..SHINDO.len() * 2 / 3];
         let e = err(truncated);
-        assert!(
-            e.starts_with("malformed XML") && e.contains("not closed"),
-            "{e}"
-        );
-        assert!(
-            err(b"hello, world").starts_with("malformed XML"),
-            "{}",
-            err(b"hello, world")
-        );
+        assert!(e.starts_with("malformed XML") && e.contains("not closed"), "{e}");
+        assert!(err(b"hello, world").starts_with("malformed XML"), "{}", err(b"hello, world"));
         assert!(err(b"{\"json\": true}").starts_with("malformed XML"));
         let e = err(b"<html><body>hi</body></html>");
         assert_eq!(e, "not a JMA telegram: root element is <html>, expected <Report xmlns=\"http://xml.kishou.go.jp/jmaxml1/\">");
@@ -364,41 +287,20 @@ mod tests {
         assert!(err(b"<Report><Control/></Report>").starts_with("not a JMA telegram"));
         let e = err(SHINDO.replace("<InfoType>発表</InfoType>", "").as_bytes());
         assert_eq!(e, "JMA telegram lacks required element Head/InfoType");
-        let e = err(SHINDO
-            .replace(
-                "<Title>震度速報</Title><DateTime>",
-                "<Title> </Title><DateTime>",
-            )
-            .as_bytes());
+        let e = err(SHINDO.replace("<Title>震度速報</Title><DateTime>", "<Title> </Title><DateTime>").as_bytes());
         assert_eq!(e, "JMA telegram lacks required element Control/Title");
-        let e = err(SHINDO
-            .replace("2010-07-04T21:57:11Z", "yesterday")
-            .as_bytes());
-        assert!(
-            e.starts_with("JMA telegram has invalid Control/DateTime: \"yesterday\""),
-            "{e}"
-        );
-        let e = err(SHINDO
-            .replace("<InfoType>発表", "<InfoType>発令")
-            .as_bytes());
+        let e = err(SHINDO.replace("2010-07-04T21:57:11Z", "yesterday").as_bytes());
+        assert!(e.starts_with("JMA telegram has invalid Control/DateTime: \"yesterday\""), "{e}");
+        let e = err(SHINDO.replace("<InfoType>発表", "<InfoType>発令").as_bytes());
         assert!(e.contains("Head/InfoType"), "{e}");
     }
 
     #[test]
     fn datetimes() {
         let utc = |s: &str| parse_datetime(s).map(|d| d.to_rfc3339());
-        assert_eq!(
-            utc("2010-07-04T21:57:11Z"),
-            Some("2010-07-04T21:57:11+00:00".into())
-        );
-        assert_eq!(
-            utc(" 2010-07-05T06:57:00+09:00 "),
-            Some("2010-07-04T21:57:00+00:00".into())
-        );
-        assert_eq!(
-            utc("2010-07-05T06:57:00"),
-            Some("2010-07-04T21:57:00+00:00".into())
-        );
+        assert_eq!(utc("2010-07-04T21:57:11Z"), Some("2010-07-04T21:57:11+00:00".into()));
+        assert_eq!(utc(" 2010-07-05T06:57:00+09:00 "), Some("2010-07-04T21:57:00+00:00".into()));
+        assert_eq!(utc("2010-07-05T06:57:00"), Some("2010-07-04T21:57:00+00:00".into()));
         assert_eq!(utc("yesterday"), None);
         assert_eq!(utc(""), None);
     }
@@ -412,12 +314,6 @@ mod tests {
         assert!(!Status::parse("CCA").is_live());
         assert_eq!(InfoType::parse("取消"), Ok(InfoType::Cancellation));
         assert_eq!(InfoType::parse("訂正"), Ok(InfoType::Correction));
-        assert!(matches!(
-            InfoType::parse("発令"),
-            Err(ParseError::Invalid {
-                field: "Head/InfoType",
-                ..
-            })
-        ));
+        assert!(matches!(InfoType::parse("発令"), Err(ParseError::Invalid { field: "Head/InfoType", .. })));
     }
 }

@@ -87,14 +87,9 @@ pub const TSUNAMI_REGIONS: &[(&str, &str, &[&str])] = &[
 pub fn prefectures_for_region(code: &str, name: &str) -> Vec<AreaCode> {
     let code = code.trim();
     let name = name.trim();
-    let by_code = TSUNAMI_REGIONS
-        .iter()
-        .find(|(c, n, _)| *c == code || (code.is_empty() && *n == name));
+    let by_code = TSUNAMI_REGIONS.iter().find(|(c, n, _)| *c == code || (code.is_empty() && *n == name));
     match by_code {
-        Some((_, _, prefs)) => prefs
-            .iter()
-            .filter_map(|p| AreaCode::prefecture(p))
-            .collect(),
+        Some((_, _, prefs)) => prefs.iter().filter_map(|p| AreaCode::prefecture(p)).collect(),
         None => prefecture_from_name(name).into_iter().collect(),
     }
 }
@@ -104,10 +99,7 @@ mod tests {
     use super::*;
 
     fn codes(code: &str, name: &str) -> Vec<String> {
-        prefectures_for_region(code, name)
-            .into_iter()
-            .map(String::from)
-            .collect()
+        prefectures_for_region(code, name).into_iter().map(String::from).collect()
     }
 
     #[test]
@@ -117,20 +109,14 @@ mod tests {
         for (code, name, prefs) in TSUNAMI_REGIONS {
             assert!(seen.insert(*code), "duplicate {code}");
             assert!(!prefs.is_empty());
-            assert!(
-                prefs.iter().all(|p| AreaCode::prefecture(p).is_some()),
-                "{code}"
-            );
+            assert!(prefs.iter().all(|p| AreaCode::prefecture(p).is_some()), "{code}");
             // A region named after a prefecture maps to (at least) that prefecture.
             if let Some(p) = prefecture_from_name(name) {
                 assert!(prefs.contains(&p.as_str()), "{code} {name}");
             }
         }
         // Every prefecture with a coast appears; the landlocked eight do not.
-        let covered: std::collections::BTreeSet<&str> = TSUNAMI_REGIONS
-            .iter()
-            .flat_map(|(_, _, p)| p.iter().copied())
-            .collect();
+        let covered: std::collections::BTreeSet<&str> = TSUNAMI_REGIONS.iter().flat_map(|(_, _, p)| p.iter().copied()).collect();
         for landlocked in ["09", "10", "11", "19", "20", "21", "25", "29"] {
             assert!(!covered.contains(landlocked));
         }

@@ -119,11 +119,7 @@ const TITLES: &[(&str, &str)] = &[
 /// `""` when the title is not known.
 pub fn type_code_for(control_title: &str, head_title: &str) -> &'static str {
     let title = control_title.trim();
-    let code = TITLES
-        .iter()
-        .find(|(t, _)| *t == title)
-        .map(|(_, c)| *c)
-        .unwrap_or("");
+    let code = TITLES.iter().find(|(t, _)| *t == title).map(|(_, c)| *c).unwrap_or("");
     if code == "VYSE51" && !(head_title.contains("（第") && head_title.contains("号）")) {
         return "VYSE52";
     }
@@ -139,17 +135,8 @@ mod tests {
         assert_eq!(type_code_for("震源・震度に関する情報", ""), "VXSE53");
         assert_eq!(type_code_for(" 津波情報a\n", ""), "VTSE51");
         assert_eq!(type_code_for("気象警報・注意報（Ｈ２７）", ""), "VPWW54");
-        assert_eq!(
-            type_code_for(
-                "南海トラフ地震関連解説情報",
-                "南海トラフ地震関連解説情報（第２号）"
-            ),
-            "VYSE51"
-        );
-        assert_eq!(
-            type_code_for("南海トラフ地震関連解説情報", "南海トラフ地震関連解説情報"),
-            "VYSE52"
-        );
+        assert_eq!(type_code_for("南海トラフ地震関連解説情報", "南海トラフ地震関連解説情報（第２号）"), "VYSE51");
+        assert_eq!(type_code_for("南海トラフ地震関連解説情報", "南海トラフ地震関連解説情報"), "VYSE52");
         assert_eq!(type_code_for("未知の情報", ""), "");
     }
 }

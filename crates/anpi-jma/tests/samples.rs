@@ -7,9 +7,7 @@
 
 use std::path::PathBuf;
 
-use anpi_jma::{
-    parse_telegram, AreaCode, HazardKind, InfoType, ParseError, Severity, Status, Telegram,
-};
+use anpi_jma::{parse_telegram, AreaCode, HazardKind, InfoType, ParseError, Severity, Status, Telegram};
 
 #[path = "../fuzz/invariants.rs"]
 mod invariants;
@@ -21,10 +19,7 @@ fn samples_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var_os("CI").is_some() {
-        panic!(
-            "JMA samples not found at {} (required when CI is set)",
-            dir.display()
-        );
+        panic!("JMA samples not found at {} (required when CI is set)", dir.display());
     }
     eprintln!("skipping: JMA samples not found at {}", dir.display());
     None
@@ -32,11 +27,8 @@ fn samples_dir() -> Option<PathBuf> {
 
 /// All sample file names, sorted.
 fn sample_names(dir: &PathBuf) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".xml"))
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.ends_with(".xml")).collect();
     names.sort();
     names
 }
@@ -50,20 +42,12 @@ fn sample(name: &str) -> Option<Telegram> {
 
 /// `code:severity` for every area, in the hazard's (code) order.
 fn areas(t: &Telegram) -> Vec<String> {
-    t.hazard
-        .areas
-        .iter()
-        .map(|a| format!("{}:{}", a.code, a.severity))
-        .collect()
+    t.hazard.areas.iter().map(|a| format!("{}:{}", a.code, a.severity)).collect()
 }
 
 /// Severity stated for one code (exact entry).
 fn at(t: &Telegram, code: &str) -> Option<String> {
-    t.hazard
-        .areas
-        .iter()
-        .find(|a| a.code.as_str() == code)
-        .map(|a| a.severity.to_string())
+    t.hazard.areas.iter().find(|a| a.code.as_str() == code).map(|a| a.severity.to_string())
 }
 
 fn sev(s: &str) -> Severity {
@@ -79,11 +63,7 @@ fn file_type(name: &str) -> &str {
 fn every_sample_parses() {
     let Some(dir) = samples_dir() else { return };
     let names = sample_names(&dir);
-    assert!(
-        names.len() >= 500,
-        "expected the full sample set, found {}",
-        names.len()
-    );
+    assert!(names.len() >= 500, "expected the full sample set, found {}", names.len());
     let mut failures = Vec::new();
     for name in &names {
         let bytes = std::fs::read(dir.join(name)).unwrap();
@@ -112,20 +92,14 @@ fn every_sample_parses() {
             "VPOA50" => t.hazard.kind == HazardKind::RecordRain,
             "VFVO50" => t.hazard.kind == HazardKind::Volcano,
             c if c.starts_with("VPWW") && c != "VPWP50" => t.hazard.kind == HazardKind::Weather,
-            _ => {
-                t.hazard.kind
-                    == HazardKind::Other {
-                        title: t.control.title.clone(),
-                    }
-            }
+            _ => t.hazard.kind == HazardKind::Other { title: t.control.title.clone() },
         };
         if !kind_ok {
             failures.push(format!("{name}: kind {:?}", t.hazard.kind));
         }
         // The invariants the fuzzers check (severity is the max over areas, areas sorted and
         // unique with valid codes, cancellations empty, header carried over, JSON round trip).
-        let checked =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| invariants::check(&t)));
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| invariants::check(&t)));
         if checked.is_err() {
             failures.push(format!("{name}: invariant broken (panic message above)"));
         }
@@ -137,13 +111,7 @@ fn every_sample_parses() {
         let drill = raw.contains("<Status>訓練</Status>");
         assert_eq!(t.control.status == Status::Drill, drill, "{name}");
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} samples failed:\n{}",
-        failures.len(),
-        names.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} samples failed:\n{}", failures.len(), names.len(), failures.join("\n"));
 }
 
 #[test]
@@ -157,19 +125,8 @@ fn hazardous_kinds_have_areas_in_samples() {
             seen.insert(format!("{:?}", t.hazard.kind));
         }
     }
-    for kind in [
-        "EarthquakeIntensity",
-        "EarthquakeEarlyWarning",
-        "Tsunami",
-        "Weather",
-        "Landslide",
-        "RecordRain",
-        "Volcano",
-    ] {
-        assert!(
-            seen.contains(kind),
-            "no sample of {kind} had areas: {seen:?}"
-        );
+    for kind in ["EarthquakeIntensity", "EarthquakeEarlyWarning", "Tsunami", "Weather", "Landslide", "RecordRain", "Volcano"] {
+        assert!(seen.contains(kind), "no sample of {kind} had areas: {seen:?}");
     }
 }
 
@@ -180,10 +137,7 @@ fn vxse51_intensity_flash() {
     };
     assert_eq!(t.type_code, "VXSE51");
     assert_eq!(t.control.status, Status::Normal);
-    assert_eq!(
-        (t.head.event_id.as_str(), t.head.serial),
-        ("20100705065511", None)
-    );
+    assert_eq!((t.head.event_id.as_str(), t.head.serial), ("20100705065511", None));
     assert_eq!(areas(&t), ["03:intensity:3"]);
     assert!(t.hazard.headline.contains("震度３以上が観測された地域"));
 
@@ -191,17 +145,7 @@ fn vxse51_intensity_flash() {
     let Some(t) = sample("32-39_11_01_120615_VXSE51.xml") else {
         return;
     };
-    assert_eq!(
-        areas(&t),
-        [
-            "03:intensity:6-",
-            "04:intensity:6+",
-            "05:intensity:4",
-            "06:intensity:5-",
-            "07:intensity:5+",
-            "08:intensity:4"
-        ]
-    );
+    assert_eq!(areas(&t), ["03:intensity:6-", "04:intensity:6+", "05:intensity:4", "06:intensity:5-", "07:intensity:5+", "08:intensity:4"]);
     assert_eq!(t.hazard.severity, sev("intensity:6+"));
 
     let Some(t) = sample("32-35_10_01_220510_VXSE51.xml") else {
@@ -219,10 +163,7 @@ fn vxse53_intensity_by_municipality() {
         return;
     };
     assert_eq!(t.type_code, "VXSE53");
-    assert_eq!(
-        (t.head.event_id.as_str(), t.head.serial),
-        ("20110311144640", Some(1))
-    );
+    assert_eq!((t.head.event_id.as_str(), t.head.serial), ("20110311144640", Some(1)));
     assert_eq!(t.hazard.severity, sev("intensity:7"));
     assert_eq!(t.hazard.areas.len(), 41 + 1275);
     assert_eq!(at(&t, "04").as_deref(), Some("intensity:7"));
@@ -231,12 +172,7 @@ fn vxse53_intensity_by_municipality() {
     assert_eq!(at(&t, "04205").as_deref(), Some("intensity:6-")); // 気仙沼市
     assert_eq!(at(&t, "07").as_deref(), Some("intensity:6+"));
     assert_eq!(at(&t, "13").as_deref(), Some("intensity:5+"));
-    let kurihara = t
-        .hazard
-        .areas
-        .iter()
-        .find(|a| a.code.as_str() == "04213")
-        .unwrap();
+    let kurihara = t.hazard.areas.iter().find(|a| a.code.as_str() == "04213").unwrap();
     assert_eq!(kurihara.name, "栗原市");
 
     // 2008 岩手・宮城内陸地震: 震度５弱以上未入電 counts as 5弱; PP99900 placeholders are dropped.
@@ -253,13 +189,8 @@ fn vxse53_intensity_by_municipality() {
     assert_eq!(at(&t, "05999"), None);
     // Rule helpers: most specific entry wins.
     let five_lower = sev("intensity:5-");
-    assert!(t
-        .hazard
-        .affects(&AreaCode::parse("03381").unwrap(), &five_lower));
-    assert_eq!(
-        t.hazard.severity_at(&AreaCode::parse("04215").unwrap()),
-        Some(sev("intensity:6-"))
-    );
+    assert!(t.hazard.affects(&AreaCode::parse("03381").unwrap(), &five_lower));
+    assert_eq!(t.hazard.severity_at(&AreaCode::parse("04215").unwrap()), Some(sev("intensity:6-")));
 
     // Drill telegram.
     let Some(t) = sample("32-35_01_03_240613_VXSE53.xml") else {
@@ -283,10 +214,7 @@ fn vxse53_intensity_by_municipality() {
         return;
     };
     assert_eq!(t.head.info_type, InfoType::Cancellation);
-    assert_eq!(
-        (t.hazard.event_id.as_str(), t.hazard.serial),
-        ("20080614084350", Some(3))
-    );
+    assert_eq!((t.hazard.event_id.as_str(), t.hazard.serial), ("20080614084350", Some(3)));
     assert!(t.hazard.areas.is_empty());
 }
 
@@ -297,21 +225,9 @@ fn vxse43_early_warning() {
     };
     assert_eq!(t.type_code, "VXSE43");
     assert_eq!(t.hazard.kind, HazardKind::EarthquakeEarlyWarning);
-    assert_eq!(
-        (t.head.event_id.as_str(), t.head.serial),
-        ("20240417231454", Some(1))
-    );
+    assert_eq!((t.head.event_id.as_str(), t.head.serial), ("20240417231454", Some(1)));
     // 府県予報区 9340 広島, 9350 山口, 9380 愛媛, 9390 高知, 9440 大分.
-    assert_eq!(
-        areas(&t),
-        [
-            "34:intensity:4",
-            "35:intensity:4",
-            "38:intensity:5-",
-            "39:intensity:4",
-            "44:intensity:4"
-        ]
-    );
+    assert_eq!(areas(&t), ["34:intensity:4", "35:intensity:4", "38:intensity:5-", "39:intensity:4", "44:intensity:4"]);
     assert_eq!(t.hazard.areas[2].name, "愛媛県");
 
     let Some(t) = sample("37_01_02_240613_VXSE43.xml") else {
@@ -347,20 +263,9 @@ fn vtse41_tsunami_warning() {
     assert_eq!(at(&t, "14").as_deref(), Some("tsunami:advisory"));
     assert_eq!(at(&t, "28").as_deref(), Some("tsunami:forecast"));
     assert_eq!(at(&t, "26"), None); // 京都府: not listed
-    let tokyo = t
-        .hazard
-        .areas
-        .iter()
-        .find(|a| a.code.as_str() == "13")
-        .unwrap();
+    let tokyo = t.hazard.areas.iter().find(|a| a.code.as_str() == "13").unwrap();
     assert_eq!(tokyo.name, "東京都（伊豆諸島）");
-    let warned: Vec<_> = t
-        .hazard
-        .areas
-        .iter()
-        .filter(|a| a.severity.meets(&sev("tsunami:warning")))
-        .map(|a| a.code.as_str())
-        .collect();
+    let warned: Vec<_> = t.hazard.areas.iter().filter(|a| a.severity.meets(&sev("tsunami:warning"))).map(|a| a.code.as_str()).collect();
     assert_eq!(warned, ["01", "02", "03", "04", "07", "08", "12", "13"]);
 
     // Drill: 津波注意報 for 千葉県内房, 東京湾内湾 (→ 千葉・東京・神奈川), 伊豆諸島, 相模湾・三浦半島, 静岡県.
@@ -368,16 +273,7 @@ fn vtse41_tsunami_warning() {
         return;
     };
     assert_eq!(t.control.status, Status::Drill);
-    assert_eq!(
-        areas(&t),
-        [
-            "12:tsunami:advisory",
-            "13:tsunami:advisory",
-            "14:tsunami:advisory",
-            "22:tsunami:advisory",
-            "23:tsunami:forecast"
-        ]
-    );
+    assert_eq!(areas(&t), ["12:tsunami:advisory", "13:tsunami:advisory", "14:tsunami:advisory", "22:tsunami:advisory", "23:tsunami:forecast"]);
 
     // 2015 薩摩半島西方沖: 津波注意報 for the three 鹿児島 regions, forecasts elsewhere
     // (有明・八代海 covers 福岡・佐賀・長崎・熊本・鹿児島).
@@ -415,10 +311,7 @@ fn vtse51_tsunami_information() {
         return;
     };
     assert_eq!(t.type_code, "VTSE51");
-    assert_eq!(
-        (t.head.event_id.as_str(), t.head.serial),
-        ("20110311144640", Some(1))
-    );
+    assert_eq!((t.head.event_id.as_str(), t.head.serial), ("20110311144640", Some(1)));
     assert_eq!(at(&t, "04").as_deref(), Some("tsunami:major_warning"));
     assert_eq!(at(&t, "08").as_deref(), Some("tsunami:warning"));
 
@@ -450,12 +343,7 @@ fn vpww53_54_weather_warnings() {
         assert_eq!(t.hazard.kind, HazardKind::Weather, "{name}");
         assert_eq!(
             areas(&t),
-            [
-                "13104:weather:emergency_warning",
-                "13118:weather:warning",
-                "13121:weather:warning",
-                "13308:weather:emergency_warning"
-            ],
+            ["13104:weather:emergency_warning", "13118:weather:warning", "13121:weather:warning", "13308:weather:emergency_warning"],
             "{name}"
         );
         assert_eq!(t.hazard.event_id, "");
@@ -468,10 +356,7 @@ fn vpww53_54_weather_warnings() {
     };
     assert_eq!(t.type_code, "VPWW53");
     assert_eq!(t.hazard.severity, sev("weather:emergency_warning"));
-    assert_eq!(
-        at(&t, "13421").as_deref(),
-        Some("weather:emergency_warning")
-    ); // 小笠原村
+    assert_eq!(at(&t, "13421").as_deref(), Some("weather:emergency_warning")); // 小笠原村
     assert_eq!(at(&t, "13101").as_deref(), Some("weather:warning")); // 千代田区
     assert_eq!(at(&t, "13102").as_deref(), Some("weather:advisory")); // 中央区
     assert_eq!(at(&t, "13201"), None); // 八王子市: 発表警報・注意報はなし
@@ -517,18 +402,12 @@ fn vxww50_landslide() {
     assert_eq!(t.type_code, "VXWW50");
     assert_eq!(t.hazard.kind, HazardKind::Landslide);
     assert_eq!(areas(&t), ["33209:landslide"]); // 高梁市
-    assert_eq!(
-        (t.hazard.event_id.as_str(), t.hazard.serial),
-        ("岡山県土砂災害警戒情報", Some(1))
-    );
+    assert_eq!((t.hazard.event_id.as_str(), t.hazard.serial), ("岡山県土砂災害警戒情報", Some(1)));
 
     let Some(t) = sample("17_02_02_190529_VXWW50.xml") else {
         return;
     };
-    assert_eq!(
-        areas(&t),
-        ["01331:landslide", "01332:landslide", "01333:landslide"]
-    );
+    assert_eq!(areas(&t), ["01331:landslide", "01332:landslide", "01333:landslide"]);
 
     // 解除 and なし items are not in force.
     let Some(t) = sample("17_03_08_190529_VXWW50.xml") else {
@@ -556,10 +435,7 @@ fn vpoa50_record_rain() {
         return;
     };
     assert_eq!(areas(&t), ["01:record_rain"]);
-    assert_eq!(
-        (t.hazard.event_id.as_str(), t.hazard.serial),
-        ("JPSP201903281834_201903281953", Some(2))
-    );
+    assert_eq!((t.hazard.event_id.as_str(), t.hazard.serial), ("JPSP201903281834_201903281953", Some(2)));
 }
 
 #[test]
@@ -569,15 +445,7 @@ fn vfvo50_volcano() {
         return;
     };
     assert_eq!(t.hazard.kind, HazardKind::Volcano);
-    assert_eq!(
-        areas(&t),
-        [
-            "10425:volcano:3",
-            "20208:volcano:3",
-            "20321:volcano:3",
-            "20323:volcano:3"
-        ]
-    );
+    assert_eq!(areas(&t), ["10425:volcano:3", "20208:volcano:3", "20321:volcano:3", "20323:volcano:3"]);
     assert_eq!(t.hazard.event_id, "306");
 
     // 箱根山 レベル５.
@@ -585,9 +453,7 @@ fn vfvo50_volcano() {
         return;
     };
     assert_eq!(areas(&t), ["14382:volcano:5"]);
-    assert!(t
-        .hazard
-        .affects(&AreaCode::parse("14382").unwrap(), &sev("volcano:4")));
+    assert!(t.hazard.affects(&AreaCode::parse("14382").unwrap(), &sev("volcano:4")));
 
     // 草津白根山 レベル１ (噴火予報: 警報解除).
     let Some(t) = sample("45_03_01_200731_VFVO50.xml") else {
@@ -613,17 +479,11 @@ fn truncated_and_foreign_documents_fail_clearly() {
     for cut in [10, 100, bytes.len() / 2, bytes.len() - 12] {
         let err = parse_telegram(&bytes[..cut]).unwrap_err();
         assert!(matches!(err, ParseError::Xml { .. }), "cut {cut}: {err}");
-        assert!(
-            err.to_string().starts_with("malformed XML"),
-            "cut {cut}: {err}"
-        );
+        assert!(err.to_string().starts_with("malformed XML"), "cut {cut}: {err}");
     }
     // The sample's body under a foreign root is not JMA.
     let text = String::from_utf8(bytes).unwrap();
-    let foreign = text.replace(
-        "http://xml.kishou.go.jp/jmaxml1/\" xmlns:jmx",
-        "urn:other\" xmlns:jmx",
-    );
+    let foreign = text.replace("http://xml.kishou.go.jp/jmaxml1/\" xmlns:jmx", "urn:other\" xmlns:jmx");
     let err = parse_telegram(foreign.as_bytes()).unwrap_err();
     assert!(matches!(err, ParseError::NotJma(_)), "{err}");
 }

@@ -28,12 +28,15 @@ pub fn failures(raw: &[u8], local: &str) -> Vec<Failure> {
     let Ok(mail) = mailparse::parse_mail(raw) else { return vec![] };
     // The return path the MTA delivered to: Delivered-To / X-Original-To (Postfix), else To.
     let prefix = format!("{}+", local.to_ascii_lowercase());
-    let tag = ["Delivered-To", "X-Original-To", "To"].iter().flat_map(|h| mail.headers.iter().filter(move |x| x.get_key_ref().eq_ignore_ascii_case(h))).find_map(|h| {
-        let v = h.get_value().to_ascii_lowercase();
-        let start = v.find(&prefix)? + prefix.len();
-        let rest = &v[start..];
-        Some(rest[..rest.find('@')?].to_string())
-    });
+    let tag = ["Delivered-To", "X-Original-To", "To"]
+        .iter()
+        .flat_map(|h| mail.headers.iter().filter(move |x| x.get_key_ref().eq_ignore_ascii_case(h)))
+        .find_map(|h| {
+            let v = h.get_value().to_ascii_lowercase();
+            let start = v.find(&prefix)? + prefix.len();
+            let rest = &v[start..];
+            Some(rest[..rest.find('@')?].to_string())
+        });
     let Some(tag) = tag else { return vec![] };
     let mut out = Vec::new();
     let mut parts = vec![&mail];
@@ -145,7 +148,10 @@ Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected: User
     #[test]
     fn permanent_failures_are_read_and_the_rest_ignored() {
         let dsn = postfix_dsn("42.0011223344556677", "Taro@Example.JP", "failed", "5.1.1");
-        assert_eq!(failures(dsn.as_bytes(), "bounces"), vec![Failure { tag: "42.0011223344556677".into(), recipient: "Taro@Example.JP".into(), status: "5.1.1".into() }]);
+        assert_eq!(
+            failures(dsn.as_bytes(), "bounces"),
+            vec![Failure { tag: "42.0011223344556677".into(), recipient: "Taro@Example.JP".into(), status: "5.1.1".into() }]
+        );
         assert!(failures(postfix_dsn("42.aa", "a@b.jp", "delayed", "4.4.1").as_bytes(), "bounces").is_empty(), "a delay is not a failure");
         assert!(failures(postfix_dsn("42.aa", "a@b.jp", "failed", "4.2.2").as_bytes(), "bounces").is_empty(), "a transient status is not a failure");
         assert!(failures(postfix_dsn("42.aa", "a@b.jp", "failed", "5.1.1").as_bytes(), "other").is_empty(), "not our return path");

@@ -40,7 +40,14 @@ pub fn from_private(domain: &str, selector: &str, algorithm: &str, private_key: 
         }
         other => return Err(format!("unknown DKIM algorithm {other:?} (rsa or ed25519)")),
     };
-    Ok(DkimKey { domain: domain.to_lowercase(), selector: selector.to_lowercase(), algorithm: algorithm.into(), private_key: private_key.into(), public_key, created_at: now })
+    Ok(DkimKey {
+        domain: domain.to_lowercase(),
+        selector: selector.to_lowercase(),
+        algorithm: algorithm.into(),
+        private_key: private_key.into(),
+        public_key,
+        created_at: now,
+    })
 }
 
 /// Signs messages of one domain. Cheap to clone.
@@ -98,7 +105,8 @@ mod tests {
             let key = generate("Example.JP", "s1", algorithm, 0).unwrap();
             assert_eq!(key.domain, "example.jp");
             let signer = DkimSigner::new(&key).unwrap();
-            let m = Message::builder().from("a@example.jp".parse().unwrap()).to("b@example.jp".parse().unwrap()).subject("件名").body("本文".to_string()).unwrap();
+            let m =
+                Message::builder().from("a@example.jp".parse().unwrap()).to("b@example.jp".parse().unwrap()).subject("件名").body("本文".to_string()).unwrap();
             let signed = String::from_utf8(signer.sign(m).await.unwrap().formatted()).unwrap();
             let header = signed.lines().find(|l| l.starts_with("DKIM-Signature:")).unwrap_or_default();
             assert!(header.contains(if algorithm == "rsa" { "a=rsa-sha256" } else { "a=ed25519-sha256" }), "{header}");

@@ -11,4 +11,4 @@ pub use bounces::{ensure_maildir, failures as bounce_failures, BounceReader, Fai
 pub use compose::{compose, Composed};
 pub use dkim::{from_private as dkim_key_from_private, generate as generate_dkim_key, DkimSigner};
 pub use relay::{Relay, Relays, SendError};
-pub use worker::{Channel, Caught, MailCatcher, Worker, WorkerConfig};
+pub use worker::{Caught, Channel, MailCatcher, Worker, WorkerConfig};

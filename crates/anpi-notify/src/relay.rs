@@ -72,8 +72,17 @@ impl Relay {
         for (k, v) in u.query_pairs() {
             match k.as_ref() {
                 "tls" => tls = Some(v.into_owned()),
-                "connections" => connections = Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or("bad SMTP URL: connections must be a whole number above 0")?),
-                "rate" => rate = Some(v.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0).ok_or("bad SMTP URL: rate must be a number above 0 (messages per second)")?),
+                "connections" => {
+                    connections = Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or("bad SMTP URL: connections must be a whole number above 0")?)
+                }
+                "rate" => {
+                    rate = Some(
+                        v.parse::<f64>()
+                            .ok()
+                            .filter(|r| r.is_finite() && *r > 0.0)
+                            .ok_or("bad SMTP URL: rate must be a number above 0 (messages per second)")?,
+                    )
+                }
                 other => return Err(format!("bad SMTP URL: unknown parameter {other:?} (tls, connections, rate)")),
             }
         }
@@ -84,7 +93,9 @@ impl Relay {
             ("smtps", _) => (Security::Implicit, 465),
             (scheme, tls) => return Err(format!("bad SMTP URL: unknown scheme {scheme:?} or tls={tls:?} (smtp, smtps; tls=required|opportunistic)")),
         };
-        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8().map(|s| s.into_owned()).map_err(|_| "bad SMTP URL: credentials are not UTF-8".to_string());
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s).decode_utf8().map(|s| s.into_owned()).map_err(|_| "bad SMTP URL: credentials are not UTF-8".to_string())
+        };
         let credentials = match u.password() {
             Some(p) => Some(Credentials::new(decode(u.username())?, decode(p)?)),
             None => None,
@@ -97,16 +108,22 @@ impl Relay {
     /// Opens a connection: TCP (no Nagle), TLS as configured, EHLO, AUTH.
     pub async fn connect(&self) -> Result<Connection, SendError> {
         let deadline = self.timeout;
-        let conn = tokio::time::timeout(deadline, self.open()).await.map_err(|_| SendError::transient(format!("connecting to the SMTP relay timed out after {deadline:?}")))??;
+        let conn = tokio::time::timeout(deadline, self.open())
+            .await
+            .map_err(|_| SendError::transient(format!("connecting to the SMTP relay timed out after {deadline:?}")))??;
         Ok(Connection { conn, used: Instant::now() })
     }
 
     async fn open(&self) -> Result<AsyncSmtpConnection, SendError> {
         let tls = || TlsParameters::new(self.host.clone()).map_err(SendError::from_smtp);
         let mut conn = match self.security {
-            Security::Implicit => AsyncSmtpConnection::connect_tokio1((self.host.as_str(), self.port), Some(self.timeout), &self.hello, Some(tls()?), None).await.map_err(SendError::from_smtp)?,
+            Security::Implicit => AsyncSmtpConnection::connect_tokio1((self.host.as_str(), self.port), Some(self.timeout), &self.hello, Some(tls()?), None)
+                .await
+                .map_err(SendError::from_smtp)?,
             Security::Plain | Security::StartTls { .. } => {
-                let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| SendError::transient(format!("cannot connect to the SMTP relay: {e}")))?;
+                let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                    .await
+                    .map_err(|e| SendError::transient(format!("cannot connect to the SMTP relay: {e}")))?;
                 tcp.set_nodelay(true).map_err(|e| SendError::transient(format!("cannot set TCP_NODELAY: {e}")))?;
                 AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await.map_err(SendError::from_smtp)?
             }

@@ -131,7 +131,8 @@ impl Worker {
         let queued = Arc::new(tokio::sync::Mutex::new(queued));
         let (done, outcomes) = mpsc::unbounded_channel::<Done>();
         let recorder = tokio::spawn(worker.clone().record(outcomes));
-        let senders: Vec<_> = (0..worker.config.concurrency.max(1)).map(|i| tokio::spawn(worker.clone().sender(i, queued.clone(), done.clone(), stop.clone()))).collect();
+        let senders: Vec<_> =
+            (0..worker.config.concurrency.max(1)).map(|i| tokio::spawn(worker.clone().sender(i, queued.clone(), done.clone(), stop.clone()))).collect();
         drop(done);
         worker.claim(window, queue, wake, stop).await;
         for s in senders {
@@ -192,7 +193,13 @@ impl Worker {
     /// Sender number `me`: takes jobs from the queue until it is closed and sends each over a
     /// connection borrowed from relay `me` (modulo the relays) while it is up. After stop, it
     /// hands what it takes back unsent.
-    async fn sender(self: Arc<Self>, me: usize, queued: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>, done: mpsc::UnboundedSender<Done>, stop: tokio::sync::watch::Receiver<bool>) {
+    async fn sender(
+        self: Arc<Self>,
+        me: usize,
+        queued: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+        done: mpsc::UnboundedSender<Done>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
             let job = queued.lock().await.recv().await;
             let Some(Job { message, slot }) = job else { break };

@@ -1,7 +1,7 @@
 //! Console accounts, operator accounts, sessions and password resets.
 
-use crate::crypto::{hash_password, random_token, token_hash, verify_password, Lane};
 use crate::audit::AuditEvent;
+use crate::crypto::{hash_password, random_token, token_hash, verify_password, Lane};
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::{password, Millis, Role};
 
@@ -44,18 +44,12 @@ impl AccountRow {
     fn into_account(self) -> Account {
         let role = Role::parse(&self.role).unwrap_or(Role::Member);
         let (departments, groups) = (ids(&self.reach_departments), ids(&self.reach_groups));
-        let reach = (role == Role::Distributor && !(departments.is_empty() && groups.is_empty()))
-            .then(|| anpi_core::target::Target { departments, groups, ..Default::default() });
-        Account {
-            reach,
-            id: self.id,
-            email: self.email,
-            name: self.name,
-            role,
-            disabled: self.disabled != 0,
-            locked: self.locked != 0,
-            mfa: self.mfa != 0,
-        }
+        let reach = (role == Role::Distributor && !(departments.is_empty() && groups.is_empty())).then(|| anpi_core::target::Target {
+            departments,
+            groups,
+            ..Default::default()
+        });
+        Account { reach, id: self.id, email: self.email, name: self.name, role, disabled: self.disabled != 0, locked: self.locked != 0, mfa: self.mfa != 0 }
     }
 }
 
@@ -125,8 +119,16 @@ pub struct SessionRow {
 #[derive(Debug, Clone)]
 pub enum Principal {
     /// `time_zone`: the tenant's IANA zone, for showing times.
-    Account { scope: TenantScope, account: Account, tenant_code: String, time_zone: String },
-    Operator { id: i64, email: String },
+    Account {
+        scope: TenantScope,
+        account: Account,
+        tenant_code: String,
+        time_zone: String,
+    },
+    Operator {
+        id: i64,
+        email: String,
+    },
 }
 
 /// An authenticated session.
@@ -202,10 +204,8 @@ impl Store {
     }
 
     pub async fn operator_login(&self, email: &str, pw: &str) -> Result<Option<i64>> {
-        let row: Option<(i64, String)> = sqlx::query_as("SELECT id, password_hash FROM operators WHERE email = $1")
-            .bind(email.trim().to_lowercase())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, password_hash FROM operators WHERE email = $1").bind(email.trim().to_lowercase()).fetch_optional(&self.pool).await?;
         let stored = row.as_ref().map(|r| r.1.as_str()).unwrap_or("");
         Ok(if verify_password(Lane::Stranger, pw, stored).await? { row.map(|r| r.0) } else { None })
     }
@@ -213,7 +213,16 @@ impl Store {
     /// Creates a tenant account. Without a password it cannot sign in until it sets one
     /// through a reset link.
     #[allow(clippy::too_many_arguments)]
-    pub async fn create_account(&self, scope: &TenantScope, email: &str, name: &str, role: Role, pw: Option<&str>, audit: &AuditEvent<'_>, now: Millis) -> Result<i64> {
+    pub async fn create_account(
+        &self,
+        scope: &TenantScope,
+        email: &str,
+        name: &str,
+        role: Role,
+        pw: Option<&str>,
+        audit: &AuditEvent<'_>,
+        now: Millis,
+    ) -> Result<i64> {
         let email = email.trim().to_lowercase();
         if !anpi_core::directory::valid_email(&email) {
             return Err(StoreError::Invalid("メールアドレスが正しくありません (invalid email)".into()));
@@ -238,17 +247,16 @@ impl Store {
             return Err(StoreError::Conflict("このメールアドレスは登録済みです (email already registered)".into()));
         }
         let mut tx = self.scoped_tx(scope).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO accounts (tenant_id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(scope.tenant_id())
-        .bind(email)
-        .bind(name.trim())
-        .bind(role.as_str())
-        .bind(hash)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO accounts (tenant_id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+                .bind(scope.tenant_id())
+                .bind(email)
+                .bind(name.trim())
+                .bind(role.as_str())
+                .bind(hash)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
         self.record(&mut tx, scope, &audit.on(format!("account:{id}")), now).await?;
         tx.commit().await?;
         Ok(id)
@@ -322,7 +330,11 @@ impl Store {
             self.note_failed_login(&scope, account.id, threshold, now).await?;
             return Ok(None);
         }
-        sqlx::query("UPDATE accounts SET failed_logins = 0 WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(account.id).execute(&mut *self.scoped(&scope).await?).await?;
+        sqlx::query("UPDATE accounts SET failed_logins = 0 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(account.id)
+            .execute(&mut *self.scoped(&scope).await?)
+            .await?;
         Ok(Some((scope, account)))
     }
 
@@ -348,9 +360,16 @@ impl Store {
             return Ok(false);
         };
         // Callers refuse locked accounts before counting, so this is the moment it locks.
-        let e = AuditEvent { actor: crate::audit::Actor::Anonymous, target: format!("account:{account}"), outcome: "denied", detail: format!("{failures} failed sign-ins"), ..AuditEvent::system("account_locked") };
+        let e = AuditEvent {
+            actor: crate::audit::Actor::Anonymous,
+            target: format!("account:{account}"),
+            outcome: "denied",
+            detail: format!("{failures} failed sign-ins"),
+            ..AuditEvent::system("account_locked")
+        };
         self.record(&mut tx, scope, &e, now).await?;
-        crate::outbox::enqueue_system(&mut tx, ring.as_ref(), scope.tenant_id(), &format!("locked:{account}:{now}"), &email, LOCKED_SUBJECT, LOCKED_BODY, now).await?;
+        crate::outbox::enqueue_system(&mut tx, ring.as_ref(), scope.tenant_id(), &format!("locked:{account}:{now}"), &email, LOCKED_SUBJECT, LOCKED_BODY, now)
+            .await?;
         tx.commit().await?;
         tracing::warn!(tenant = scope.tenant_id(), account, "account locked after failed sign-ins");
         Ok(true)
@@ -361,11 +380,13 @@ impl Store {
         let t = scope.tenant_id();
         let mut tx = self.scoped_tx(scope).await?;
         for d in departments {
-            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM departments WHERE tenant_id = $1 AND id = $2").bind(t).bind(d).fetch_optional(&mut *tx).await?;
+            let ok: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM departments WHERE tenant_id = $1 AND id = $2").bind(t).bind(d).fetch_optional(&mut *tx).await?;
             ok.ok_or(StoreError::NotFound)?;
         }
         for g in groups {
-            let ok: Option<i64> = sqlx::query_scalar("SELECT id FROM contact_groups WHERE tenant_id = $1 AND id = $2").bind(t).bind(g).fetch_optional(&mut *tx).await?;
+            let ok: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM contact_groups WHERE tenant_id = $1 AND id = $2").bind(t).bind(g).fetch_optional(&mut *tx).await?;
             ok.ok_or(StoreError::NotFound)?;
         }
         let join = |v: &[i64]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" ");
@@ -604,7 +625,11 @@ impl Store {
         let mut tx = self.scoped_tx(&scope).await?;
         // A reset link is spent first, once: of two uses at the same time one finds it spent.
         if let Some(h) = reset_hash {
-            let spent = sqlx::query("UPDATE password_resets SET used = 1 WHERE token_hash = $1 AND used = 0 AND expires_at > $2").bind(h).bind(now).execute(&mut *tx).await?;
+            let spent = sqlx::query("UPDATE password_resets SET used = 1 WHERE token_hash = $1 AND used = 0 AND expires_at > $2")
+                .bind(h)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             if spent.rows_affected() != 1 {
                 return Err(StoreError::Invalid("このリンクは無効か期限切れです (this link is invalid or expired)".into()));
             }

@@ -196,7 +196,10 @@ impl Store {
 
     /// Records a failed sign-in under the tenant named by `tenant_code`, if it exists.
     pub async fn audit_failed_sign_in(&self, tenant_code: &str, email: &str, ip: &str, why: &str, now: Millis) -> Result<()> {
-        let tenant: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(tenant_code.trim().to_lowercase()).fetch_optional(&mut *self.system().await?).await?;
+        let tenant: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1")
+            .bind(tenant_code.trim().to_lowercase())
+            .fetch_optional(&mut *self.system().await?)
+            .await?;
         let Some(tenant) = tenant else { return Ok(()) };
         let email: String = email.trim().chars().take(100).collect();
         let e = AuditEvent { actor: Actor::Anonymous, action: "sign_in_failed", target: email, outcome: "failed", ip, detail: why.into() };
@@ -298,8 +301,10 @@ impl Store {
     /// The tenant's entries matching `f`, newest first, at most `limit`.
     pub async fn audit_entries(&self, scope: &TenantScope, f: &LogFilter, limit: i64) -> Result<Vec<AuditEntry>> {
         let kind = f.kind.map(LogKind::code).unwrap_or("");
-        let texts: Vec<(&str, &str)> =
-            [("kind", kind), ("actor", f.actor.trim()), ("action", f.action.trim()), ("outcome", f.outcome.trim())].into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        let texts: Vec<(&str, &str)> = [("kind", kind), ("actor", f.actor.trim()), ("action", f.action.trim()), ("outcome", f.outcome.trim())]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
         let numbers: Vec<(&str, i64)> = [("at >=", f.from), ("at <", f.to), ("id <", f.before_id)].into_iter().filter_map(|(c, v)| v.map(|v| (c, v))).collect();
         let mut sql = String::from("SELECT id, kind, seq, at, actor, action, target, outcome, ip, detail FROM audit_log WHERE tenant_id = $1");
         let mut n = 1;
@@ -348,14 +353,20 @@ impl Store {
         for (tenant, kind, days) in chains {
             let before = now - days.unwrap_or(365).max(1) * 86_400_000;
             let mut tx = self.system_tx().await?;
-            let last: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_log WHERE tenant_id = $1 AND kind = $2 AND at < $3 ORDER BY seq DESC LIMIT 1")
+            let last: Option<(i64, String)> =
+                sqlx::query_as("SELECT seq, hash FROM audit_log WHERE tenant_id = $1 AND kind = $2 AND at < $3 ORDER BY seq DESC LIMIT 1")
+                    .bind(tenant)
+                    .bind(&kind)
+                    .bind(before)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((seq, hash)) = last else { continue };
+            let done = sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND kind = $2 AND seq <= $3")
                 .bind(tenant)
                 .bind(&kind)
-                .bind(before)
-                .fetch_optional(&mut *tx)
+                .bind(seq)
+                .execute(&mut *tx)
                 .await?;
-            let Some((seq, hash)) = last else { continue };
-            let done = sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND kind = $2 AND seq <= $3").bind(tenant).bind(&kind).bind(seq).execute(&mut *tx).await?;
             sqlx::query("UPDATE audit_heads SET anchor_seq = $3, anchor_hash = $4 WHERE tenant_id = $1 AND kind = $2")
                 .bind(tenant)
                 .bind(&kind)
@@ -380,11 +391,13 @@ impl Store {
         }
         let column = kind.retention_column();
         let mut tx = self.scoped_tx(scope).await?;
-        sqlx::query(&format!("INSERT INTO tenant_security (tenant_id, {column}) VALUES ($1, $2) ON CONFLICT (tenant_id) DO UPDATE SET {column} = excluded.{column}"))
-            .bind(scope.tenant_id())
-            .bind(days)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "INSERT INTO tenant_security (tenant_id, {column}) VALUES ($1, $2) ON CONFLICT (tenant_id) DO UPDATE SET {column} = excluded.{column}"
+        ))
+        .bind(scope.tenant_id())
+        .bind(days)
+        .execute(&mut *tx)
+        .await?;
         self.record(&mut tx, scope, &AuditEvent { detail: format!("{}={days}", kind.code()), ..audit.clone() }, now).await?;
         tx.commit().await?;
         Ok(())

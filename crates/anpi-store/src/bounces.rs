@@ -53,12 +53,19 @@ impl Store {
     /// `status` (e.g. `5.1.1`): the message is marked failed and, when it went to a person, that
     /// address of theirs undeliverable.
     pub async fn record_bounce(&self, outbox: i64, address: &str, status: &str, now: Millis) -> Result<Bounce> {
-        let row: Option<(i64, Option<i64>)> = sqlx::query_as("SELECT tenant_id, recipient_id FROM outbox WHERE id = $1").bind(outbox).fetch_optional(&mut *self.system().await?).await?;
+        let row: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT tenant_id, recipient_id FROM outbox WHERE id = $1").bind(outbox).fetch_optional(&mut *self.system().await?).await?;
         let Some((tenant, recipient)) = row else { return Ok(Bounce::Unknown) };
         let status: String = status.chars().filter(|c| c.is_ascii_digit() || *c == '.').take(16).collect();
         let scope = TenantScope::new(tenant);
         let person: Option<i64> = match recipient {
-            Some(r) => sqlx::query_scalar("SELECT person_id FROM recipients WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(r).fetch_optional(&mut *self.scoped(&scope).await?).await?,
+            Some(r) => {
+                sqlx::query_scalar("SELECT person_id FROM recipients WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant)
+                    .bind(r)
+                    .fetch_optional(&mut *self.scoped(&scope).await?)
+                    .await?
+            }
             None => None,
         };
         // Sealed before the transaction: on SQLite the transaction holds the one connection.
@@ -85,7 +92,11 @@ impl Store {
             .bind(person)
             .execute(&mut *tx)
             .await?;
-        let event = crate::audit::AuditEvent { target: format!("person:{person}"), detail: format!("status {status}"), ..crate::audit::AuditEvent::system("mail_undeliverable") };
+        let event = crate::audit::AuditEvent {
+            target: format!("person:{person}"),
+            detail: format!("status {status}"),
+            ..crate::audit::AuditEvent::system("mail_undeliverable")
+        };
         self.record(&mut tx, &scope, &event, now).await?;
         tx.commit().await?;
         Ok(Bounce::Marked)

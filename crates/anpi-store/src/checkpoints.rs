@@ -29,7 +29,8 @@ pub(crate) struct CheckpointKey {
 
 impl CheckpointKey {
     pub(crate) fn of(master: &MasterKey) -> Result<CheckpointKey> {
-        let signing = SigningKey::from_slice(&master.derive(b"anpi/audit-checkpoint/v1")).map_err(|_| StoreError::Crypto("cannot derive the checkpoint key".into()))?;
+        let signing =
+            SigningKey::from_slice(&master.derive(b"anpi/audit-checkpoint/v1")).map_err(|_| StoreError::Crypto("cannot derive the checkpoint key".into()))?;
         let id = key_id(signing.verifying_key());
         Ok(CheckpointKey { signing, id })
     }
@@ -115,7 +116,11 @@ impl Store {
 
     /// A chain's checkpoints, oldest first.
     pub(crate) async fn checkpoints_of(&self, tenant: i64, kind: &str) -> Result<Vec<Checkpoint>> {
-        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM audit_checkpoints WHERE tenant_id = $1 AND kind = $2 ORDER BY seq")).bind(tenant).bind(kind).fetch_all(&mut *self.system().await?).await?)
+        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM audit_checkpoints WHERE tenant_id = $1 AND kind = $2 ORDER BY seq"))
+            .bind(tenant)
+            .bind(kind)
+            .fetch_all(&mut *self.system().await?)
+            .await?)
     }
 
     /// For every chain that moved since its last checkpoint: verifies the entries since that
@@ -152,10 +157,23 @@ impl Store {
 
     /// Within a purge: signs the new start as an anchor and drops the checkpoints before it.
     /// Returns the anchor, to be copied out once the purge commits ([`Store::copy_out`]).
-    pub(crate) async fn carry_checkpoint_over(&self, conn: &mut sqlx::AnyConnection, tenant: i64, kind: &str, seq: i64, hash: &str, now: Millis) -> Result<Option<Checkpoint>> {
+    pub(crate) async fn carry_checkpoint_over(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        tenant: i64,
+        kind: &str,
+        seq: i64,
+        hash: &str,
+        now: Millis,
+    ) -> Result<Option<Checkpoint>> {
         let Some(key) = self.checkpoint_keys().into_iter().next() else { return Ok(None) };
         let cp = sign(&key, tenant, kind, seq, hash, true, now);
-        sqlx::query("DELETE FROM audit_checkpoints WHERE tenant_id = $1 AND kind = $2 AND seq <= $3").bind(tenant).bind(kind).bind(seq).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM audit_checkpoints WHERE tenant_id = $1 AND kind = $2 AND seq <= $3")
+            .bind(tenant)
+            .bind(kind)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
         insert(&mut *conn, &cp).await?;
         Ok(Some(cp))
     }
@@ -200,23 +218,34 @@ impl Store {
 }
 
 fn sign(key: &CheckpointKey, tenant: i64, kind: &str, seq: i64, hash: &str, anchor: bool, now: Millis) -> Checkpoint {
-    let mut cp = Checkpoint { tenant_id: tenant, kind: kind.into(), seq, hash: hash.into(), at: now, key_id: key.id.clone(), signature: String::new(), anchor: anchor as i64 };
+    let mut cp = Checkpoint {
+        tenant_id: tenant,
+        kind: kind.into(),
+        seq,
+        hash: hash.into(),
+        at: now,
+        key_id: key.id.clone(),
+        signature: String::new(),
+        anchor: anchor as i64,
+    };
     cp.signature = key.sign(&cp.message());
     cp
 }
 
 /// Writes a checkpoint; false if the chain already had one at that position.
 async fn insert<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(db: E, cp: &Checkpoint) -> Result<bool> {
-    let done = sqlx::query(&format!("INSERT INTO audit_checkpoints ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, kind, seq) DO NOTHING"))
-        .bind(cp.tenant_id)
-        .bind(&cp.kind)
-        .bind(cp.seq)
-        .bind(&cp.hash)
-        .bind(cp.at)
-        .bind(&cp.key_id)
-        .bind(&cp.signature)
-        .bind(cp.anchor)
-        .execute(db)
-        .await?;
+    let done = sqlx::query(&format!(
+        "INSERT INTO audit_checkpoints ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, kind, seq) DO NOTHING"
+    ))
+    .bind(cp.tenant_id)
+    .bind(&cp.kind)
+    .bind(cp.seq)
+    .bind(&cp.hash)
+    .bind(cp.at)
+    .bind(&cp.key_id)
+    .bind(&cp.signature)
+    .bind(cp.anchor)
+    .execute(db)
+    .await?;
     Ok(done.rows_affected() > 0)
 }

@@ -1,7 +1,7 @@
 //! The tenant directory: people, departments (a tree), positions, sites, contact groups.
 
-use crate::keys::{write_email_hashes, KeyRing, PREFIX};
 use crate::audit::AuditEvent;
+use crate::keys::{write_email_hashes, KeyRing, PREFIX};
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::directory::PersonInput;
 use anpi_core::{AreaCode, Lang, Millis};
@@ -97,10 +97,8 @@ impl Store {
             .fetch_all(&mut *self.scoped(scope).await?)
             .await?;
         let paths = department_paths(&rows);
-        let mut out: Vec<Department> = rows
-            .into_iter()
-            .map(|(id, parent_id, name)| Department { id, parent_id, name, path: paths.get(&id).cloned().unwrap_or_default() })
-            .collect();
+        let mut out: Vec<Department> =
+            rows.into_iter().map(|(id, parent_id, name)| Department { id, parent_id, name, path: paths.get(&id).cloned().unwrap_or_default() }).collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
@@ -147,7 +145,9 @@ impl Store {
 
     pub async fn create_group(&self, scope: &TenantScope, name: &str) -> Result<i64> {
         let mut tx = self.scoped_tx(scope).await?;
-        let id = ensure_named(&mut tx, "contact_groups", scope, name).await?.ok_or_else(|| StoreError::Invalid("グループ名がありません (name is required)".into()))?;
+        let id = ensure_named(&mut tx, "contact_groups", scope, name)
+            .await?
+            .ok_or_else(|| StoreError::Invalid("グループ名がありません (name is required)".into()))?;
         tx.commit().await?;
         Ok(id)
     }
@@ -236,7 +236,10 @@ impl Store {
         }
         let ring = self.keyring(scope.tenant_id()).await?;
         let hashes: Vec<String> = ring.email_hashes(email).into_iter().map(|(_, h)| h).collect();
-        let sql = format!("SELECT person_id FROM person_email_hashes WHERE tenant_id = $1 AND hash IN ({}) ORDER BY person_id LIMIT 1", crate::in_list(2, hashes.len()));
+        let sql = format!(
+            "SELECT person_id FROM person_email_hashes WHERE tenant_id = $1 AND hash IN ({}) ORDER BY person_id LIMIT 1",
+            crate::in_list(2, hashes.len())
+        );
         let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(scope.tenant_id());
         for h in &hashes {
             q = q.bind(h);
@@ -370,18 +373,28 @@ async fn ensure_department(tx: &mut Transaction<'static, Any>, scope: &TenantSco
         .await?;
         parent = Some(match found {
             Some(id) => id,
-            None => sqlx::query_scalar("INSERT INTO departments (tenant_id, parent_id, name) VALUES ($1, $2, $3) RETURNING id")
-                .bind(scope.tenant_id())
-                .bind(parent)
-                .bind(part)
-                .fetch_one(&mut **tx)
-                .await?,
+            None => {
+                sqlx::query_scalar("INSERT INTO departments (tenant_id, parent_id, name) VALUES ($1, $2, $3) RETURNING id")
+                    .bind(scope.tenant_id())
+                    .bind(parent)
+                    .bind(part)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
         });
     }
     Ok(parent)
 }
 
-async fn save_person_tx(tx: &mut Transaction<'static, Any>, ring: Option<&KeyRing>, scope: &TenantScope, id: Option<i64>, p: &PersonInput, upsert: bool, now: Millis) -> Result<i64> {
+async fn save_person_tx(
+    tx: &mut Transaction<'static, Any>,
+    ring: Option<&KeyRing>,
+    scope: &TenantScope,
+    id: Option<i64>,
+    p: &PersonInput,
+    upsert: bool,
+    now: Millis,
+) -> Result<i64> {
     let t = scope.tenant_id();
     let department = ensure_department(tx, scope, &p.department).await?;
     let position = ensure_named(tx, "positions", scope, &p.position).await?;
@@ -389,13 +402,12 @@ async fn save_person_tx(tx: &mut Transaction<'static, Any>, ring: Option<&KeyRin
         "" => None,
         name => Some(lookup(tx, "sites", scope, name).await?.ok_or_else(|| StoreError::Invalid(format!("事業所が登録されていません (unknown site): {name}")))?),
     };
-    let same_no: Option<i64> = sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1 AND employee_no = $2")
-        .bind(t)
-        .bind(&p.employee_no)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let same_no: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1 AND employee_no = $2").bind(t).bind(&p.employee_no).fetch_optional(&mut **tx).await?;
     let existing = match (id, same_no) {
-        (Some(id), Some(other)) if other != id => return Err(StoreError::Conflict(format!("社員番号 {} は使用中です (employee number in use)", p.employee_no))),
+        (Some(id), Some(other)) if other != id => {
+            return Err(StoreError::Conflict(format!("社員番号 {} は使用中です (employee number in use)", p.employee_no)))
+        }
         (Some(id), _) => Some(id),
         (None, Some(other)) if upsert => Some(other),
         (None, Some(_)) => return Err(StoreError::Conflict(format!("社員番号 {} は使用中です (employee number in use)", p.employee_no))),
@@ -473,11 +485,21 @@ async fn save_person_tx(tx: &mut Transaction<'static, Any>, ring: Option<&KeyRin
     }
     // A bounced address stays marked while it is still one of the person's addresses.
     if existing.is_some() {
-        let bounced: String = sqlx::query_scalar("SELECT undeliverable_address FROM people WHERE tenant_id = $1 AND id = $2").bind(t).bind(person_id).fetch_one(&mut **tx).await?;
+        let bounced: String = sqlx::query_scalar("SELECT undeliverable_address FROM people WHERE tenant_id = $1 AND id = $2")
+            .bind(t)
+            .bind(person_id)
+            .fetch_one(&mut **tx)
+            .await?;
         let kept = !bounced.is_empty()
-            && ring.and_then(|k| k.open_row("people.undeliverable_address", &person_id.to_string(), &bounced).ok()).is_some_and(|a| p.emails.iter().any(|e| e.eq_ignore_ascii_case(&a)));
+            && ring
+                .and_then(|k| k.open_row("people.undeliverable_address", &person_id.to_string(), &bounced).ok())
+                .is_some_and(|a| p.emails.iter().any(|e| e.eq_ignore_ascii_case(&a)));
         if !bounced.is_empty() && !kept {
-            sqlx::query("UPDATE people SET undeliverable_address = '', undeliverable_status = '', undeliverable_at = 0 WHERE tenant_id = $1 AND id = $2").bind(t).bind(person_id).execute(&mut **tx).await?;
+            sqlx::query("UPDATE people SET undeliverable_address = '', undeliverable_status = '', undeliverable_at = 0 WHERE tenant_id = $1 AND id = $2")
+                .bind(t)
+                .bind(person_id)
+                .execute(&mut **tx)
+                .await?;
         }
     }
     match ring {
@@ -504,7 +526,11 @@ impl Store {
     /// Keeps an uploaded CSV (decoded) between preview and confirmation.
     pub async fn stage_import(&self, scope: &TenantScope, account: i64, content: &str, now: Millis) -> Result<i64> {
         // Old staged uploads are not kept beyond a day.
-        sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND created_at < $2").bind(scope.tenant_id()).bind(now - 86_400_000).execute(&mut *self.scoped(scope).await?).await?;
+        sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND created_at < $2")
+            .bind(scope.tenant_id())
+            .bind(now - 86_400_000)
+            .execute(&mut *self.scoped(scope).await?)
+            .await?;
         // The upload holds contact data: encrypted like the people it describes.
         let content = match content.is_empty() {
             true => String::new(),
@@ -527,7 +553,11 @@ impl Store {
             .fetch_optional(&mut *self.scoped(scope).await?)
             .await?
             .ok_or(StoreError::NotFound)?;
-        sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *self.scoped(scope).await?).await?;
+        sqlx::query("DELETE FROM csv_imports WHERE tenant_id = $1 AND id = $2")
+            .bind(scope.tenant_id())
+            .bind(id)
+            .execute(&mut *self.scoped(scope).await?)
+            .await?;
         match self.master_keys() {
             Ok(_) => self.keyring(scope.tenant_id()).await?.open("csv_imports.content", &content),
             Err(_) if !content.starts_with(PREFIX) => Ok(content),

@@ -60,7 +60,8 @@ impl Store {
     /// Adds (or replaces) the key of a domain and selector, sealed under the current master key.
     pub async fn save_dkim_key(&self, key: &DkimKey) -> Result<()> {
         let (domain, selector) = (key.domain.trim().to_lowercase(), key.selector.trim().to_lowercase());
-        let valid = |s: &str| !s.is_empty() && s.len() <= 253 && s.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        let valid =
+            |s: &str| !s.is_empty() && s.len() <= 253 && s.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
         if !valid(&domain) || !valid(&selector) {
             return Err(StoreError::Invalid("a DKIM domain and selector are DNS names (letters, digits, hyphens, dots)".into()));
         }
@@ -87,9 +88,11 @@ impl Store {
     /// Every key, newest first, private keys opened (a key that does not open is an error: a
     /// wrong master key, or a value changed in the database).
     pub async fn dkim_keys(&self) -> Result<Vec<DkimKey>> {
-        let rows: Vec<Row> = sqlx::query_as("SELECT domain, selector, algorithm, private_sealed, public_key, created_at FROM dkim_keys ORDER BY created_at DESC, domain, selector")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT domain, selector, algorithm, private_sealed, public_key, created_at FROM dkim_keys ORDER BY created_at DESC, domain, selector",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let masters = self.master_keys()?;
         rows.into_iter()
             .map(|r| {
@@ -125,7 +128,12 @@ impl Store {
         let keys = self.dkim_keys().await?;
         for k in &keys {
             let sealed = seal(new, &k.domain, &k.selector, &k.private_key)?;
-            sqlx::query("UPDATE dkim_keys SET private_sealed = $1 WHERE domain = $2 AND selector = $3").bind(sealed).bind(&k.domain).bind(&k.selector).execute(&self.pool).await?;
+            sqlx::query("UPDATE dkim_keys SET private_sealed = $1 WHERE domain = $2 AND selector = $3")
+                .bind(sealed)
+                .bind(&k.domain)
+                .bind(&k.selector)
+                .execute(&self.pool)
+                .await?;
         }
         Ok(keys.len())
     }
@@ -139,7 +147,14 @@ mod tests {
     #[tokio::test]
     async fn dkim_keys_are_sealed_and_bound_to_their_name_on_every_engine() {
         for (s, _guard) in stores().await {
-            let key = DkimKey { domain: "Mail.Example.JP".into(), selector: "anpi1".into(), algorithm: "ed25519".into(), private_key: "c2VjcmV0".into(), public_key: "cHVi".into(), created_at: 5 };
+            let key = DkimKey {
+                domain: "Mail.Example.JP".into(),
+                selector: "anpi1".into(),
+                algorithm: "ed25519".into(),
+                private_key: "c2VjcmV0".into(),
+                public_key: "cHVi".into(),
+                created_at: 5,
+            };
             s.save_dkim_key(&key).await.unwrap();
             let stored: String = sqlx::query_scalar("SELECT private_sealed FROM dkim_keys").fetch_one(&s.pool).await.unwrap();
             assert!(!stored.contains("c2VjcmV0"), "sealed: {stored}");

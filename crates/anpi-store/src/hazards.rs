@@ -179,9 +179,7 @@ impl Store {
 
     /// The latest telegrams, newest first; `kind` filters (empty: all).
     pub async fn telegrams(&self, kind: &str, limit: i64) -> Result<Vec<TelegramRow>> {
-        let sql = format!(
-            "SELECT {TELEGRAM_COLUMNS} FROM telegrams WHERE ($1 = '' OR kind = $1) ORDER BY received_at DESC, id DESC LIMIT $2"
-        );
+        let sql = format!("SELECT {TELEGRAM_COLUMNS} FROM telegrams WHERE ($1 = '' OR kind = $1) ORDER BY received_at DESC, id DESC LIMIT $2");
         Ok(sqlx::query_as(&sql).bind(kind).bind(limit).fetch_all(&self.pool).await?)
     }
 
@@ -216,7 +214,8 @@ impl Store {
     /// Creates (`rule.id == 0`) or updates a rule; returns its id.
     pub async fn save_rule(&self, scope: &TenantScope, rule: &RuleRow, audit: &AuditEvent<'_>, now: Millis) -> Result<i64> {
         // $1–$13: the rule's fields, $14: now, $15: tenant, $16: the rule's id (updates).
-        const FIELDS: &str = "name, enabled, kind, threshold, areas, basis, survey, message, hold_secs, suppress_min, reminder_interval_min, reminder_count, label_id";
+        const FIELDS: &str =
+            "name, enabled, kind, threshold, areas, basis, survey, message, hold_secs, suppress_min, reminder_interval_min, reminder_count, label_id";
         self.check_label(scope, rule.label_id).await?;
         let sql = if rule.id == 0 {
             format!("INSERT INTO rules ({FIELDS}, updated_at, tenant_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14) RETURNING id")
@@ -267,13 +266,8 @@ impl Store {
     /// all tenants when a telegram arrives.
     pub async fn rules_of_kind(&self, kind: &str) -> Result<Vec<(TenantScope, Vec<RuleRow>)>> {
         let sql = format!("SELECT tenant_id, {RULE_COLUMNS} FROM rules WHERE kind = $1 AND enabled = 1 ORDER BY tenant_id, id");
-        let rows: Vec<(i64, RuleRow)> = sqlx::query_as::<_, TenantRule>(&sql)
-            .bind(kind)
-            .fetch_all(&mut *self.system().await?)
-            .await?
-            .into_iter()
-            .map(|r| (r.tenant_id, r.rule))
-            .collect();
+        let rows: Vec<(i64, RuleRow)> =
+            sqlx::query_as::<_, TenantRule>(&sql).bind(kind).fetch_all(&mut *self.system().await?).await?.into_iter().map(|r| (r.tenant_id, r.rule)).collect();
         let mut out: Vec<(TenantScope, Vec<RuleRow>)> = Vec::new();
         for (t, rule) in rows {
             match out.last_mut() {
@@ -387,7 +381,9 @@ impl Store {
     /// The tenant's decisions about some telegrams (or all recent ones when `telegrams` is empty).
     pub async fn dispatches(&self, scope: &TenantScope, telegrams: &[i64]) -> Result<Vec<DispatchRow>> {
         let filter = if telegrams.is_empty() { String::new() } else { format!("AND d.telegram_id IN ({})", crate::in_list(2, telegrams.len())) };
-        let sql = format!("SELECT {DISPATCH_COLUMNS} FROM dispatches d JOIN rules r ON r.id = d.rule_id WHERE d.tenant_id = $1 {filter} ORDER BY d.id DESC LIMIT 1000");
+        let sql = format!(
+            "SELECT {DISPATCH_COLUMNS} FROM dispatches d JOIN rules r ON r.id = d.rule_id WHERE d.tenant_id = $1 {filter} ORDER BY d.id DESC LIMIT 1000"
+        );
         let mut q = sqlx::query_as(&sql).bind(scope.tenant_id());
         for t in telegrams {
             q = q.bind(*t);

@@ -3,11 +3,11 @@
 
 use crate::audit::AuditEvent;
 use crate::outbox::OutboxKind;
+use crate::reach::{IncidentAccess, Reach};
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::survey::{Answers, Survey};
 use anpi_core::target::{PersonFacts, Target};
 use anpi_core::{AreaCode, Label, Millis};
-use crate::reach::{IncidentAccess, Reach};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
@@ -250,13 +250,14 @@ impl Store {
         sqlx::query(&sql).bind(t).bind(incident).bind(ids).execute(&mut *tx).await?;
         crate::outbox::enqueue_incident(&mut tx, t, incident, now).await?;
         if let Some(dispatch) = new.dispatch_id {
-            let done = sqlx::query("UPDATE dispatches SET status = 'sent', incident_id = $3, recipients = $4 WHERE tenant_id = $1 AND id = $2 AND status = 'held'")
-                .bind(t)
-                .bind(dispatch)
-                .bind(incident)
-                .bind(chosen.len() as i64)
-                .execute(&mut *tx)
-                .await?;
+            let done =
+                sqlx::query("UPDATE dispatches SET status = 'sent', incident_id = $3, recipients = $4 WHERE tenant_id = $1 AND id = $2 AND status = 'held'")
+                    .bind(t)
+                    .bind(dispatch)
+                    .bind(incident)
+                    .bind(chosen.len() as i64)
+                    .execute(&mut *tx)
+                    .await?;
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict("dispatch is no longer held".into()));
             }
@@ -331,11 +332,12 @@ impl Store {
         if !access.limited() {
             return Ok(());
         }
-        let within: Option<i64> = sqlx::query_scalar(&format!("SELECT i.id FROM incidents i WHERE i.tenant_id = $1 AND i.id = $2 AND {}", access.sql("i", reach)))
-            .bind(access.scope.tenant_id())
-            .bind(id)
-            .fetch_optional(&mut *self.scoped(&access.scope).await?)
-            .await?;
+        let within: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT i.id FROM incidents i WHERE i.tenant_id = $1 AND i.id = $2 AND {}", access.sql("i", reach)))
+                .bind(access.scope.tenant_id())
+                .bind(id)
+                .fetch_optional(&mut *self.scoped(&access.scope).await?)
+                .await?;
         within.map(|_| ()).ok_or(StoreError::OutsideReach)
     }
 
@@ -443,13 +445,16 @@ impl Store {
         let scope = &access.scope;
         self.check_reach(access, incident, Reach::All).await?;
         let mut tx = self.scoped_tx(scope).await?;
-        let n = sqlx::query(&format!("UPDATE incidents SET closed_at = $1 WHERE tenant_id = $2 AND id = $3 AND closed_at IS NULL AND {}", access.sql("incidents", Reach::All)))
-            .bind(now)
-            .bind(scope.tenant_id())
-            .bind(incident)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(&format!(
+            "UPDATE incidents SET closed_at = $1 WHERE tenant_id = $2 AND id = $3 AND closed_at IS NULL AND {}",
+            access.sql("incidents", Reach::All)
+        ))
+        .bind(now)
+        .bind(scope.tenant_id())
+        .bind(incident)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -502,11 +507,12 @@ async fn queue_unanswered(
     within: Option<&std::collections::HashSet<i64>>,
     now: Millis,
 ) -> Result<usize> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT id, person_id FROM recipients WHERE tenant_id = $1 AND incident_id = $2 AND answered_at IS NULL ORDER BY id")
-        .bind(tenant)
-        .bind(incident)
-        .fetch_all(&mut **tx)
-        .await?;
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT id, person_id FROM recipients WHERE tenant_id = $1 AND incident_id = $2 AND answered_at IS NULL ORDER BY id")
+            .bind(tenant)
+            .bind(incident)
+            .fetch_all(&mut **tx)
+            .await?;
     let ids: Vec<i64> = rows.into_iter().filter(|(_, p)| within.is_none_or(|w| w.contains(p))).map(|(id, _)| id).collect();
     for chunk in ids.chunks(BATCH) {
         crate::outbox::enqueue_survey(tx, tenant, incident, chunk, kind, round, now).await?;

@@ -30,8 +30,6 @@ pub(crate) const PREFIX: &str = "enc1:";
 /// Prefix of an encrypted field value bound to its tenant, column and row.
 pub(crate) const PREFIX_ROW: &str = "enc2:";
 
-
-
 /// A master key: 32 secret bytes. `Debug` shows only its id.
 #[derive(Clone)]
 pub struct MasterKey {
@@ -324,7 +322,8 @@ impl Store {
     /// Unwraps every tenant key with the configured master keys (at start: a wrong master key
     /// is reported at once, naming the key ids). Returns how many keys there are.
     pub async fn check_master_keys(&self) -> Result<usize> {
-        let rows: Vec<(i64, i64, String, String)> = sqlx::query_as("SELECT id, tenant_id, master_id, wrapped FROM tenant_keys").fetch_all(&mut *self.system().await?).await?;
+        let rows: Vec<(i64, i64, String, String)> =
+            sqlx::query_as("SELECT id, tenant_id, master_id, wrapped FROM tenant_keys").fetch_all(&mut *self.system().await?).await?;
         let masters = self.master_keys()?;
         for (id, tenant, master_id, wrapped) in &rows {
             self.cached_unwrap(&masters, *tenant, *id, master_id, wrapped)?;
@@ -449,12 +448,13 @@ impl Store {
         self.keyring(scope.tenant_id()).await?;
         let mut tx = self.scoped_tx(scope).await?;
         sqlx::query("UPDATE tenant_keys SET state = 'retired' WHERE tenant_id = $1 AND state = 'active'").bind(scope.tenant_id()).execute(&mut *tx).await?;
-        let id: i64 = sqlx::query_scalar("INSERT INTO tenant_keys (tenant_id, master_id, wrapped, state, created_at) VALUES ($1, $2, '', 'active', $3) RETURNING id")
-            .bind(scope.tenant_id())
-            .bind(masters.current.id())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO tenant_keys (tenant_id, master_id, wrapped, state, created_at) VALUES ($1, $2, '', 'active', $3) RETURNING id")
+                .bind(scope.tenant_id())
+                .bind(masters.current.id())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
         let wrapped = wrap(&masters.current, scope.tenant_id(), id, &random_bytes::<32>())?;
         sqlx::query("UPDATE tenant_keys SET wrapped = $1 WHERE id = $2").bind(wrapped).bind(id).execute(&mut *tx).await?;
         self.record(&mut tx, scope, &audit.on(format!("key:{id}")), now).await?;
@@ -465,8 +465,9 @@ impl Store {
     /// Re-encrypts, for every tenant with retired keys, what is still under them (the
     /// service's hourly pass: finishes rotations that were interrupted). Returns rows changed.
     pub async fn reencrypt_retired(&self, batch: i64) -> Result<usize> {
-        let tenants: Vec<i64> =
-            sqlx::query_scalar("SELECT DISTINCT tenant_id FROM tenant_keys WHERE state = 'retired' ORDER BY tenant_id").fetch_all(&mut *self.system().await?).await?;
+        let tenants: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM tenant_keys WHERE state = 'retired' ORDER BY tenant_id")
+            .fetch_all(&mut *self.system().await?)
+            .await?;
         let mut changed = 0;
         for t in tenants {
             changed += self.reencrypt_tenant(&crate::TenantScope::new(t), batch).await?;
@@ -515,11 +516,13 @@ impl Store {
                 }
                 let row = id.to_string();
                 let open_bounced = || if bounced.is_empty() { Ok(String::new()) } else { ring.open_row("people.undeliverable_address", &row, &bounced) };
-                let (plain_emails, plain_phone, plain_bounced) = match (ring.open_row("people.emails", &row, &emails), ring.open_row("people.phone", &row, &phone), open_bounced()) {
-                    (Ok(e), Ok(p), Ok(b)) => (e, p, b),
-                    _ => continue, // refused and logged: left for an admin to re-enter
-                };
-                let resealed_bounced = if plain_bounced.is_empty() { String::new() } else { ring.seal_row("people.undeliverable_address", &row, &plain_bounced)? };
+                let (plain_emails, plain_phone, plain_bounced) =
+                    match (ring.open_row("people.emails", &row, &emails), ring.open_row("people.phone", &row, &phone), open_bounced()) {
+                        (Ok(e), Ok(p), Ok(b)) => (e, p, b),
+                        _ => continue, // refused and logged: left for an admin to re-enter
+                    };
+                let resealed_bounced =
+                    if plain_bounced.is_empty() { String::new() } else { ring.seal_row("people.undeliverable_address", &row, &plain_bounced)? };
                 let n = sqlx::query("UPDATE people SET emails = $1, phone = $2, undeliverable_address = $3 WHERE tenant_id = $4 AND id = $5 AND emails = $6 AND phone = $7 AND undeliverable_address = $8")
                     .bind(ring.seal_row("people.emails", &row, &plain_emails)?)
                     .bind(ring.seal_row("people.phone", &row, &plain_phone)?)
@@ -540,7 +543,8 @@ impl Store {
             }
             tx.commit().await?;
         }
-        let staged: Vec<(i64, String)> = sqlx::query_as("SELECT id, content FROM csv_imports WHERE tenant_id = $1").bind(t).fetch_all(&mut *self.scoped(scope).await?).await?;
+        let staged: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, content FROM csv_imports WHERE tenant_id = $1").bind(t).fetch_all(&mut *self.scoped(scope).await?).await?;
         for (id, content) in staged {
             if KeyRing::key_of(&content) == Some(ring.active_id()) || content.is_empty() {
                 continue;

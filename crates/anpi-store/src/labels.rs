@@ -255,7 +255,10 @@ mod tests {
             s.update_label(&a, id, &input("関係者外秘", "Need to know", 3, Role::Distributor), &AuditEvent::system("test"), now).await.unwrap();
             let l = s.label(&a, id).await.unwrap();
             assert_eq!((l.name.as_str(), l.name_en.as_str(), l.rank, l.export_min), ("関係者外秘", "Need to know", 3, Role::Distributor));
-            assert!(matches!(s.update_label(&a, id, &input("機密", "", 3, Role::Admin), &AuditEvent::system("test"), now).await, Err(StoreError::Conflict(_))), "rename onto another");
+            assert!(
+                matches!(s.update_label(&a, id, &input("機密", "", 3, Role::Admin), &AuditEvent::system("test"), now).await, Err(StoreError::Conflict(_))),
+                "rename onto another"
+            );
             assert!(matches!(s.label(&b, id).await, Err(StoreError::NotFound)));
             assert!(matches!(s.update_label(&b, id, &input("x", "", 1, Role::Member), &AuditEvent::system("test"), now).await, Err(StoreError::NotFound)));
             assert!(matches!(s.delete_label(&b, id, &AuditEvent::system("test"), 0).await, Err(StoreError::NotFound)));
@@ -263,7 +266,8 @@ mod tests {
             assert_eq!(s.labels(&a).await.unwrap().iter().map(|l| l.label.rank).collect::<Vec<_>>(), [0, 1, 2, 3], "ordered by rank");
 
             // An incident carries its label into the list, the detail and the mail.
-            let person = PersonFields { employee_no: "1".into(), name: "一郎".into(), emails: "one@a.example".into(), ..Default::default() }.validate().unwrap();
+            let person =
+                PersonFields { employee_no: "1".into(), name: "一郎".into(), emails: "one@a.example".into(), ..Default::default() }.validate().unwrap();
             s.save_person(&a, None, &person, &AuditEvent::system("test"), now).await.unwrap();
             let new = NewIncident {
                 title: "区分つき".into(),
@@ -279,13 +283,17 @@ mod tests {
                 label_id: Some(id),
             };
             let foreign = s.labels(&b).await.unwrap()[0].label.id;
-            assert!(matches!(s.start_incident(&a, &NewIncident { label_id: Some(foreign), ..new.clone() }, &AuditEvent::system("test"), now).await, Err(StoreError::Invalid(_))));
+            assert!(matches!(
+                s.start_incident(&a, &NewIncident { label_id: Some(foreign), ..new.clone() }, &AuditEvent::system("test"), now).await,
+                Err(StoreError::Invalid(_))
+            ));
             let (inc, _) = s.start_incident(&a, &new, &AuditEvent::system("test"), now).await.unwrap();
             assert_eq!(s.incident(&a, inc).await.unwrap().label.map(|l| l.name), Some("関係者外秘".into()));
             assert_eq!(s.incidents(&crate::IncidentAccess::everything(&a)).await.unwrap()[0].label.as_ref().map(|l| l.id), Some(id));
             let mail = s.claim_outbox(&now, 10, 60_000).await.unwrap().remove(0).survey.unwrap();
             assert_eq!((mail.label.as_deref(), mail.label_en.as_deref()), (Some("関係者外秘"), Some("Need to know")));
-            let (plain, _) = s.start_incident(&a, &NewIncident { label_id: None, title: "区分なし".into(), ..new.clone() }, &AuditEvent::system("test"), now).await.unwrap();
+            let (plain, _) =
+                s.start_incident(&a, &NewIncident { label_id: None, title: "区分なし".into(), ..new.clone() }, &AuditEvent::system("test"), now).await.unwrap();
             assert!(s.incident(&a, plain).await.unwrap().label.is_none());
             assert!(s.claim_outbox(&now, 10, 60_000).await.unwrap().remove(0).survey.unwrap().label.is_none());
 
@@ -293,7 +301,10 @@ mod tests {
             assert!(matches!(s.delete_label(&a, id, &AuditEvent::system("test"), 0).await, Err(StoreError::Conflict(m)) if m.contains("1")));
             assert!(s.label(&a, id).await.is_ok());
             let rule = RuleRow { name: "r".into(), kind: "earthquake".into(), label_id: Some(kimitsu), ..Default::default() };
-            assert!(s.save_rule(&a, &RuleRow { label_id: Some(foreign), ..rule.clone() }, &AuditEvent::system("test"), now).await.is_err(), "another tenant's label on a rule");
+            assert!(
+                s.save_rule(&a, &RuleRow { label_id: Some(foreign), ..rule.clone() }, &AuditEvent::system("test"), now).await.is_err(),
+                "another tenant's label on a rule"
+            );
             let rid = s.save_rule(&a, &rule, &AuditEvent::system("test"), now).await.unwrap();
             assert_eq!(s.rule(&a, rid).await.unwrap().label_id, Some(kimitsu));
             assert!(matches!(s.delete_label(&a, kimitsu, &AuditEvent::system("test"), 0).await, Err(StoreError::Conflict(_))), "used by a rule");

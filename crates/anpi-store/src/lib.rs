@@ -12,8 +12,8 @@
 //! feed_entries, instance_secrets, dkim_keys) and for migrations, ping and close.
 
 mod accounts;
-pub mod audit;
 mod allowlists;
+pub mod audit;
 mod bounces;
 mod checkpoints;
 mod clientcerts;
@@ -37,27 +37,27 @@ mod tenants;
 mod verify;
 
 pub use accounts::{session_id, Account, AuthContext, ClientInfo, Principal, SessionPolicy, SessionRow, SessionStage};
-pub use security::{throttle_delay, throttle_key, MfaRequirement, SecurityPolicy};
 pub use allowlists::Allowlists;
+pub use bounces::Bounce;
+pub use checkpoints::Checkpoint;
 pub use clientcerts::ClientCertSettings;
 pub use crypto::{hash_password, random_token, verify_password, Lane};
 pub use directory::{Department, Group, PersonRow, Site};
-pub use checkpoints::Checkpoint;
 pub use dkim::DkimKey;
-pub use verify::ChainStatus;
-pub use live::LiveListener;
 pub use feeds::FeedStatus;
 pub use hazards::{DispatchRow, NewDispatch, NewTelegram, PeopleAreas, PriorDispatch, RuleRow, TelegramRow};
+pub use incidents::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
 pub use keys::{normalise_email, MasterKey, MasterKeys};
 pub use labels::{LabelInput, LabelUse};
-pub use incidents::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
-pub use bounces::Bounce;
+pub use live::LiveListener;
 pub use outbox::{Claimed, Delivery, OutboxKind, SurveyMail};
 pub use reach::IncidentAccess;
 pub use responses::AnswerContext;
 pub use scope::TenantScope;
+pub use security::{throttle_delay, throttle_key, MfaRequirement, SecurityPolicy};
 pub use tenants::CommandLine;
 pub use tenants::{Tenant, TenantSummary};
+pub use verify::ChainStatus;
 
 use sqlx::any::{Any, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
@@ -304,10 +304,7 @@ impl Store {
             .bind(fresh)
             .execute(&self.pool)
             .await?;
-        let v: Vec<u8> = sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await?;
+        let v: Vec<u8> = sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = $1").bind(name).fetch_one(&self.pool).await?;
         Ok(v)
     }
 }

@@ -1,8 +1,8 @@
 //! Second factors: TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30 s steps, each code accepted once)
 //! and one-time recovery codes, stored hashed.
 
-use crate::crypto::random_bytes;
 use crate::audit::AuditEvent;
+use crate::crypto::random_bytes;
 use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::Millis;
 use hmac::{Hmac, Mac};
@@ -100,7 +100,9 @@ fn normalise_recovery(code: &str) -> String {
 pub(crate) async fn replace_recovery_codes(tx: &mut sqlx::Transaction<'_, sqlx::Any>, scope: &TenantScope, account: i64) -> Result<Vec<String>> {
     let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
     let plain: Vec<String> = codes.iter().map(|c| normalise_recovery(c)).collect();
-    let hashes = crate::crypto::off_the_workers(crate::crypto::Lane::Known, move || plain.iter().map(|c| crate::crypto::hash_password_now(c)).collect::<Vec<_>>()).await?;
+    let hashes =
+        crate::crypto::off_the_workers(crate::crypto::Lane::Known, move || plain.iter().map(|c| crate::crypto::hash_password_now(c)).collect::<Vec<_>>())
+            .await?;
     sqlx::query("DELETE FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut **tx).await?;
     for hash in hashes {
         sqlx::query("INSERT INTO recovery_codes (tenant_id, account_id, code_hash) VALUES ($1, $2, $3)")
@@ -173,7 +175,11 @@ impl Store {
     pub async fn reset_mfa(&self, scope: &TenantScope, account: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let mut tx = self.scoped_tx(scope).await?;
         clear_second_factor(&mut tx, scope, account).await?;
-        sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2").bind(scope.tenant_id()).bind(account).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE principal = 'account' AND tenant_id = $1 AND principal_id = $2")
+            .bind(scope.tenant_id())
+            .bind(account)
+            .execute(&mut *tx)
+            .await?;
         self.record(&mut tx, scope, audit, now).await?;
         tx.commit().await?;
         Ok(())
@@ -205,14 +211,18 @@ impl Store {
         }
         // Codes are stored as Argon2id hashes (60-bit codes: a plain hash would be guessable
         // offline), so each unused one is checked in turn; then it is spent, once.
-        let unused: Vec<(i64, String)> = sqlx::query_as("SELECT id, code_hash FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2 AND used_at IS NULL")
-            .bind(scope.tenant_id())
-            .bind(account)
-            .fetch_all(&mut *c)
-            .await?;
+        let unused: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, code_hash FROM recovery_codes WHERE tenant_id = $1 AND account_id = $2 AND used_at IS NULL")
+                .bind(scope.tenant_id())
+                .bind(account)
+                .fetch_all(&mut *c)
+                .await?;
         // Up to ten Argon2 checks: one job on the bounded pool, without holding a connection.
         drop(c);
-        let found = crate::crypto::off_the_workers(crate::crypto::Lane::Known, move || unused.into_iter().find(|(_, h)| crate::crypto::verify_password_now(&normal, h)).map(|(id, _)| id)).await?;
+        let found = crate::crypto::off_the_workers(crate::crypto::Lane::Known, move || {
+            unused.into_iter().find(|(_, h)| crate::crypto::verify_password_now(&normal, h)).map(|(id, _)| id)
+        })
+        .await?;
         let Some(id) = found else { return Ok(false) };
         let done = sqlx::query("UPDATE recovery_codes SET used_at = $3 WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL")
             .bind(scope.tenant_id())

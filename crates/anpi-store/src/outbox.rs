@@ -4,10 +4,10 @@
 
 use crate::keys::KeyRing;
 use crate::{in_list, values_placeholders, Result, Store};
-use std::collections::HashMap;
 use anpi_core::Millis;
 use sqlx::any::Any;
 use sqlx::Transaction;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxKind {
@@ -45,7 +45,10 @@ impl OutboxKind {
 pub enum Delivery {
     Sent,
     /// Try again at this time.
-    Retry { at: Millis, error: String },
+    Retry {
+        at: Millis,
+        error: String,
+    },
     /// Given up: refused for good, or out of attempts.
     Failed(String),
     /// Not tried (the worker is stopping): free for the next claim, the attempt not counted.
@@ -130,7 +133,15 @@ pub(crate) async fn enqueue_incident(tx: &mut Transaction<'static, Any>, tenant:
     Ok(())
 }
 
-pub(crate) async fn enqueue_survey(tx: &mut Transaction<'static, Any>, tenant: i64, incident: i64, recipients: &[i64], kind: OutboxKind, round: i64, now: Millis) -> Result<()> {
+pub(crate) async fn enqueue_survey(
+    tx: &mut Transaction<'static, Any>,
+    tenant: i64,
+    incident: i64,
+    recipients: &[i64],
+    kind: OutboxKind,
+    round: i64,
+    now: Millis,
+) -> Result<()> {
     if recipients.is_empty() {
         return Ok(());
     }
@@ -154,7 +165,16 @@ pub(crate) async fn enqueue_survey(tx: &mut Transaction<'static, Any>, tenant: i
 /// `ring`: the tenant's keys (see [`Store::system_ring`]); the address and the body (it holds
 /// a password link) are then stored encrypted.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn enqueue_system(tx: &mut Transaction<'static, Any>, ring: Option<&KeyRing>, tenant: i64, key: &str, to: &str, subject: &str, body: &str, now: Millis) -> Result<()> {
+pub(crate) async fn enqueue_system(
+    tx: &mut Transaction<'static, Any>,
+    ring: Option<&KeyRing>,
+    tenant: i64,
+    key: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+    now: Millis,
+) -> Result<()> {
     // Bound to the row by its idempotency key: an address copied from another row does not open.
     let (to, body) = match ring {
         Some(k) => (k.seal_row("outbox.to_addrs", key, to)?, k.seal_row("outbox.body", key, body)?),
@@ -320,7 +340,9 @@ impl Store {
         }
         for (id, d) in outcomes {
             let q = match d {
-                Delivery::Retry { at, error } => sqlx::query("UPDATE outbox SET next_attempt_at = $1, lease_until = 0, last_error = $2 WHERE id = $3").bind(*at).bind(clip(error)),
+                Delivery::Retry { at, error } => {
+                    sqlx::query("UPDATE outbox SET next_attempt_at = $1, lease_until = 0, last_error = $2 WHERE id = $3").bind(*at).bind(clip(error))
+                }
                 Delivery::Failed(error) => sqlx::query("UPDATE outbox SET status = 'failed', body = '', last_error = $1 WHERE id = $2").bind(clip(error)),
                 Delivery::Sent | Delivery::HandedBack => continue,
             };

@@ -11,8 +11,8 @@ use crate::audit::AuditEvent;
 use crate::crypto::{b64, random_bytes};
 use crate::{Account, Result, Store, StoreError, TenantScope};
 use anpi_core::Millis;
-pub use anpi_webauthn::{AuthenticationResponse, RegistrationResponse, RelyingParty};
 use anpi_webauthn::{client_data_challenge, credential_id, field, verify_assertion, verify_registration, Refused, CHALLENGE_TTL_MS, COSE_ES256};
+pub use anpi_webauthn::{AuthenticationResponse, RegistrationResponse, RelyingParty};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -154,7 +154,8 @@ impl Store {
         let cred_id = b64(&cred.credential_id);
         // Within the tenant (row-level security); another tenant's use of the id is caught by
         // the unique index at the insert below.
-        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM passkeys WHERE credential_id = $1").bind(&cred_id).fetch_optional(&mut *self.scoped(scope).await?).await?;
+        let taken: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM passkeys WHERE credential_id = $1").bind(&cred_id).fetch_optional(&mut *self.scoped(scope).await?).await?;
         if taken.is_some() {
             return Err(fail(Refused("credential id already registered")));
         }
@@ -212,7 +213,14 @@ impl Store {
 
     /// Verifies an assertion by one of the account's passkeys (and nobody else's). Ok(false)
     /// when refused (the reason is logged); the challenge is spent either way.
-    pub async fn finish_passkey_login(&self, scope: &TenantScope, account: i64, rp: &RelyingParty, response: &AuthenticationResponse, now: Millis) -> Result<bool> {
+    pub async fn finish_passkey_login(
+        &self,
+        scope: &TenantScope,
+        account: i64,
+        rp: &RelyingParty,
+        response: &AuthenticationResponse,
+        now: Millis,
+    ) -> Result<bool> {
         match self.check_passkey_login(scope, account, rp, response, now).await? {
             Ok(()) => Ok(true),
             Err(r) => {
@@ -222,7 +230,14 @@ impl Store {
         }
     }
 
-    async fn check_passkey_login(&self, scope: &TenantScope, account: i64, rp: &RelyingParty, response: &AuthenticationResponse, now: Millis) -> Result<Result<(), Refused>> {
+    async fn check_passkey_login(
+        &self,
+        scope: &TenantScope,
+        account: i64,
+        rp: &RelyingParty,
+        response: &AuthenticationResponse,
+        now: Millis,
+    ) -> Result<Result<(), Refused>> {
         let r = &response.response;
         let client_data = match field(&r.client_data_json, "clientDataJSON is not base64url") {
             Ok(v) => v,
@@ -292,8 +307,14 @@ mod tests {
             let now = 1_700_000_000_000;
             let a = s.create_tenant("pk-a", "A", now).await.unwrap();
             let b = s.create_tenant("pk-b", "B", now).await.unwrap();
-            let acc = s.create_account(&a, "pk@example.jp", "鍵 太郎", anpi_core::Role::Admin, Some("long enough pass"), &AuditEvent::system("test"), now).await.unwrap();
-            let other = s.create_account(&b, "pk@example.jp", "鍵 次郎", anpi_core::Role::Admin, Some("long enough pass"), &AuditEvent::system("test"), now).await.unwrap();
+            let acc = s
+                .create_account(&a, "pk@example.jp", "鍵 太郎", anpi_core::Role::Admin, Some("long enough pass"), &AuditEvent::system("test"), now)
+                .await
+                .unwrap();
+            let other = s
+                .create_account(&b, "pk@example.jp", "鍵 次郎", anpi_core::Role::Admin, Some("long enough pass"), &AuditEvent::system("test"), now)
+                .await
+                .unwrap();
             let account = s.account(&a, acc).await.unwrap();
             assert!(!account.mfa);
             let rp = rp();

@@ -3,10 +3,10 @@
 use crate::crypto::{b64, unb64};
 use crate::keys::MasterKey;
 use crate::{Result, Store, StoreError, TenantScope};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use anpi_core::survey::{Answers, Survey};
 use anpi_core::Millis;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// What the answer page shows.
 #[derive(Debug, Clone)]

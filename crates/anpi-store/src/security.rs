@@ -124,7 +124,8 @@ impl Store {
     pub async fn login_wait(&self, keys: &[String], now: Millis) -> Result<Millis> {
         let mut wait = 0;
         for k in keys {
-            let row: Option<(i64, i64)> = sqlx::query_as("SELECT failures, last_failed_at FROM login_throttle WHERE key = $1").bind(k).fetch_optional(&self.pool).await?;
+            let row: Option<(i64, i64)> =
+                sqlx::query_as("SELECT failures, last_failed_at FROM login_throttle WHERE key = $1").bind(k).fetch_optional(&self.pool).await?;
             if let Some((failures, at)) = row {
                 wait = wait.max(at + throttle_delay(failures) - now);
             }

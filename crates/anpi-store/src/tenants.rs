@@ -60,7 +60,8 @@ impl Store {
     /// capability, which request code may not make (crates/anpi-web/clippy.toml and
     /// crates/anpi-intake/clippy.toml forbid both).
     pub async fn tenant_scope_by_code(&self, _: &CommandLine, code: &str) -> Result<Option<TenantScope>> {
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(code.trim().to_lowercase()).fetch_optional(&mut *self.system().await?).await?;
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(code.trim().to_lowercase()).fetch_optional(&mut *self.system().await?).await?;
         Ok(id.map(TenantScope::new))
     }
 

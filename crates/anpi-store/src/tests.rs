@@ -95,11 +95,12 @@ pub(crate) fn drill(title: &str, target: Target) -> NewIncident {
 /// every hash of the tenant's chain, and its head, so that links and hashes agree again.
 pub(crate) async fn rewrite_entry_ip(s: &Store, t: &crate::TenantScope, seq: i64, ip: &str) {
     use crate::audit::{entry_hash, ChainRow};
-    let rows: Vec<ChainRow> = sqlx::query_as("SELECT seq, at, actor, action, target, outcome, ip, detail, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
-        .bind(t.tenant_id())
-        .fetch_all(&mut *s.system().await.unwrap())
-        .await
-        .unwrap();
+    let rows: Vec<ChainRow> =
+        sqlx::query_as("SELECT seq, at, actor, action, target, outcome, ip, detail, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
+            .bind(t.tenant_id())
+            .fetch_all(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
     let mut prev = String::new();
     for mut r in rows {
         if r.seq == seq {
@@ -118,7 +119,12 @@ pub(crate) async fn rewrite_entry_ip(s: &Store, t: &crate::TenantScope, seq: i64
             .unwrap();
         prev = r.hash;
     }
-    sqlx::query("UPDATE audit_heads SET hash = $1 WHERE tenant_id = $2").bind(&prev).bind(t.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
+    sqlx::query("UPDATE audit_heads SET hash = $1 WHERE tenant_id = $2")
+        .bind(&prev)
+        .bind(t.tenant_id())
+        .execute(&mut *s.system().await.unwrap())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -160,7 +166,11 @@ async fn whole_loop_on_every_engine() {
         }
         assert!(s.account(&a, acc).await.unwrap().locked);
         let notice = s.claim_outbox(&now, 100, 60_000).await.unwrap();
-        assert_eq!(notice.iter().map(|c| (c.to.clone(), c.subject.contains("locked"))).collect::<Vec<_>>(), [(vec!["admin@example.jp".to_string()], true)], "the owner is told");
+        assert_eq!(
+            notice.iter().map(|c| (c.to.clone(), c.subject.contains("locked"))).collect::<Vec<_>>(),
+            [(vec!["admin@example.jp".to_string()], true)],
+            "the owner is told"
+        );
         s.record_outbox(&[(notice[0].id, crate::Delivery::Sent)], now).await.unwrap();
         let locked = s.audit_entries(&a, &crate::audit::LogFilter { action: "account_locked".into(), ..Default::default() }, 10).await.unwrap();
         assert_eq!(locked.len(), 1, "recorded once");
@@ -277,7 +287,14 @@ async fn audit_chain_detects_edits_and_removals_on_every_engine() {
         let now = 1_700_000_000_000;
         let a = s.create_tenant("audited", "Audited", now).await.unwrap();
         let b = s.create_tenant("other", "Other", now).await.unwrap();
-        let ev = |action: &'static str, n: i64| AuditEvent { actor: Actor::Account(n), action, target: format!("t{n}"), outcome: "ok", ip: "192.0.2.1", detail: String::new() };
+        let ev = |action: &'static str, n: i64| AuditEvent {
+            actor: Actor::Account(n),
+            action,
+            target: format!("t{n}"),
+            outcome: "ok",
+            ip: "192.0.2.1",
+            detail: String::new(),
+        };
         for i in 0..5 {
             s.audit(Some(&a), &ev("sign_in", i), now + i * 86_400_000).await.unwrap();
         }
@@ -291,7 +308,11 @@ async fn audit_chain_detects_edits_and_removals_on_every_engine() {
         assert_eq!(reports.iter().map(|r| r.entries).sum::<i64>(), 8);
         let failed = LogFilter { action: "sign_in_failed".into(), ..Default::default() };
         assert_eq!(s.audit_entries(&a, &failed, 10).await.unwrap().len(), 1);
-        assert_eq!(s.audit_entries(&a, &LogFilter { kind: Some(LogKind::Audit), ..Default::default() }, 10).await.unwrap().len(), 0, "sign-ins are their own kind");
+        assert_eq!(
+            s.audit_entries(&a, &LogFilter { kind: Some(LogKind::Audit), ..Default::default() }, 10).await.unwrap().len(),
+            0,
+            "sign-ins are their own kind"
+        );
         assert_eq!(s.audit_entries(&b, &LogFilter::default(), 10).await.unwrap().len(), 1, "tenants see only their own");
         let page1 = s.audit_entries(&a, &LogFilter::default(), 4).await.unwrap();
         let page2 = s.audit_entries(&a, &LogFilter { before_id: page1.last().map(|e| e.id), ..Default::default() }, 4).await.unwrap();
@@ -304,10 +325,18 @@ async fn audit_chain_detects_edits_and_removals_on_every_engine() {
         assert!(last.iter().all(|l| l.ip == "192.0.2.1"));
 
         // An edited entry, a removed one in the middle, one removed at the end: all found.
-        sqlx::query("UPDATE audit_log SET ip = '203.0.113.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        sqlx::query("UPDATE audit_log SET ip = '203.0.113.1' WHERE tenant_id = $1 AND seq = 2")
+            .bind(a.tenant_id())
+            .execute(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
         let r = s.verify_audit().await.unwrap();
         assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("entry 2 was changed"))), "{r:?}");
-        sqlx::query("UPDATE audit_log SET ip = '192.0.2.1' WHERE tenant_id = $1 AND seq = 2").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        sqlx::query("UPDATE audit_log SET ip = '192.0.2.1' WHERE tenant_id = $1 AND seq = 2")
+            .bind(a.tenant_id())
+            .execute(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
         assert!(ok(&s.verify_audit().await.unwrap()));
         sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 6").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
         let r = s.verify_audit().await.unwrap();
@@ -356,8 +385,17 @@ async fn signed_checkpoints_catch_a_rewritten_chain_on_every_engine() {
 
         // Cutting the end off and moving the head back is caught too.
         sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 4").bind(t.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
-        let h3: String = sqlx::query_scalar("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = 3").bind(t.tenant_id()).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
-        sqlx::query("UPDATE audit_heads SET seq = 3, hash = $1 WHERE tenant_id = $2").bind(&h3).bind(t.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        let h3: String = sqlx::query_scalar("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = 3")
+            .bind(t.tenant_id())
+            .fetch_one(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_heads SET seq = 3, hash = $1 WHERE tenant_id = $2")
+            .bind(&h3)
+            .bind(t.tenant_id())
+            .execute(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
         let r = s.verify_audit().await.unwrap();
         assert!(r.iter().any(|c| c.problems.iter().any(|p| p.contains("records entry 4 but the chain ends at 3"))), "{r:?}");
 
@@ -424,22 +462,44 @@ async fn passwords_refuse_common_and_context_words_on_every_engine() {
         let now = 1_700_000_000_000;
         let t = s.create_tenant("sakura", "Sakura Logistics 株式会社", now).await.unwrap();
         // Creation: common list (with variations), the service name, tenant code and name, email.
-        let m = refused(s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("p@ssw0rd1234567"), &AuditEvent::system("test"), now).await, "common");
+        let m = refused(
+            s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("p@ssw0rd1234567"), &AuditEvent::system("test"), now).await,
+            "common",
+        );
         assert!(m.contains("よく使われる") && m.contains("too common"), "{m}");
-        for pw in ["my anpi password is long", "welcome to sakura!!", "logistics team password", "株式会社のながいパスワードです", "taro yamada is here now", "yamada-yamada-yamada"] {
+        for pw in [
+            "my anpi password is long",
+            "welcome to sakura!!",
+            "logistics team password",
+            "株式会社のながいパスワードです",
+            "taro yamada is here now",
+            "yamada-yamada-yamada",
+        ] {
             let m = refused(s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some(pw), &AuditEvent::system("test"), now).await, pw);
             assert!(m.contains("組織名") && m.contains("email address"), "{pw}: {m}");
         }
-        let id = s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("correct horse battery staple"), &AuditEvent::system("test"), now).await.unwrap();
+        let id = s
+            .create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("correct horse battery staple"), &AuditEvent::system("test"), now)
+            .await
+            .unwrap();
         // Change and reset check the same words (looked up from the tenant and the account).
         let m = refused(s.change_password(&t, id, "correct horse battery staple", "SAKURA shelter check 2026", &AuditEvent::system("test"), 0).await, "change");
         assert!(m.contains("組織名"), "{m}");
         refused(s.change_password(&t, id, "correct horse battery staple", "qwertyuiop123456", &AuditEvent::system("test"), 0).await, "change common");
-        let m = refused(s.change_password(&t, id, "not the current password", "blue shelter check 2026", &AuditEvent::system("test"), 0).await, "wrong current password");
+        let m = refused(
+            s.change_password(&t, id, "not the current password", "blue shelter check 2026", &AuditEvent::system("test"), 0).await,
+            "wrong current password",
+        );
         assert!(m.contains("current password is wrong"), "{m}");
         s.change_password(&t, id, "correct horse battery staple", "blue shelter check 2026", &AuditEvent::system("test"), 0).await.unwrap();
         let mut token = String::new();
-        assert!(s.request_password_reset("sakura", "taro.yamada@hq.example", now, |tok, _| { token = tok.to_string(); ("s".into(), "b".into()) }).await.unwrap());
+        assert!(s
+            .request_password_reset("sakura", "taro.yamada@hq.example", now, |tok, _| {
+                token = tok.to_string();
+                ("s".into(), "b".into())
+            })
+            .await
+            .unwrap());
         refused(s.reset_password(&token, "hq.example is my home", &AuditEvent::system("test"), now).await, "reset with email domain");
         s.reset_password(&token, "green shelter check 2027", &AuditEvent::system("test"), now).await.unwrap();
         assert!(s.account_login("sakura", "taro.yamada@hq.example", "green shelter check 2027", now).await.unwrap().is_some());
@@ -456,24 +516,34 @@ async fn dump_all(s: &Store) -> String {
     let mut out = String::new();
     match s.engine() {
         Engine::Sqlite => {
-            let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
             for t in tables {
-                let cols: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')")).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
+                let cols: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')")).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
                 for c in cols {
-                    let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(quote(\"{c}\"), '') FROM \"{t}\"")).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
+                    let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(quote(\"{c}\"), '') FROM \"{t}\""))
+                        .fetch_all(&mut *s.system().await.unwrap())
+                        .await
+                        .unwrap();
                     out.push_str(&vals.join("\n"));
                     out.push('\n');
                 }
             }
         }
         Engine::Postgres => {
-            let tables: Vec<String> = sqlx::query_scalar("SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")
-                .fetch_all(&mut *s.system().await.unwrap())
-                .await
-                .unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+            )
+            .fetch_all(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
             assert!(tables.iter().any(|t| t == "people"), "{tables:?}");
             for t in tables {
-                let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(CAST(x AS TEXT), '') FROM \"{t}\" AS x")).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
+                let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(CAST(x AS TEXT), '') FROM \"{t}\" AS x"))
+                    .fetch_all(&mut *s.system().await.unwrap())
+                    .await
+                    .unwrap();
                 out.push_str(&vals.join("\n"));
                 out.push('\n');
             }
@@ -547,9 +617,12 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
 
         // Associated data binds tenant, column and row: a ciphertext moved elsewhere does not
         // open, and the directory shows the value as missing (the rest still loads).
-        let (enc_emails, enc_phone): (String, String) = sqlx::query_as("SELECT emails, phone FROM people WHERE id = $1").bind(id1).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
-        let b_id: i64 = sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1").bind(b.tenant_id()).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
-        let b_emails: String = sqlx::query_scalar("SELECT emails FROM people WHERE id = $1").bind(b_id).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let (enc_emails, enc_phone): (String, String) =
+            sqlx::query_as("SELECT emails, phone FROM people WHERE id = $1").bind(id1).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let b_id: i64 =
+            sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1").bind(b.tenant_id()).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let b_emails: String =
+            sqlx::query_scalar("SELECT emails FROM people WHERE id = $1").bind(b_id).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
         sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&enc_emails).bind(b_id).execute(&mut *s.system().await.unwrap()).await.unwrap();
         let b_people = s.people(&b).await.unwrap();
         assert!(b_people.iter().all(|p| p.input.emails.is_empty()), "another tenant's ciphertext must not decrypt: {:?}", b_people[0].input.emails);
@@ -584,7 +657,8 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         p3.phone = "080-5555-6666".into();
         s.save_person(&a, None, &p3, &AuditEvent::system("test"), now).await.unwrap();
         assert_eq!(s.reencrypt_tenant(&a, 1).await.unwrap(), 3, "two people and the staged upload");
-        let kids: Vec<String> = sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
+        let kids: Vec<String> =
+            sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(kids.iter().all(|e| KeyRingProbe::kid(e) == new_kid), "{kids:?}");
         assert_eq!(s.person_by_email(&a, "taro.hidden@acme.example").await.unwrap().map(|p| p.input.employee_no), Some("2".to_string()));
         assert!(s.take_staged_import(&a, staged).await.unwrap().contains("staged.upload@acme.example"));
@@ -593,10 +667,17 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         // Rows written before encryption at rest (a tenant from before migration 0015, not yet
         // sealed) are encrypted at start, and the tenant is sealed.
         sqlx::query("UPDATE tenants SET sealed = 0 WHERE id = $1").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
-        sqlx::query("UPDATE people SET emails = $1, phone = $2 WHERE id = $3").bind("legacy.plain@acme.example").bind("06-7777-8888").bind(id1).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        sqlx::query("UPDATE people SET emails = $1, phone = $2 WHERE id = $3")
+            .bind("legacy.plain@acme.example")
+            .bind("06-7777-8888")
+            .bind(id1)
+            .execute(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
         assert_eq!(s.encrypt_existing().await.unwrap(), 1);
         assert_eq!(s.encrypt_existing().await.unwrap(), 0);
-        let sealed: i64 = sqlx::query_scalar("SELECT sealed FROM tenants WHERE id = $1").bind(a.tenant_id()).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let sealed: i64 =
+            sqlx::query_scalar("SELECT sealed FROM tenants WHERE id = $1").bind(a.tenant_id()).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
         assert_eq!(sealed, 1);
         let p = s.person(&a, id1).await.unwrap();
         assert_eq!((p.input.emails.clone(), p.input.phone.as_str()), (vec!["legacy.plain@acme.example".to_string()], "06-7777-8888"));
@@ -627,7 +708,8 @@ async fn contact_data_is_encrypted_at_rest_on_every_engine() {
         // A rotation whose re-encryption was interrupted is finished by the service's pass.
         let kid3 = s.rotate_tenant_key(&a, &AuditEvent::system("tenant_key_rotated"), now).await.unwrap();
         assert_eq!(s.reencrypt_retired(2).await.unwrap(), 3, "three people of tenant a");
-        let kids: Vec<String> = sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
+        let kids: Vec<String> =
+            sqlx::query_scalar("SELECT emails FROM people WHERE tenant_id = $1").bind(a.tenant_id()).fetch_all(&mut *s.system().await.unwrap()).await.unwrap();
         assert!(kids.iter().all(|e| KeyRingProbe::kid(e) == kid3), "{kids:?}");
         assert_eq!(s.reencrypt_retired(2).await.unwrap(), 0, "nothing left to do");
 
@@ -655,7 +737,8 @@ async fn sessions_expire_when_idle_or_too_old_on_every_engine() {
         let now = 1_700_000_000_000;
         let min = 60_000;
         let t = s.create_tenant("sess", "Sess", now).await.unwrap();
-        let acc = s.create_account(&t, "a@sess.example", "A", Role::Admin, Some("correct horse battery staple"), &AuditEvent::system("test"), now).await.unwrap();
+        let acc =
+            s.create_account(&t, "a@sess.example", "A", Role::Admin, Some("correct horse battery staple"), &AuditEvent::system("test"), now).await.unwrap();
         let policy = SessionPolicy::default();
         // Idle timeout (30 minutes by default): activity keeps the session alive.
         let tok = s.create_session("account", acc, Some(&t), &AuditEvent::system("test"), now).await.unwrap();
@@ -672,7 +755,9 @@ async fn sessions_expire_when_idle_or_too_old_on_every_engine() {
         }
         assert!(s.session(&tok, now + 12 * 60 * min + 1, policy).await.unwrap().is_none(), "older than 12 hours");
         // The tenant's own timeouts replace the defaults.
-        s.set_security_policy(&t, &crate::SecurityPolicy { idle_min: 5, absolute_min: 60, ..Default::default() }, &AuditEvent::system("test"), 0).await.unwrap();
+        s.set_security_policy(&t, &crate::SecurityPolicy { idle_min: 5, absolute_min: 60, ..Default::default() }, &AuditEvent::system("test"), 0)
+            .await
+            .unwrap();
         let tok = s.create_session("account", acc, Some(&t), &AuditEvent::system("test"), now).await.unwrap();
         assert!(s.session(&tok, now + 6 * min, policy).await.unwrap().is_none(), "tenant idle timeout 5 minutes");
         // A half-way sign-in (second factor pending) lasts ten minutes at most.
@@ -727,7 +812,11 @@ async fn client_cert_settings_on_every_engine() {
         // A stored CA that no longer reads verifies nothing but keeps the requirement (fails closed).
         s.set_client_ca(&a, CA).await.unwrap();
         s.set_admin_cert_required(&a, true).await.unwrap();
-        sqlx::query("UPDATE tenant_security SET client_ca_pem = 'garbage' WHERE tenant_id = $1").bind(a.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        sqlx::query("UPDATE tenant_security SET client_ca_pem = 'garbage' WHERE tenant_id = $1")
+            .bind(a.tenant_id())
+            .execute(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
         assert_eq!(s.client_cert_settings(&a).await.unwrap(), crate::ClientCertSettings { ca: None, admin_required: true });
     }
 }

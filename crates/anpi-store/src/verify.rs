@@ -65,10 +65,9 @@ fn check_anchor(head: &Head, checkpoints: &[Checkpoint], keys: &[CheckpointKey],
                 problems.push(p);
             }
         }
-        None => problems.push(format!(
-            "the chain starts at entry {} but no retention purge signed that start: entries before it were deleted",
-            head.anchor_seq
-        )),
+        None => {
+            problems.push(format!("the chain starts at entry {} but no retention purge signed that start: entries before it were deleted", head.anchor_seq))
+        }
     }
 }
 
@@ -78,7 +77,9 @@ fn check_checkpoint_entries(head: &Head, checkpoints: &[Checkpoint], stored: &Ha
         match stored.get(&c.seq) {
             Some(h) if *h == c.hash => {}
             Some(_) => problems.push(format!("entry {} differs from its signed checkpoint: the chain was rewritten", c.seq)),
-            None if c.seq > head.seq => problems.push(format!("a signed checkpoint records entry {} but the chain ends at {}: entries were removed", c.seq, head.seq)),
+            None if c.seq > head.seq => {
+                problems.push(format!("a signed checkpoint records entry {} but the chain ends at {}: entries were removed", c.seq, head.seq))
+            }
             None => {} // a gap, reported by the chain check
         }
     }
@@ -92,10 +93,11 @@ impl Store {
 
     /// The tenant's chains' last verification results.
     pub async fn audit_status(&self, scope: &TenantScope) -> Result<Vec<ChainStatus>> {
-        let rows: Vec<(String, i64, i64, String)> = sqlx::query_as("SELECT kind, checked_at, checked_full, problems FROM audit_heads WHERE tenant_id = $1 ORDER BY kind")
-            .bind(scope.tenant_id())
-            .fetch_all(&mut *self.scoped(scope).await?)
-            .await?;
+        let rows: Vec<(String, i64, i64, String)> =
+            sqlx::query_as("SELECT kind, checked_at, checked_full, problems FROM audit_heads WHERE tenant_id = $1 ORDER BY kind")
+                .bind(scope.tenant_id())
+                .fetch_all(&mut *self.scoped(scope).await?)
+                .await?;
         Ok(rows
             .into_iter()
             .map(|(kind, checked_at, full, problems)| ChainStatus {
@@ -108,10 +110,12 @@ impl Store {
     }
 
     async fn heads(&self, only: Option<i64>) -> Result<Vec<Head>> {
-        Ok(sqlx::query_as("SELECT tenant_id, kind, seq, hash, anchor_seq, anchor_hash FROM audit_heads WHERE ($1 < 0 OR tenant_id = $1) ORDER BY tenant_id, kind")
-            .bind(only.unwrap_or(-1))
-            .fetch_all(&mut *self.system().await?)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, kind, seq, hash, anchor_seq, anchor_hash FROM audit_heads WHERE ($1 < 0 OR tenant_id = $1) ORDER BY tenant_id, kind",
+        )
+        .bind(only.unwrap_or(-1))
+        .fetch_all(&mut *self.system().await?)
+        .await?)
     }
 
     async fn rows_after(&self, head: &Head, after: i64) -> Result<Vec<ChainRow>> {
@@ -185,8 +189,9 @@ impl Store {
         check_checkpoint_entries(head, &checkpoints, &at_checkpoints.into_iter().collect(), &mut problems);
         let rows = self.rows_after(head, start_seq).await?;
         let tenant = head.tenant_id;
-        let (end_seq, end_hash, stretch) =
-            tokio::task::spawn_blocking(move || check_rows(tenant, start_seq, start_hash, &rows)).await.map_err(|e| StoreError::Invalid(format!("verification task: {e}")))?;
+        let (end_seq, end_hash, stretch) = tokio::task::spawn_blocking(move || check_rows(tenant, start_seq, start_hash, &rows))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("verification task: {e}")))?;
         problems.extend(stretch);
         if end_seq != head.seq || end_hash != head.hash {
             problems.push(format!("the chain ends at entry {end_seq} but the head records entry {}: entries were removed or added at the end", head.seq));
@@ -197,7 +202,9 @@ impl Store {
     /// Chains whose last check (before signing) found problems: (tenant, kind, problems).
     pub async fn unsigned_chains(&self) -> Result<Vec<(i64, String, Vec<String>)>> {
         let rows: Vec<(i64, String, String)> =
-            sqlx::query_as("SELECT tenant_id, kind, problems FROM audit_heads WHERE problems <> '' ORDER BY tenant_id, kind").fetch_all(&mut *self.system().await?).await?;
+            sqlx::query_as("SELECT tenant_id, kind, problems FROM audit_heads WHERE problems <> '' ORDER BY tenant_id, kind")
+                .fetch_all(&mut *self.system().await?)
+                .await?;
         Ok(rows.into_iter().map(|(t, k, p)| (t, k, p.lines().map(String::from).collect())).collect())
     }
 

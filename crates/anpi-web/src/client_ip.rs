@@ -40,10 +40,7 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &NetList) -> Option<I
 
 /// One hop: an address, possibly bracketed or with a port (`[2001:db8::1]:443`, `192.0.2.1:80`).
 fn parse_hop(hop: &str) -> Option<IpAddr> {
-    hop.parse::<IpAddr>()
-        .ok()
-        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
-        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
+    hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip())).or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
 }
 
 /// The client's address of a request; `None` without a peer address (no `ConnectInfo`).
@@ -119,7 +116,14 @@ pub async fn guard_console(parts: &Parts, state: &AppState, scope: &TenantScope,
         Some(list) => {
             tracing::warn!(tenant = scope.tenant_id(), account = account.id, ip = %ip.shown(), list, "console request refused by the IP allowlist");
             let shown = ip.shown();
-            let e = AuditEvent { actor: Actor::Account(account.id), action: "access_denied", target: String::new(), outcome: "denied", ip: &shown, detail: format!("IP allowlist: {list}") };
+            let e = AuditEvent {
+                actor: Actor::Account(account.id),
+                action: "access_denied",
+                target: String::new(),
+                outcome: "denied",
+                ip: &shown,
+                detail: format!("IP allowlist: {list}"),
+            };
             record_denial(state, scope, &e).await;
             Err(denied(t))
         }
@@ -134,7 +138,14 @@ pub async fn guard_answer(state: &AppState, scope: &TenantScope, recipient: i64,
     }
     tracing::warn!(tenant = scope.tenant_id(), recipient, ip = %ip.shown(), list = "answer", "answer page refused by the IP allowlist");
     let shown = ip.shown();
-    let e = AuditEvent { actor: Actor::Anonymous, action: "access_denied", target: format!("recipient:{recipient}"), outcome: "denied", ip: &shown, detail: "IP allowlist: answer".into() };
+    let e = AuditEvent {
+        actor: Actor::Anonymous,
+        action: "access_denied",
+        target: format!("recipient:{recipient}"),
+        outcome: "denied",
+        ip: &shown,
+        detail: "IP allowlist: answer".into(),
+    };
     record_denial(state, scope, &e).await;
     Err(denied(t))
 }

@@ -55,10 +55,16 @@ impl IntoResponse for WebError {
                 let secs = (ms + 999) / 1000;
                 (StatusCode::TOO_MANY_REQUESTS, format!("試行が多すぎます。{secs}秒後にもう一度お試しください / Too many attempts: try again in {secs} s"))
             }
-            WebError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "ただいま混み合っています。数秒後にもう一度お試しください / Busy: please try again in a few seconds".to_string()),
+            WebError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ただいま混み合っています。数秒後にもう一度お試しください / Busy: please try again in a few seconds".to_string(),
+            ),
             WebError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "エラーが発生しました。しばらくしてからもう一度お試しください / Something went wrong, please try again".to_string())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "エラーが発生しました。しばらくしてからもう一度お試しください / Something went wrong, please try again".to_string(),
+                )
             }
         };
         let body = format!(

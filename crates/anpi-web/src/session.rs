@@ -134,7 +134,14 @@ impl Console {
     }
 
     /// [`Console::audit`] with another outcome (`denied`, `failed`).
-    pub async fn audit_outcome(&self, st: &AppState, action: &str, outcome: &str, target: impl Into<String>, detail: impl Into<String>) -> Result<(), WebError> {
+    pub async fn audit_outcome(
+        &self,
+        st: &AppState,
+        action: &str,
+        outcome: &str,
+        target: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Result<(), WebError> {
         let e = AuditEvent { outcome, detail: detail.into(), ..self.event(action, target) };
         st.store.audit(Some(&self.scope), &e, st.clock.now()).await?;
         Ok(())
@@ -152,7 +159,14 @@ impl Console {
         tracing::info!(account = self.account.id, tenant = self.scope.tenant_id(), incident, "incident outside the distributor's reach");
         let (log, scope, actor, ip) = (self.denials.clone(), self.scope, Actor::Account(self.account.id), self.ip.clone());
         tokio::spawn(async move {
-            let e = AuditEvent { actor, action: "permission_denied", target: format!("incident:{incident}"), outcome: "denied", ip: &ip, detail: "outside reach".into() };
+            let e = AuditEvent {
+                actor,
+                action: "permission_denied",
+                target: format!("incident:{incident}"),
+                outcome: "denied",
+                ip: &ip,
+                detail: "outside reach".into(),
+            };
             if let Err(err) = log.store.audit(Some(&scope), &e, log.at).await {
                 tracing::error!(error = %err, "cannot record a denial in the audit log");
             }

@@ -111,7 +111,6 @@ impl std::fmt::Display for Refused {
     }
 }
 
-
 /// One CBOR item from the front of `input` (ciborium, depth-bounded) and how many bytes it took.
 fn cbor_item(input: &[u8]) -> Option<(Value, usize)> {
     let mut rest = input;
@@ -391,15 +390,14 @@ pub fn field(s: &str, what: &'static str) -> Result<Vec<u8>, Refused> {
     unb64(s).ok_or(Refused(what))
 }
 
-
 /// A software authenticator for tests: builds the bytes a browser would send.
 #[cfg(any(test, feature = "testing"))]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 pub mod testing {
     use super::*;
-    use serde_json::json;
     use p256::ecdsa::signature::Signer;
     use p256::ecdsa::{Signature, SigningKey};
+    use serde_json::json;
 
     pub struct SoftKey {
         pub key: SigningKey,
@@ -520,10 +518,12 @@ mod tests {
         // Arbitrary bytes never panic.
         let mut x: u32 = 12345;
         for _ in 0..20_000 {
-            let bytes: Vec<u8> = (0..(x % 40)).map(|_| {
-                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                (x >> 16) as u8
-            }).collect();
+            let bytes: Vec<u8> = (0..(x % 40))
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    (x >> 16) as u8
+                })
+                .collect();
             let _ = cbor_item(&bytes);
             let _ = parse_auth_data(&bytes);
         }
@@ -573,7 +573,8 @@ mod tests {
         let pk = k.key.verifying_key().to_encoded_point(false).as_bytes().to_vec();
         let challenge = b64(&[3u8; 32]);
         let a = k.assertion(&rp, &challenge);
-        let (cd, ad, sig) = (unb64(&a.response.client_data_json).unwrap(), unb64(&a.response.authenticator_data).unwrap(), unb64(&a.response.signature).unwrap());
+        let (cd, ad, sig) =
+            (unb64(&a.response.client_data_json).unwrap(), unb64(&a.response.authenticator_data).unwrap(), unb64(&a.response.signature).unwrap());
         assert_eq!(verify_assertion(&rp, &challenge, &pk, 0, &cd, &ad, &sig, true), Ok(1));
         assert_eq!(verify_assertion(&rp, &challenge, &pk, 1, &cd, &ad, &sig, true), Err(Refused("signature counter did not increase (cloned authenticator?)")));
         assert_eq!(verify_assertion(&rp, &b64(&[4u8; 32]), &pk, 0, &cd, &ad, &sig, true), Err(Refused("challenge does not match")));
@@ -591,7 +592,8 @@ mod tests {
         // Counters: zero and zero is fine (authenticators without counters).
         k.count = u32::MAX; // wraps to 0 in assertion()
         let a0 = k.assertion(&rp, &challenge);
-        let (cd0, ad0, sig0) = (unb64(&a0.response.client_data_json).unwrap(), unb64(&a0.response.authenticator_data).unwrap(), unb64(&a0.response.signature).unwrap());
+        let (cd0, ad0, sig0) =
+            (unb64(&a0.response.client_data_json).unwrap(), unb64(&a0.response.authenticator_data).unwrap(), unb64(&a0.response.signature).unwrap());
         assert_eq!(verify_assertion(&rp, &challenge, &pk, 0, &cd0, &ad0, &sig0, true), Ok(0));
         assert!(verify_assertion(&rp, &challenge, &pk, 5, &cd0, &ad0, &sig0, true).is_err(), "a decrease to zero");
     }

@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anpi_core::directory::PersonFields;
-use anpi_store::audit::AuditEvent;
 use anpi_core::Role;
+use anpi_store::audit::AuditEvent;
 use anpi_store::Store;
 use support::{extract, fresh_database, Engine, Server, SmtpSink};
 
@@ -122,11 +122,14 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     store.import_people(&scope, &inputs, &AuditEvent::system("bench_seed"), now).await.expect("import people");
     eprintln!("[{engine}] imported {n} people in {:.1} s", t.elapsed().as_secs_f64());
     let sink = SmtpSink::start().await;
-    let mut builder = Server::builder(&db_url)
-        .smtp(&sink)
-        .outbox_lease_secs(60)
-        .env("ANPI_LOG", "warn")
-        .args(["--jma-push-secret", PUSH_SECRET, "--jma-max-age-min", "0", "--trusted-proxy", "127.0.0.1"]);
+    let mut builder = Server::builder(&db_url).smtp(&sink).outbox_lease_secs(60).env("ANPI_LOG", "warn").args([
+        "--jma-push-secret",
+        PUSH_SECRET,
+        "--jma-max-age-min",
+        "0",
+        "--trusted-proxy",
+        "127.0.0.1",
+    ]);
     if let Ok(c) = std::env::var("ANPI_BENCH_SEND_CONCURRENCY") {
         if !c.trim().is_empty() {
             builder = builder.arg("--send-concurrency").arg(c.trim());
@@ -160,10 +163,8 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
         .await;
     assert_eq!(r.status, 303, "starting the incident failed: {}", r.text);
     let t_started = t0.elapsed();
-    let incident: i64 = r
-        .location()
-        .and_then(|l| l.trim_start_matches("/incidents/").split('?').next().and_then(|s| s.parse().ok()))
-        .expect("incident id in Location");
+    let incident: i64 =
+        r.location().and_then(|l| l.trim_start_matches("/incidents/").split('?').next().and_then(|s| s.parse().ok())).expect("incident id in Location");
     let deadline = Instant::now() + timeout;
     let mut first_mail: Option<Duration> = None;
     let mut last = (0usize, Instant::now());
@@ -395,11 +396,22 @@ async fn sign_in_flood(base: String, client: usize, stop: Arc<std::sync::atomic:
         attempt += 1;
         let ip = format!("10.{}.{}.{}", client % 250, attempt % 250, (client / 250) % 250 + 1);
         let Ok(page) = http.get(format!("{base}/login")).header("X-Forwarded-For", &ip).send().await else { continue };
-        let cookie = page.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("__Host-anpi-login=")).map(|c| c.split(';').next().unwrap_or("").to_string());
+        let cookie = page
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("__Host-anpi-login="))
+            .map(|c| c.split(';').next().unwrap_or("").to_string());
         let html = page.text().await.unwrap_or_default();
         let csrf = extract(&html, "name=\"csrf\" value=\"", "\"").unwrap_or_default();
         let email = format!("x{client}-{attempt}@bench.example");
-        let mut req = http.post(format!("{base}/login")).header("X-Forwarded-For", &ip).form(&[("csrf", csrf.as_str()), ("tenant", TENANT), ("email", email.as_str()), ("password", "wrong password 123")]);
+        let mut req = http.post(format!("{base}/login")).header("X-Forwarded-For", &ip).form(&[
+            ("csrf", csrf.as_str()),
+            ("tenant", TENANT),
+            ("email", email.as_str()),
+            ("password", "wrong password 123"),
+        ]);
         if let Some(c) = cookie {
             req = req.header("Cookie", c);
         }
@@ -412,7 +424,16 @@ async fn sign_in_flood(base: String, client: usize, stop: Arc<std::sync::atomic:
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn telegram_latency(engine: Engine, n: usize, scope: anpi_store::TenantScope, db_url: &str, server: &Server, sink: &SmtpSink, xml: Vec<u8>, timeout: Duration) -> Row {
+async fn telegram_latency(
+    engine: Engine,
+    n: usize,
+    scope: anpi_store::TenantScope,
+    db_url: &str,
+    server: &Server,
+    sink: &SmtpSink,
+    xml: Vec<u8>,
+    timeout: Duration,
+) -> Row {
     use anpi_intake::Rule;
     let store = Store::connect(db_url).await.expect("connect");
     store.set_master_keys(support::server::test_master_keys());

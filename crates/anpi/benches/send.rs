@@ -90,7 +90,10 @@ impl PostfixSink {
     fn count(&self) -> usize {
         let text = std::fs::read(&self.counter).unwrap_or_default();
         let tail = &text[text.len().saturating_sub(200)..];
-        String::from_utf8_lossy(tail).rsplit(['\r', '\n']).find_map(|rec| rec.split_whitespace().find_map(|w| w.strip_prefix("mesg=")).and_then(|n| n.parse().ok())).unwrap_or(0)
+        String::from_utf8_lossy(tail)
+            .rsplit(['\r', '\n'])
+            .find_map(|rec| rec.split_whitespace().find_map(|w| w.strip_prefix("mesg=")).and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
     }
 }
 
@@ -170,9 +173,15 @@ async fn seed(engine: Engine, n: usize) -> (String, support::DbGuard) {
     store.create_account(&scope, ADMIN, "管理 一郎", Role::Admin, Some(PASSWORD), &AuditEvent::system("bench_seed"), now).await.expect("create admin");
     let people: Vec<_> = (0..n)
         .map(|i| {
-            PersonFields { employee_no: format!("E{i:07}"), name: format!("社員 {i}"), emails: format!("p{i}@staff.example"), home_area: "22203".into(), ..Default::default() }
-                .validate()
-                .unwrap_or_else(|e| panic!("invalid person {i}: {e:?}"))
+            PersonFields {
+                employee_no: format!("E{i:07}"),
+                name: format!("社員 {i}"),
+                emails: format!("p{i}@staff.example"),
+                home_area: "22203".into(),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_or_else(|e| panic!("invalid person {i}: {e:?}"))
         })
         .collect();
     let t = Instant::now();
@@ -222,7 +231,17 @@ async fn dispatch(engine: Engine, db_url: &str, n: usize, nodes: usize) -> Dispa
     let (anpi0, db0) = (pids.iter().map(|p| cpu_of(*p)).sum::<f64>(), cpu_of_all("postgres"));
     let t0 = Instant::now();
     let r = admin
-        .post_form("/incidents", &[("title", "ベンチマーク: 安否確認"), ("message", "安否を回答してください。"), ("all", "1"), ("survey", survey.as_str()), ("reminder_interval", "0"), ("reminder_count", "0")])
+        .post_form(
+            "/incidents",
+            &[
+                ("title", "ベンチマーク: 安否確認"),
+                ("message", "安否を回答してください。"),
+                ("all", "1"),
+                ("survey", survey.as_str()),
+                ("reminder_interval", "0"),
+                ("reminder_count", "0"),
+            ],
+        )
         .await;
     assert_eq!(r.status, 303, "starting the incident failed: {}", r.text);
     let posted = t0.elapsed().as_secs_f64();
@@ -262,7 +281,8 @@ fn main() {
             .collect(),
         _ => support::engines(),
     };
-    let node_counts: Vec<usize> = std::env::var("ANPI_BENCH_NODES").unwrap_or_else(|_| "1,2,3".into()).split(',').map(|s| s.trim().parse().expect("ANPI_BENCH_NODES: numbers")).collect();
+    let node_counts: Vec<usize> =
+        std::env::var("ANPI_BENCH_NODES").unwrap_or_else(|_| "1,2,3".into()).split(',').map(|s| s.trim().parse().expect("ANPI_BENCH_NODES: numbers")).collect();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let mut rows = Vec::new();
     rt.block_on(async {

@@ -5,8 +5,8 @@ use crate::serve::{run as serve, ServeArgs};
 use crate::DbArgs;
 use anpi_core::directory::PersonFields;
 use anpi_core::{AreaCode, Clock, Role, SystemClock};
-use anpi_store::audit::AuditEvent;
 use anpi_notify::MailCatcher;
+use anpi_store::audit::AuditEvent;
 
 pub const TENANT: &str = "demo";
 pub const ADMIN_EMAIL: &str = "admin@demo.example";
@@ -14,16 +14,19 @@ pub const ADMIN_PASSWORD: &str = "sakura-shelter-check-2026";
 pub const DISTRIBUTOR_EMAIL: &str = "haishin@demo.example";
 
 const SITES: &[(&str, &str)] = &[("東京本社", "13101"), ("大阪支社", "27128"), ("仙台営業所", "04101")];
-const DEPARTMENTS: &[(&str, &str)] = &[
-    ("本社/総務部", "東京本社"),
-    ("本社/営業部", "東京本社"),
-    ("本社/開発部", "東京本社"),
-    ("大阪支社/営業課", "大阪支社"),
-    ("仙台営業所", "仙台営業所"),
-];
+const DEPARTMENTS: &[(&str, &str)] =
+    &[("本社/総務部", "東京本社"), ("本社/営業部", "東京本社"), ("本社/開発部", "東京本社"), ("大阪支社/営業課", "大阪支社"), ("仙台営業所", "仙台営業所")];
 const FAMILY: &[(&str, &str)] = &[
-    ("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"), ("伊藤", "イトウ"),
-    ("渡辺", "ワタナベ"), ("山本", "ヤマモト"), ("中村", "ナカムラ"), ("小林", "コバヤシ"), ("加藤", "カトウ"),
+    ("佐藤", "サトウ"),
+    ("鈴木", "スズキ"),
+    ("高橋", "タカハシ"),
+    ("田中", "タナカ"),
+    ("伊藤", "イトウ"),
+    ("渡辺", "ワタナベ"),
+    ("山本", "ヤマモト"),
+    ("中村", "ナカムラ"),
+    ("小林", "コバヤシ"),
+    ("加藤", "カトウ"),
 ];
 const GIVEN: &[(&str, &str)] = &[("陽子", "ヨウコ"), ("大輔", "ダイスケ"), ("美咲", "ミサキ"), ("健太", "ケンタ"), ("直美", "ナオミ")];
 /// Home areas near each site (municipality codes).

@@ -331,7 +331,10 @@ async fn keys(db: &DbArgs, command: KeysCommand) -> anyhow::Result<()> {
             };
             let n = store.rewrap_tenant_keys(&new).await?;
             let d = store.reseal_dkim_keys(&new).await?;
-            let e = AuditEvent { detail: format!("master key {}, {n} tenant key(s) re-wrapped, {d} DKIM key(s) re-sealed", new.id()), ..AuditEvent::system("master_key_rotated") };
+            let e = AuditEvent {
+                detail: format!("master key {}, {n} tenant key(s) re-wrapped, {d} DKIM key(s) re-sealed", new.id()),
+                ..AuditEvent::system("master_key_rotated")
+            };
             store.audit(None, &e, anpi_core::SystemClock.now()).await?;
             println!("re-wrapped {n} tenant key(s) under master key {}", new.id());
             if new_master_key_file.is_some() {
@@ -343,13 +346,19 @@ async fn keys(db: &DbArgs, command: KeysCommand) -> anyhow::Result<()> {
                 anyhow::bail!("crypto-shredding cannot be undone: repeat the organisation code with --confirm {tenant}");
             }
             let store = db.service_store().await?;
-            let scope = store.tenant_scope_by_code(&anpi_store::CommandLine::operator_at_the_console(), &tenant).await?.ok_or_else(|| anyhow::anyhow!("no tenant with code {tenant}"))?;
+            let scope = store
+                .tenant_scope_by_code(&anpi_store::CommandLine::operator_at_the_console(), &tenant)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no tenant with code {tenant}"))?;
             let n = store.shred_tenant_keys(&scope, &AuditEvent::system("tenant_keys_shredded"), anpi_core::SystemClock.now()).await?;
             println!("tenant {tenant}: destroyed {n} data key(s); its encrypted contact data, backups included, can no longer be read");
         }
         KeysCommand::RotateTenant { tenant, batch } => {
             let store = db.service_store().await?;
-            let scope = store.tenant_scope_by_code(&anpi_store::CommandLine::operator_at_the_console(), &tenant).await?.ok_or_else(|| anyhow::anyhow!("no tenant with code {tenant}"))?;
+            let scope = store
+                .tenant_scope_by_code(&anpi_store::CommandLine::operator_at_the_console(), &tenant)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no tenant with code {tenant}"))?;
             let id = store.rotate_tenant_key(&scope, &AuditEvent::system("tenant_key_rotated"), anpi_core::SystemClock.now()).await?;
             println!("tenant {tenant}: new data key {id}; re-encrypting…");
             let n = store.reencrypt_tenant(&scope, batch).await?;

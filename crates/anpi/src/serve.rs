@@ -234,8 +234,12 @@ async fn housekeeping(store: anpi_store::Store, clock: Arc<dyn Clock>, mut stop:
     loop {
         match anpi_web::clock_sync::probe().await {
             anpi_web::clock_sync::ClockSync::Synchronised => {}
-            anpi_web::clock_sync::ClockSync::NotSynchronised => tracing::warn!("the system clock is NOT synchronised (chrony / systemd-timesyncd): times in answers and logs may be wrong"),
-            anpi_web::clock_sync::ClockSync::Unknown => tracing::warn!("cannot tell whether the system clock is synchronised: no chrony or systemd-timesyncd answered"),
+            anpi_web::clock_sync::ClockSync::NotSynchronised => {
+                tracing::warn!("the system clock is NOT synchronised (chrony / systemd-timesyncd): times in answers and logs may be wrong")
+            }
+            anpi_web::clock_sync::ClockSync::Unknown => {
+                tracing::warn!("cannot tell whether the system clock is synchronised: no chrony or systemd-timesyncd answered")
+            }
         }
         match store.purge_audit(clock.now()).await {
             Ok(0) => {}
@@ -261,7 +265,10 @@ async fn housekeeping(store: anpi_store::Store, clock: Arc<dyn Clock>, mut stop:
             last_full = clock.now();
             match store.verify_audit().await {
                 Ok(r) if r.iter().all(|c| c.problems.is_empty()) => tracing::info!(chains = r.len(), "audit chains verified in full: intact"),
-                Ok(r) => tracing::error!(broken = r.iter().filter(|c| !c.problems.is_empty()).count(), "audit chains verified in full: TAMPERING DETECTED (anpi audit verify)"),
+                Ok(r) => tracing::error!(
+                    broken = r.iter().filter(|c| !c.problems.is_empty()).count(),
+                    "audit chains verified in full: TAMPERING DETECTED (anpi audit verify)"
+                ),
                 Err(e) => tracing::warn!(error = %e, "audit verification failed"),
             }
         }

@@ -7,13 +7,8 @@ use crate::severity::{Intensity, Severity};
 
 /// `震度５弱以上未入電`: intensity 5弱 or more estimated but not yet received; counted as 5弱.
 fn observed_level(max_int: Option<&String>, condition: Option<&String>) -> Option<Intensity> {
-    let unreported = |s: &String| {
-        s.contains("震度５弱以上未入電")
-            .then_some(Intensity::FiveLower)
-    };
-    max_int
-        .and_then(|s| Intensity::parse(s).or_else(|| unreported(s)))
-        .or_else(|| condition.and_then(unreported))
+    let unreported = |s: &String| s.contains("震度５弱以上未入電").then_some(Intensity::FiveLower);
+    max_int.and_then(|s| Intensity::parse(s).or_else(|| unreported(s))).or_else(|| condition.and_then(unreported))
 }
 
 /// `Intensity/Observation`: each prefecture (`Pref`, JIS 2 digits) with the highest intensity in it,
@@ -26,13 +21,9 @@ pub(super) fn observed(body: &SeisBody) -> Vec<AffectedArea> {
     for pref in &obs.prefs {
         let mut pref_max = observed_level(pref.max_int.as_ref(), pref.condition.as_ref());
         for area in &pref.areas {
-            pref_max = pref_max.max(observed_level(
-                area.max_int.as_ref(),
-                area.condition.as_ref(),
-            ));
+            pref_max = pref_max.max(observed_level(area.max_int.as_ref(), area.condition.as_ref()));
             for city in &area.cities {
-                let Some(level) = observed_level(city.max_int.as_ref(), city.condition.as_ref())
-                else {
+                let Some(level) = observed_level(city.max_int.as_ref(), city.condition.as_ref()) else {
                     continue;
                 };
                 pref_max = pref_max.max(Some(level));
@@ -52,12 +43,8 @@ pub(super) fn observed(body: &SeisBody) -> Vec<AffectedArea> {
 /// 緊急地震速報／府県予報区 codes are `9` + JIS prefecture + one digit (`9380` 愛媛, `9011` 北海道道央).
 fn eew_prefecture(code: &str, name: &str) -> Option<AreaCode> {
     let code = code.trim();
-    let by_code = (code.len() == 4 && code.starts_with('9'))
-        .then(|| code.get(1..3))
-        .flatten();
-    by_code
-        .and_then(AreaCode::prefecture)
-        .or_else(|| prefecture_from_name(name))
+    let by_code = (code.len() == 4 && code.starts_with('9')).then(|| code.get(1..3)).flatten();
+    by_code.and_then(AreaCode::prefecture).or_else(|| prefecture_from_name(name))
 }
 
 /// Upper bound of a forecast range (`To`; `From` when `To` is `over` or absent).

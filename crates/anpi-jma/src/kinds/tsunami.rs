@@ -39,16 +39,8 @@ pub(super) fn forecast(body: &SeisBody) -> Vec<AffectedArea> {
         .map(|(code, (level, regions))| {
             let pref_name = code.prefecture_name();
             let regions: Vec<&str> = regions.into_iter().filter(|r| *r != pref_name).collect();
-            let name = if regions.is_empty() {
-                pref_name.to_string()
-            } else {
-                format!("{pref_name}（{}）", regions.join("、"))
-            };
-            AffectedArea {
-                code,
-                name,
-                severity: Severity::Tsunami(level),
-            }
+            let name = if regions.is_empty() { pref_name.to_string() } else { format!("{pref_name}（{}）", regions.join("、")) };
+            AffectedArea { code, name, severity: Severity::Tsunami(level) }
         })
         .collect()
 }

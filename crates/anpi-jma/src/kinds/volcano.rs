@@ -29,16 +29,10 @@ pub(super) fn eruption_warning(body: &VolcBody) -> Vec<AffectedArea> {
         .iter()
         .filter(|info| info.ty.contains("対象火山"))
         .flat_map(|info| info.items.iter())
-        .filter_map(|item| {
-            VolcanicAlert::from_kind(item.kind.code.as_deref().unwrap_or(""), &item.kind.name)
-        })
+        .filter_map(|item| VolcanicAlert::from_kind(item.kind.code.as_deref().unwrap_or(""), &item.kind.name))
         .max();
     let mut set = AreaSet::default();
-    for info in body
-        .volcano_infos
-        .iter()
-        .filter(|info| info.ty.trim() == "噴火警報・予報（対象市町村等）")
-    {
+    for info in body.volcano_infos.iter().filter(|info| info.ty.trim() == "噴火警報・予報（対象市町村等）") {
         for item in &info.items {
             let Some(cap) = municipality_cap(&item.kind) else {
                 continue;

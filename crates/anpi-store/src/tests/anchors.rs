@@ -28,9 +28,18 @@ async fn a_start_moved_without_a_purge_is_caught_on_every_engine() {
         assert!(problems(&s.verify_audit().await.unwrap()).is_empty());
 
         // Delete entries 1–3 and move the start to entry 3, as a purge would.
-        let h3: String = sqlx::query_scalar("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = 3").bind(t.tenant_id()).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let h3: String = sqlx::query_scalar("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = 3")
+            .bind(t.tenant_id())
+            .fetch_one(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
         exec(&s, "DELETE FROM audit_log WHERE tenant_id = $1 AND seq <= 3", t.tenant_id()).await;
-        sqlx::query("UPDATE audit_heads SET anchor_seq = 3, anchor_hash = $1 WHERE tenant_id = $2").bind(&h3).bind(t.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        sqlx::query("UPDATE audit_heads SET anchor_seq = 3, anchor_hash = $1 WHERE tenant_id = $2")
+            .bind(&h3)
+            .bind(t.tenant_id())
+            .execute(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
         let p = problems(&s.verify_audit().await.unwrap());
         assert!(p.iter().any(|p| p.contains("no retention purge signed that start")), "{p:?}");
         // The hourly job does not sign over it either, and says so.
@@ -83,8 +92,17 @@ async fn checkpoints_deleted_with_their_entries_show_against_the_copy_outside_on
         // inside the database everything agrees again.
         exec(&s, "DELETE FROM audit_log WHERE tenant_id = $1 AND seq > 3", t.tenant_id()).await;
         exec(&s, "DELETE FROM audit_checkpoints WHERE tenant_id = $1 AND seq > 3", t.tenant_id()).await;
-        let h3: String = sqlx::query_scalar("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = 3").bind(t.tenant_id()).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
-        sqlx::query("UPDATE audit_heads SET seq = 3, hash = $1 WHERE tenant_id = $2").bind(&h3).bind(t.tenant_id()).execute(&mut *s.system().await.unwrap()).await.unwrap();
+        let h3: String = sqlx::query_scalar("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = 3")
+            .bind(t.tenant_id())
+            .fetch_one(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_heads SET seq = 3, hash = $1 WHERE tenant_id = $2")
+            .bind(&h3)
+            .bind(t.tenant_id())
+            .execute(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
         assert!(problems(&s.verify_audit().await.unwrap()).is_empty(), "undetectable from inside the database");
         let p = s.verify_against_checkpoint_log(&copy).await.unwrap();
         assert!(p.iter().any(|p| p.contains("records entry 6 but the chain ends at 3")), "{p:?}");
@@ -118,7 +136,11 @@ async fn a_rewrite_between_checkpoints_is_not_signed_on_every_engine() {
         assert!(refused.iter().any(|(_, _, p)| p.iter().any(|p| p.contains("entry 3 differs from its signed checkpoint"))), "{refused:?}");
         let status = s.audit_status(&t).await.unwrap();
         assert!(status.iter().any(|c| !c.problems.is_empty() && !c.full), "the log page shows it: {status:?}");
-        let latest: i64 = sqlx::query_scalar("SELECT MAX(seq) FROM audit_checkpoints WHERE tenant_id = $1").bind(t.tenant_id()).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let latest: i64 = sqlx::query_scalar("SELECT MAX(seq) FROM audit_checkpoints WHERE tenant_id = $1")
+            .bind(t.tenant_id())
+            .fetch_one(&mut *s.system().await.unwrap())
+            .await
+            .unwrap();
         assert_eq!(latest, 3, "no checkpoint over the rewrite");
     }
 }

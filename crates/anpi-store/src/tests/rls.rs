@@ -60,11 +60,12 @@ async fn every_tenant_table_has_forced_row_level_security_on_postgres() {
         let body: String = sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = 'anpi_tenant_visible'").fetch_one(&mut *c).await.unwrap();
         assert!(body.contains("current_setting('anpi.tenant', true)") && body.contains("WHEN '' THEN false"), "anpi_tenant_visible: {body}");
         // `tenants` itself is guarded by id.
-        let (enabled, forced): (bool, bool) =
-            sqlx::query_as("SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = 'tenants' AND relnamespace = current_schema()::regnamespace")
-                .fetch_one(&mut *c)
-                .await
-                .unwrap();
+        let (enabled, forced): (bool, bool) = sqlx::query_as(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = 'tenants' AND relnamespace = current_schema()::regnamespace",
+        )
+        .fetch_one(&mut *c)
+        .await
+        .unwrap();
         assert!(enabled && forced, "tenants: row-level security");
     }
 }
@@ -130,7 +131,10 @@ async fn row_level_security_is_a_second_wall_on_postgres() {
         let moved = sqlx::query("UPDATE people SET tenant_id = $1 WHERE tenant_id = $2").bind(tb).bind(ta).execute(&mut *s.scoped(&a).await.unwrap()).await;
         assert!(moved.is_err(), "moving A's rows to B under A's scope");
         // Without a scope nothing is written at all.
-        let unscoped = sqlx::query("INSERT INTO people (tenant_id, employee_no, name, created_at, updated_at) VALUES ($1, 'y', 'y', 0, 0)").bind(ta).execute(&s.pool).await;
+        let unscoped = sqlx::query("INSERT INTO people (tenant_id, employee_no, name, created_at, updated_at) VALUES ($1, 'y', 'y', 0, 0)")
+            .bind(ta)
+            .execute(&s.pool)
+            .await;
         assert!(unscoped.is_err(), "an insert without a scope");
         // The store's own methods still see each tenant's data (the two walls agree).
         assert_eq!(s.people(&a).await.unwrap().len(), 2);

@@ -15,7 +15,8 @@ async fn a_planted_address_is_never_mailed_on_every_engine() {
         let other = s.save_person(&t, None, &person("2", "本社", "", "other@planted.example"), &ev, now).await.unwrap();
         // The writer plants a plaintext address for one person and copies the other's ciphertext.
         sqlx::query("UPDATE people SET emails = 'attacker@evil.example' WHERE id = $1").bind(victim).execute(&mut *s.system().await.unwrap()).await.unwrap();
-        let theirs: String = sqlx::query_scalar("SELECT emails FROM people WHERE id = $1").bind(other).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let theirs: String =
+            sqlx::query_scalar("SELECT emails FROM people WHERE id = $1").bind(other).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
         let third = s.save_person(&t, None, &person("3", "本社", "", "third@planted.example"), &ev, now).await.unwrap();
         sqlx::query("UPDATE people SET emails = $1 WHERE id = $2").bind(&theirs).bind(third).execute(&mut *s.system().await.unwrap()).await.unwrap();
 
@@ -27,7 +28,8 @@ async fn a_planted_address_is_never_mailed_on_every_engine() {
         assert_eq!(to.iter().filter(|a| *a == "other@planted.example").count(), 1, "a copied ciphertext reaches only its own row: {to:?}");
         // The start-up pass does not launder the planted value into ciphertext.
         s.encrypt_existing().await.unwrap();
-        let still: String = sqlx::query_scalar("SELECT emails FROM people WHERE id = $1").bind(victim).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
+        let still: String =
+            sqlx::query_scalar("SELECT emails FROM people WHERE id = $1").bind(victim).fetch_one(&mut *s.system().await.unwrap()).await.unwrap();
         assert_eq!(still, "attacker@evil.example", "left for an admin to re-enter, never sealed as if it were real");
     }
 }

@@ -120,7 +120,13 @@ pub async fn page(State(st): State<AppState>, ip: ClientIp, Path(token): Path<St
     page_for(&st, ip, &token, q.lang.as_deref(), q.saved.is_some(), None).await
 }
 
-pub async fn submit(State(st): State<AppState>, ip: ClientIp, Path(token): Path<String>, Query(q): Query<AnswerQuery>, Form(fields): Form<Vec<(String, String)>>) -> WebResult<Response> {
+pub async fn submit(
+    State(st): State<AppState>,
+    ip: ClientIp,
+    Path(token): Path<String>,
+    Query(q): Query<AnswerQuery>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> WebResult<Response> {
     let Some(ctx) = st.store.answer_context(&token).await? else { return invalid() };
     if let Some(gone) = expired(&st, &ctx, q.lang.as_deref()) {
         return gone;

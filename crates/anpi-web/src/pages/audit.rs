@@ -54,7 +54,9 @@ impl LogQuery {
         let day = |d: &str, what: &str| -> Result<Option<i64>, WebError> {
             match d.trim() {
                 "" => Ok(None),
-                d => local_day_start(d, zone).map(Some).ok_or_else(|| WebError::BadRequest(format!("日付は YYYY-MM-DD で入力してください ({what}: use YYYY-MM-DD)"))),
+                d => local_day_start(d, zone)
+                    .map(Some)
+                    .ok_or_else(|| WebError::BadRequest(format!("日付は YYYY-MM-DD で入力してください ({what}: use YYYY-MM-DD)"))),
             }
         };
         Ok(LogFilter {
@@ -71,7 +73,15 @@ impl LogQuery {
     /// The query string of these filters, with another cursor.
     fn link(&self, before: Option<i64>) -> String {
         let before = before.map(|b| b.to_string()).unwrap_or_default();
-        let pairs = [("view", self.view()), ("actor", &self.actor), ("action", &self.action), ("outcome", &self.outcome), ("from", &self.from), ("to", &self.to), ("before", &before)];
+        let pairs = [
+            ("view", self.view()),
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("outcome", &self.outcome),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("before", &before),
+        ];
         let set: Vec<(&str, &str)> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
         serde_urlencoded::to_string(set).unwrap_or_default()
     }
@@ -198,7 +208,17 @@ async fn exported(st: &AppState, c: &Console, q: &LogQuery, format: &str) -> Web
 /// The filtered log as CSV (UTF-8 with BOM, for Excel).
 pub async fn csv(State(st): State<AppState>, c: Console, Query(q): Query<LogQuery>) -> WebResult<Response> {
     let (entries, label) = exported(&st, &c, &q, "csv").await?;
-    let mut w = anpi_core::spreadsheet::Sheet::new(["seq", "日時 (time)", "実行者 (actor)", "操作 (action)", "対象 (target)", "結果 (outcome)", "接続元 (ip)", "詳細 (detail)", "種別 (kind)"]);
+    let mut w = anpi_core::spreadsheet::Sheet::new([
+        "seq",
+        "日時 (time)",
+        "実行者 (actor)",
+        "操作 (action)",
+        "対象 (target)",
+        "結果 (outcome)",
+        "接続元 (ip)",
+        "詳細 (detail)",
+        "種別 (kind)",
+    ]);
     for e in entries {
         let at = format_local_seconds(e.at, &c.zone);
         w.row([e.seq.to_string(), at, e.actor, e.action, e.target, e.outcome, e.ip, e.detail, e.kind]);

@@ -1,20 +1,20 @@
 //! Sign-in, sign-out, password change and password reset by mail link.
 
 use super::{render, CsrfForm, Flash, Layout};
+use crate::client_ip::throttle_scope;
 use crate::error::{WebError, WebResult};
 use crate::i18n::Tr;
-use crate::PeerCertificates;
 use crate::session::{clear_cookie, login_csrf, login_csrf_ok, session_cookie, Console, TENANT_COOKIE};
 use crate::AppState;
-use askama::Template;
-use crate::client_ip::throttle_scope;
+use crate::PeerCertificates;
 use anpi_store::{throttle_key, ClientInfo, SessionStage};
+use askama::Template;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use std::net::SocketAddr;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
+use std::net::SocketAddr;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -46,7 +46,10 @@ pub struct LangQuery {
 
 pub async fn login_page(headers: HeaderMap, Query(q): Query<LangQuery>) -> WebResult<Response> {
     let t = Tr::from_request(&headers, q.lang.as_deref());
-    let page = |csrf| LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), csrf, tenant: String::new(), email: String::new(), error: false, expired: false };
+    let page =
+        |csrf| LoginPage {
+            l: Layout::public(t, t.p("ログイン", "Sign in")), csrf, tenant: String::new(), email: String::new(), error: false, expired: false
+        };
     let mut resp = login_form(&headers, page, StatusCode::OK)?;
     if let Some(l) = q.lang.as_deref().and_then(anpi_core::Lang::parse) {
         if let Ok(v) = format!("anpi_lang={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000", l.code()).parse() {
@@ -86,16 +89,24 @@ pub fn throttled(wait_ms: i64) -> Response {
 
 /// Password sign-in. Failures are throttled per client address and per account name (known or
 /// not), and count towards the account's lockout; every failure gets the same answer.
-pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, certs: PeerCertificates, headers: HeaderMap, Form(f): Form<LoginForm>) -> WebResult<Response> {
+pub async fn login(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    certs: PeerCertificates,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> WebResult<Response> {
     let t = Tr::from_request(&headers, None);
     let now = st.clock.now();
     let client = client_info(&st, &headers, peer);
     if !login_csrf_ok(&headers, &f.csrf) {
         tracing::info!(ip = %client.ip, "sign-in form without a valid CSRF token");
-        let page = |csrf| LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), csrf, tenant: f.tenant, email: f.email, error: false, expired: true };
+        let page =
+            |csrf| LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), csrf, tenant: f.tenant, email: f.email, error: false, expired: true };
         return login_form(&headers, page, StatusCode::BAD_REQUEST);
     }
-    let keys = [throttle_key("ip", &throttle_scope(&client.ip)), throttle_key("id", &format!("{}/{}", f.tenant.trim().to_lowercase(), f.email.trim().to_lowercase()))];
+    let keys =
+        [throttle_key("ip", &throttle_scope(&client.ip)), throttle_key("id", &format!("{}/{}", f.tenant.trim().to_lowercase(), f.email.trim().to_lowercase()))];
     // Taken and counted in one statement per key: parallel attempts cannot all pass.
     let wait = st.store.login_attempt(&keys, now).await?;
     if wait > 0 {
@@ -105,7 +116,8 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
     let Some((scope, account)) = st.store.account_login(&f.tenant, &f.email, &f.password, now).await? else {
         st.store.audit_failed_sign_in(&f.tenant, &f.email, &client.ip, &client.sign_in_detail("password"), now).await?;
         tracing::info!(tenant = %f.tenant, ip = %client.ip, "failed sign-in");
-        let page = |csrf| LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), csrf, tenant: f.tenant, email: f.email, error: true, expired: false };
+        let page =
+            |csrf| LoginPage { l: Layout::public(t, t.p("ログイン", "Sign in")), csrf, tenant: f.tenant, email: f.email, error: true, expired: false };
         return login_form(&headers, page, StatusCode::UNAUTHORIZED);
     };
     st.store.clear_login_failures(&keys).await?;
@@ -122,7 +134,14 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
         (SessionStage::Full, "/")
     };
     let action = if stage == SessionStage::Full { "sign_in" } else { "password_accepted" };
-    let e = anpi_store::audit::AuditEvent { actor: anpi_store::audit::Actor::Account(account.id), action, target: account.email.clone(), outcome: "ok", ip: &client.ip, detail: client.sign_in_detail(&format!("password, then {}", stage.code())) };
+    let e = anpi_store::audit::AuditEvent {
+        actor: anpi_store::audit::Actor::Account(account.id),
+        action,
+        target: account.email.clone(),
+        outcome: "ok",
+        ip: &client.ip,
+        detail: client.sign_in_detail(&format!("password, then {}", stage.code())),
+    };
     let token = st.store.create_staged_session("account", account.id, Some(&scope), stage, &client, &e, now).await?;
     tracing::info!(tenant = scope.tenant_id(), account = account.id, stage = stage.code(), ip = %client.ip, "password accepted");
     Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to(next)).into_response())
@@ -174,7 +193,12 @@ pub async fn change_password(State(st): State<AppState>, c: Console, Form(f): Fo
             Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to("/password?done=password")).into_response())
         }
         Err(anpi_store::StoreError::Invalid(m)) => {
-            let page = PasswordPage { l: Layout::console(&c, c.t.p("パスワード変更", "Change password")), csrf: c.csrf.clone(), error: Some(m), min: anpi_core::password::min_len(c.account.mfa) };
+            let page = PasswordPage {
+                l: Layout::console(&c, c.t.p("パスワード変更", "Change password")),
+                csrf: c.csrf.clone(),
+                error: Some(m),
+                min: anpi_core::password::min_len(c.account.mfa),
+            };
             Ok((StatusCode::BAD_REQUEST, render(&page)?).into_response())
         }
         Err(e) => Err(e.into()),
@@ -215,12 +239,20 @@ pub fn reset_mail(base_url: &str, token: &str) -> (String, String) {
 /// Mails a reset link. The answer is the same whether or not the account exists; requests are
 /// throttled per address and per account name like sign-ins (each request counts), so nobody
 /// can flood a mailbox.
-pub async fn reset_request(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<ResetRequestForm>) -> WebResult<Response> {
+pub async fn reset_request(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<ResetRequestForm>,
+) -> WebResult<Response> {
     let t = Tr::from_request(&headers, None);
     let base = st.base_url.clone();
     let now = st.clock.now();
     let client = client_info(&st, &headers, peer);
-    let keys = [throttle_key("reset-ip", &throttle_scope(&client.ip)), throttle_key("reset", &format!("{}/{}", f.tenant.trim().to_lowercase(), f.email.trim().to_lowercase()))];
+    let keys = [
+        throttle_key("reset-ip", &throttle_scope(&client.ip)),
+        throttle_key("reset", &format!("{}/{}", f.tenant.trim().to_lowercase(), f.email.trim().to_lowercase())),
+    ];
     if st.store.login_attempt(&keys, now).await? > 0 {
         tracing::warn!(ip = %client.ip, tenant = %f.tenant, "password reset request throttled");
     } else {
@@ -274,7 +306,8 @@ pub async fn reset(
         Ok(()) => Ok(Redirect::to("/login").into_response()),
         Err(anpi_store::StoreError::Invalid(m)) => {
             let valid = st.store.reset_token_valid(&token, st.clock.now()).await?;
-            let page = ResetPage { l: Layout::public(t, t.p("パスワードの設定", "Set password")), valid, error: Some(m), min: anpi_core::password::MIN_LEN };
+            let page =
+                ResetPage { l: Layout::public(t, t.p("パスワードの設定", "Set password")), valid, error: Some(m), min: anpi_core::password::MIN_LEN };
             Ok((StatusCode::BAD_REQUEST, render(&page)?).into_response())
         }
         Err(e) => Err(WebError::from(e)),

@@ -12,9 +12,9 @@ use anpi_core::{Lang, Permission};
 use anpi_intake::rules::{severity_label, threshold_label};
 use anpi_intake::{Accepted, IntakeError, Reason, Rule, RuleKind, Source, StoredArea};
 use anpi_jma::Severity;
+use anpi_store::audit::AuditEvent;
 use anpi_store::{DispatchRow, FeedStatus, RuleRow, TelegramRow};
 use askama::Template;
-use anpi_store::audit::AuditEvent;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use serde::Deserialize;
 use std::collections::HashMap;
-
 
 /// A telegram as listed, with this tenant's decisions about it.
 pub struct HazardLine {
@@ -274,7 +273,11 @@ pub async fn rules(State(st): State<AppState>, c: Console, Query(flash): Query<F
             id: r.id,
             enabled: r.enabled,
             what: format!("{}: {}", r.kind.label(c.t.lang()), threshold_label(&r.threshold, c.t.lang())),
-            areas: if r.areas.is_empty() { c.t.p("社員のいる全地域", "wherever our people are").into() } else { r.areas.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" ") },
+            areas: if r.areas.is_empty() {
+                c.t.p("社員のいる全地域", "wherever our people are").into()
+            } else {
+                r.areas.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" ")
+            },
             basis: basis_label(r.basis.code(), c.t).into(),
             hold_secs: r.hold_secs,
             suppress_min: r.suppress_min,
@@ -417,7 +420,10 @@ fn triggers(t: Tr) -> Vec<(String, Vec<TriggerOption>)> {
 async fn rule_page(st: &AppState, c: &Console, id: i64, form: RuleForm, error: Option<String>) -> WebResult<Response> {
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let labels = super::incidents::label_options(st, c).await?.into_iter().map(|(id, name)| (id.to_string(), name)).collect();
-    let page = RulePage { l: Layout::console(c, c.t.p("自動配信ルール", "Dispatch rule")), csrf: c.csrf.clone(), id, form, triggers: triggers(c.t), labels, error };
+    let page =
+        RulePage {
+            l: Layout::console(c, c.t.p("自動配信ルール", "Dispatch rule")), csrf: c.csrf.clone(), id, form, triggers: triggers(c.t), labels, error
+        };
     Ok((status, render(&page)?).into_response())
 }
 
@@ -488,7 +494,9 @@ pub async fn push(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -
             (StatusCode::CREATED, Json(serde_json::json!({"telegram": telegram_id, "status": "accepted", "decisions": decisions}))).into_response()
         }
         Ok(Accepted::Duplicate { telegram_id }) => (StatusCode::OK, Json(serde_json::json!({"telegram": telegram_id, "status": "duplicate"}))).into_response(),
-        Err(IntakeError::Rejected(reason)) => (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({"status": "rejected", "error": reason}))).into_response(),
+        Err(IntakeError::Rejected(reason)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({"status": "rejected", "error": reason}))).into_response()
+        }
         Err(IntakeError::Store(e)) => {
             tracing::error!(error = %e, "JMA push failed");
             (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "error", "error": "temporarily unavailable, retry"}))).into_response()

@@ -12,15 +12,14 @@ use anpi_core::target::Target;
 use anpi_core::{AreaCode, Permission};
 use anpi_store::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
 use askama::Template;
-use axum::http::header;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use futures_util::stream::{Stream, StreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-
 
 #[derive(Template)]
 #[template(path = "incidents.html")]
@@ -67,7 +66,16 @@ async fn new_page_with(st: &AppState, c: &Console, survey_text: String, error: O
     let sites = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, format!("{} ({})", s.name, s.area_code))).collect();
     let groups = st.store.groups(&c.scope).await?.into_iter().map(|g| (g.id, g.name)).collect();
     let labels = label_options(st, c).await?;
-    let page = NewPage { l: Layout::console(c, c.t.p("新規配信", "Start an incident")), csrf: c.csrf.clone(), survey_text, departments, sites, groups, labels, error: error.clone() };
+    let page = NewPage {
+        l: Layout::console(c, c.t.p("新規配信", "Start an incident")),
+        csrf: c.csrf.clone(),
+        survey_text,
+        departments,
+        sites,
+        groups,
+        labels,
+        error: error.clone(),
+    };
     let status = if error.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
     Ok((status, render(&page)?).into_response())
 }
@@ -80,18 +88,16 @@ pub async fn new_page(State(st): State<AppState>, c: Console) -> WebResult<Respo
 /// Parses the start form (repeated fields for departments, sites and groups).
 fn parse_start(fields: &[(String, String)], by: i64) -> Result<NewIncident, String> {
     let one = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    let ids = |k: &str| -> Result<Vec<i64>, String> { fields.iter().filter(|(n, _)| n == k).map(|(_, v)| v.parse::<i64>().map_err(|_| format!("bad {k}"))).collect() };
+    let ids = |k: &str| -> Result<Vec<i64>, String> {
+        fields.iter().filter(|(n, _)| n == k).map(|(_, v)| v.parse::<i64>().map_err(|_| format!("bad {k}"))).collect()
+    };
     let num = |k: &str| -> Result<i64, String> {
         match one(k).as_str() {
             "" => Ok(0),
             v => v.parse::<i64>().ok().filter(|n| (0..=10_000).contains(n)).ok_or_else(|| format!("{k}: 0–10000")),
         }
     };
-    let areas = one("areas")
-        .split([',', ' ', '、', '\n'])
-        .filter(|s| !s.trim().is_empty())
-        .map(AreaCode::parse)
-        .collect::<Result<Vec<_>, _>>()?;
+    let areas = one("areas").split([',', ' ', '、', '\n']).filter(|s| !s.trim().is_empty()).map(AreaCode::parse).collect::<Result<Vec<_>, _>>()?;
     let title = one("title");
     if title.is_empty() || title.chars().count() > 200 {
         return Err("件名を200文字以内で入力してください (title: 1–200 characters)".into());
@@ -179,7 +185,14 @@ pub struct Board {
 
 const UNANSWERED_SHOWN: usize = 300;
 
-fn board(t: Tr, inc: &IncidentDetail, rows: &[DashboardRow], depts: &HashMap<i64, String>, sites: &HashMap<i64, String>, groups: &HashMap<i64, String>) -> Board {
+fn board(
+    t: Tr,
+    inc: &IncidentDetail,
+    rows: &[DashboardRow],
+    depts: &HashMap<i64, String>,
+    sites: &HashMap<i64, String>,
+    groups: &HashMap<i64, String>,
+) -> Board {
     let primary = inc.survey.questions.iter().find(|q| !q.choices.is_empty());
     let n = primary.map(|q| q.choices.len()).unwrap_or(0);
     let none = t.p("（なし）", "(none)").to_string();
@@ -321,14 +334,20 @@ pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i6
 /// event per half second however fast they come), and every 15 s in case a node's
 /// notification was lost. The dashboard's live signal. `Cache-Control: no-store` like every console response (the
 /// SSE default is `no-cache`, which the header layer does not override).
-pub async fn events(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<([(header::HeaderName, &'static str); 1], Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>)> {
+pub async fn events(
+    State(st): State<AppState>,
+    c: Console,
+    Path(id): Path<i64>,
+) -> WebResult<([(header::HeaderName, &'static str); 1], Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>)> {
     c.require(Permission::ViewIncidents)?;
     reached(&st, &c, id).await?;
     let tenant = c.scope.tenant_id();
     let answers = tokio_stream::wrappers::BroadcastStream::new(st.events.subscribe())
         .filter_map(move |e| async move { matches!(e, Ok(e) if e.tenant == tenant && e.incident == id).then_some(()) });
     let answers = tokio_stream::StreamExt::chunks_timeout(answers, 100_000, Duration::from_millis(500)).map(|_| ());
-    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(15), Duration::from_secs(15))).map(|_| ());
+    let ticks =
+        tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(15), Duration::from_secs(15)))
+            .map(|_| ());
     let stream = futures_util::stream::select(answers, ticks).map(|_| Ok(Event::default().event("answer").data("1")));
     Ok(([(header::CACHE_CONTROL, "no-store")], Sse::new(stream).keep_alive(KeepAlive::default())))
 }
@@ -387,7 +406,8 @@ pub async fn answers_csv(State(st): State<AppState>, c: Console, Path(id): Path<
             r.delivery.clone(),
         ];
         for q in &inc.survey.questions {
-            let v = r.answers.as_ref().and_then(|a| a.get(&q.id)).map(|v| q.choice_label(v, anpi_core::Lang::Ja).map(String::from).unwrap_or_else(|| v.clone()));
+            let v =
+                r.answers.as_ref().and_then(|a| a.get(&q.id)).map(|v| q.choice_label(v, anpi_core::Lang::Ja).map(String::from).unwrap_or_else(|| v.clone()));
             line.push(v.unwrap_or_default());
         }
         out.row(&line);
@@ -395,4 +415,3 @@ pub async fn answers_csv(State(st): State<AppState>, c: Console, Path(id): Path<
     super::export::record(&st, &c, "answers_exported", &target, label.as_ref(), format!("{} rows", rows.len())).await?;
     Ok(super::export::csv_download(&format!("incident-{id}-answers"), label.as_ref(), out.finish()))
 }
-

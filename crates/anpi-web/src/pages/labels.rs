@@ -29,7 +29,10 @@ struct LabelsPage {
 async fn page_with(st: &AppState, c: &Console, status: StatusCode, flash: Option<String>, error: Option<String>) -> WebResult<Response> {
     let labels = st.store.labels(&c.scope).await?;
     let restrictions = [Role::Admin, Role::Distributor, Role::Member].into_iter().map(|r| (r.as_str(), r.export_restriction(c.t.lang()))).collect();
-    let page = LabelsPage { l: Layout::console(c, c.t.p("情報の区分", "Classification labels")).with_flash(flash), csrf: c.csrf.clone(), labels, restrictions, error };
+    let page =
+        LabelsPage {
+            l: Layout::console(c, c.t.p("情報の区分", "Classification labels")).with_flash(flash), csrf: c.csrf.clone(), labels, restrictions, error
+        };
     Ok((status, render(&page)?).into_response())
 }
 

@@ -7,10 +7,10 @@ use crate::error::{WebError, WebResult};
 use crate::session::{session_cookie, Console, SignIn, TENANT_COOKIE};
 use crate::AppState;
 use anpi_core::Permission;
+use anpi_store::audit::AuditEvent;
 use anpi_store::mfa::{new_totp_secret, otpauth_url};
 use anpi_store::{MfaRequirement, SecurityPolicy, SessionStage};
 use askama::Template;
-use anpi_store::audit::AuditEvent;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -57,7 +57,13 @@ pub struct CodeForm {
 
 /// The second step: a TOTP code or a recovery code. Failures are throttled and count towards
 /// the lockout, like wrong passwords.
-pub async fn second_factor(State(st): State<AppState>, s: SignIn, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<CodeForm>) -> WebResult<Response> {
+pub async fn second_factor(
+    State(st): State<AppState>,
+    s: SignIn,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> WebResult<Response> {
     if s.stage != SessionStage::Mfa {
         return Ok(Redirect::to("/").into_response());
     }
@@ -99,7 +105,8 @@ pub(super) struct FactorAttempt {
 impl FactorAttempt {
     pub(super) fn new(st: &AppState, s: &SignIn, headers: &HeaderMap, peer: SocketAddr) -> FactorAttempt {
         let client = client_info(st, headers, peer);
-        let keys = [anpi_store::throttle_key("ip", &crate::client_ip::throttle_scope(&client.ip)), anpi_store::throttle_key("account", &s.account.id.to_string())];
+        let keys =
+            [anpi_store::throttle_key("ip", &crate::client_ip::throttle_scope(&client.ip)), anpi_store::throttle_key("account", &s.account.id.to_string())];
         FactorAttempt { keys, client, now: st.clock.now() }
     }
 
@@ -162,7 +169,9 @@ fn qr_svg(text: &str) -> String {
         }
     }
     let dim = n + 2 * border;
-    format!(r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {dim} {dim}" width="220" height="220" role="img" aria-label="QR"><rect width="100%" height="100%" fill="#fff"/><path d="{path}" fill="#000"/></svg>"##)
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {dim} {dim}" width="220" height="220" role="img" aria-label="QR"><rect width="100%" height="100%" fill="#fff"/><path d="{path}" fill="#000"/></svg>"##
+    )
 }
 
 async fn enrol_page(st: &AppState, s: &SignIn, secret: String, error: Option<String>) -> WebResult<Response> {
@@ -207,7 +216,13 @@ struct CodesPage {
     codes: Vec<String>,
 }
 
-pub async fn enrol(State(st): State<AppState>, s: SignIn, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<EnrolForm>) -> WebResult<Response> {
+pub async fn enrol(
+    State(st): State<AppState>,
+    s: SignIn,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<EnrolForm>,
+) -> WebResult<Response> {
     if s.stage == SessionStage::Mfa {
         return Ok(Redirect::to("/login/mfa").into_response());
     }
@@ -281,7 +296,8 @@ fn policy_page(c: &Console, p: SecurityPolicy, error: Option<String>, flash: Opt
         })
         .collect();
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let page = PolicyPage { l: Layout::console(c, c.t.p("セキュリティ設定", "Security settings")).with_flash(flash), csrf: c.csrf.clone(), p, options, error };
+    let page =
+        PolicyPage { l: Layout::console(c, c.t.p("セキュリティ設定", "Security settings")).with_flash(flash), csrf: c.csrf.clone(), p, options, error };
     Ok((status, render(&page)?).into_response())
 }
 

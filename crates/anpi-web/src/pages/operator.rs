@@ -8,10 +8,9 @@ use crate::session::{clear_cookie, cookie, session_cookie, Operator, OPERATOR_CO
 use crate::AppState;
 use anpi_core::clock::format_local;
 use anpi_core::Role;
+use anpi_store::audit::Actor;
 use anpi_store::TenantSummary;
 use askama::Template;
-use anpi_store::audit::Actor;
-use std::net::SocketAddr;
 use axum::extract::ConnectInfo;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -19,6 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
+use std::net::SocketAddr;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -91,7 +91,14 @@ async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<Socket
     }
     match found {
         Some(id) => {
-            let e = anpi_store::audit::AuditEvent { actor: Actor::Operator(id), action: "operator_sign_in", target: f.email.trim().to_lowercase(), outcome: "ok", ip: &ip, detail: String::new() };
+            let e = anpi_store::audit::AuditEvent {
+                actor: Actor::Operator(id),
+                action: "operator_sign_in",
+                target: f.email.trim().to_lowercase(),
+                outcome: "ok",
+                ip: &ip,
+                detail: String::new(),
+            };
             let token = st.store.create_session("operator", id, None, &e, now).await?;
             tracing::info!(operator = id, "operator sign-in");
             Ok(([(header::SET_COOKIE, session_cookie(OPERATOR_COOKIE, &token))], Redirect::to("/")).into_response())
@@ -132,7 +139,15 @@ async fn home_page(st: &AppState, op: &Operator, t: Tr, error: Option<String>, c
     });
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let row_security_off = st.store.engine() == anpi_store::Engine::Postgres && !st.store.row_security_enforced();
-    let page = HomePage { l: Layout::public(t, t.p("テナント", "Tenants")), email: op.email.clone(), csrf: op.csrf.clone(), tenants: tenants.collect(), error, created, row_security_off };
+    let page = HomePage {
+        l: Layout::public(t, t.p("テナント", "Tenants")),
+        email: op.email.clone(),
+        csrf: op.csrf.clone(),
+        tenants: tenants.collect(),
+        error,
+        created,
+        row_security_off,
+    };
     Ok((status, render(&page)?).into_response())
 }
 
@@ -167,7 +182,11 @@ async fn create_tenant(State(st): State<AppState>, op: Operator, headers: Header
         Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => return home_page(&st, &op, t, Some(e), None).await,
         Err(e) => return Err(e.into()),
     };
-    let e = anpi_store::audit::AuditEvent { actor: Actor::Operator(op.id), detail: "first admin".into(), ..anpi_store::audit::AuditEvent::system("account_created") };
+    let e = anpi_store::audit::AuditEvent {
+        actor: Actor::Operator(op.id),
+        detail: "first admin".into(),
+        ..anpi_store::audit::AuditEvent::system("account_created")
+    };
     let admin = st.store.create_account(&scope, &f.admin_email, &f.admin_name, Role::Admin, None, &e, now).await?;
     let base = st.base_url.clone();
     st.store.invite_account(&scope, admin, now, |token, _| super::auth::reset_mail(&base, token)).await?;

@@ -33,12 +33,18 @@ fn json_error(status: StatusCode, message: &str) -> Response {
 }
 
 fn bad_request(t: Tr) -> Response {
-    json_error(StatusCode::BAD_REQUEST, t.p("リクエストが正しくありません。ページを再読み込みしてください。", "The request was not understood. Please reload the page."))
+    json_error(
+        StatusCode::BAD_REQUEST,
+        t.p("リクエストが正しくありません。ページを再読み込みしてください。", "The request was not understood. Please reload the page."),
+    )
 }
 
 fn internal(t: Tr, detail: impl std::fmt::Display) -> Response {
     tracing::error!(%detail, "passkey request failed");
-    json_error(StatusCode::INTERNAL_SERVER_ERROR, t.p("エラーが発生しました。しばらくしてからもう一度お試しください。", "Something went wrong, please try again."))
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        t.p("エラーが発生しました。しばらくしてからもう一度お試しください。", "Something went wrong, please try again."),
+    )
 }
 
 /// A store error as JSON: validation messages (already generic) are shown, the rest logged.
@@ -148,11 +154,8 @@ pub async fn register(State(st): State<AppState>, s: SignIn, ConnectInfo(peer): 
     let req: RegisterRequest = parse(s.t, &body)?;
     check_csrf(&s, &req.csrf)?;
     let rp = relying_party(&st, s.t)?;
-    let codes = st
-        .store
-        .finish_passkey_registration(&s.scope, s.account.id, &rp, &req.credential, &req.name, st.clock.now())
-        .await
-        .map_err(|e| store_error(s.t, e))?;
+    let codes =
+        st.store.finish_passkey_registration(&s.scope, s.account.id, &rp, &req.credential, &req.name, st.clock.now()).await.map_err(|e| store_error(s.t, e))?;
     super::mfa::audit_sign_in(&st, &s, "mfa_enabled", "ok", "passkey").await.map_err(|e| web_error(s.t, e))?;
     if s.stage == SessionStage::Enrol {
         // Enrolment completes the sign-in.

@@ -132,9 +132,7 @@ async fn save(st: &AppState, c: &Console, id: Option<i64>, form: PersonForm) -> 
     };
     let e = c.event(if id.is_some() { "person_updated" } else { "person_created" }, "");
     match st.store.save_person(&c.scope, id, &input, &e, st.clock.now()).await {
-        Ok(_) => {
-            Ok(Redirect::to("/people?done=saved").into_response())
-        }
+        Ok(_) => Ok(Redirect::to("/people?done=saved").into_response()),
         Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => person_page(st, c, id, false, form.fields, vec![e]).await,
         Err(e) => Err(e.into()),
     }
@@ -262,7 +260,8 @@ pub async fn import_preview(State(st): State<AppState>, c: Console, mut mp: Mult
     if rows.is_empty() {
         return import_page_for(&c, Some(c.t.p("データ行がありません。", "No data rows.").into()), vec![], None);
     }
-    let staged = if rows.iter().all(|r| r.result.is_ok()) { Some(st.store.stage_import(&c.scope, c.account.id, &decoded, st.clock.now()).await?) } else { None };
+    let staged =
+        if rows.iter().all(|r| r.result.is_ok()) { Some(st.store.stage_import(&c.scope, c.account.id, &decoded, st.clock.now()).await?) } else { None };
     import_page_for(&c, None, rows, staged)
 }
 

@@ -108,7 +108,10 @@ async fn mfa_lockout_throttling_and_sessions() {
         admin.get("/security").await.expect_status(200);
         let bad = admin.post_form("/security", &[("mfa_required", "everyone"), ("lockout_threshold", "0"), ("idle_min", "30"), ("absolute_min", "720")]).await;
         assert_eq!(bad.status, 400, "threshold out of range");
-        admin.post_form("/security", &[("mfa_required", "everyone"), ("lockout_threshold", "3"), ("idle_min", "30"), ("absolute_min", "720")]).await.expect_status(303);
+        admin
+            .post_form("/security", &[("mfa_required", "everyone"), ("lockout_threshold", "3"), ("idle_min", "30"), ("absolute_min", "720")])
+            .await
+            .expect_status(303);
         admin.get("/accounts").await.expect_status(200);
         admin.post_form("/accounts", &[("name", "配信 花子"), ("email", "dist@sec.example"), ("role", "distributor")]).await.expect_status(303);
         let invite = wait_mail(&env.sink, "invite", |m| m.to.iter().any(|t| t == "dist@sec.example")).await;
@@ -227,7 +230,11 @@ async fn distributor_reach_limits_people_and_messages() {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let sent: Vec<_> = env.sink.messages().into_iter().filter(|m| m.subject.contains("本社だけの訓練")).collect();
         assert_eq!(sent.len(), 3, "only the 3 people of 本社");
-        assert!(sent.iter().all(|m| m.to.iter().all(|t| ["R0@", "R2@", "R4@"].iter().any(|p| t.starts_with(p)))), "{:?}", sent.iter().map(|m| &m.to).collect::<Vec<_>>());
+        assert!(
+            sent.iter().all(|m| m.to.iter().all(|t| ["R0@", "R2@", "R4@"].iter().any(|p| t.starts_with(p)))),
+            "{:?}",
+            sent.iter().map(|m| &m.to).collect::<Vec<_>>()
+        );
 
         // An incident to everyone started by the admin: the distributor sees and re-sends only 本社.
         let all_inc = start_incident(&mut admin, "全社の訓練", &[("all", "1"), ("drill", "1")]).await;
@@ -291,7 +298,10 @@ async fn audit_log_records_actions_and_detects_tampering() {
         assert_eq!(stranger.post_form("/login", &[("tenant", "aud"), ("email", &admin_email("aud")), ("password", "not the password!")]).await.status, 401);
         assert_eq!(stranger.post_form("/login", &[("tenant", "aud"), ("email", "=1+2@x.example"), ("password", "not the password!")]).await.status, 401);
         admin.get("/security").await;
-        admin.post_form("/security", &[("mfa_required", "admins"), ("lockout_threshold", "20"), ("idle_min", "30"), ("absolute_min", "720")]).await.expect_status(303);
+        admin
+            .post_form("/security", &[("mfa_required", "admins"), ("lockout_threshold", "20"), ("idle_min", "30"), ("absolute_min", "720")])
+            .await
+            .expect_status(303);
         import_csv(&mut admin, people_csv(2, "L").as_bytes(), "auto").await;
         let inc = start_incident(&mut admin, "監査の訓練", &[("all", "1"), ("drill", "1")]).await;
 
@@ -360,7 +370,10 @@ async fn audit_log_records_actions_and_detects_tampering() {
         let mut other = tenant(&env, "aud2").await;
         assert!(!other.get("/audit?view=audit").await.expect_status(200).text.contains("監査"));
         assert!(!other.get("/audit?view=audit").await.text.contains(&format!("incident:{inc}")));
-        assert_eq!(other.get("/audit.json?view=usage").await.json().as_array().map(|a| a.iter().any(|e| e["target"] == format!("incident:{inc}"))), Some(false));
+        assert_eq!(
+            other.get("/audit.json?view=usage").await.json().as_array().map(|a| a.iter().any(|e| e["target"] == format!("incident:{inc}"))),
+            Some(false)
+        );
 
         // Signed checkpoints: `anpi audit checkpoint` signs every chain that moved.
         let out = run_cli_ok(&["audit", "checkpoint", "--database-url", &url], None);

@@ -68,6 +68,7 @@ async fn a_bounce_marks_the_address_and_the_next_incident_leaves_it_out() {
         import_csv(&mut admin, csv.as_bytes(), "auto").await;
         assert!(!admin.get("/people").await.expect_status(200).text.contains("宛先不達"), "{engine}: the mark is gone with the address");
         start_incident(&mut admin, "三回目 安否確認", &[("all", "1")]).await;
-        wait_mail(&env.sink, "to the new address", |m| m.subject.contains("三回目") && m.to.iter().any(|t| t.eq_ignore_ascii_case("b0.new@staff.example"))).await;
+        wait_mail(&env.sink, "to the new address", |m| m.subject.contains("三回目") && m.to.iter().any(|t| t.eq_ignore_ascii_case("b0.new@staff.example")))
+            .await;
     }
 }

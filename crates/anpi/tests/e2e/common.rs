@@ -107,13 +107,12 @@ pub async fn upload_csv(c: &mut Client, bytes: &[u8], encoding: &str) -> crate::
         body.extend_from_slice(value);
         body.extend_from_slice(b"\r\n");
     }
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"people.csv\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes());
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"people.csv\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes(),
+    );
     body.extend_from_slice(bytes);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let rb = c
-        .request(reqwest::Method::POST, "/people/import")
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .body(body);
+    let rb = c.request(reqwest::Method::POST, "/people/import").header("content-type", format!("multipart/form-data; boundary={boundary}")).body(body);
     c.send(rb).await
 }
 
@@ -140,7 +139,8 @@ pub async fn start_incident(c: &mut Client, title: &str, extra: &[(&str, &str)])
     let page = c.get("/incidents/new").await.expect_status(200);
     let survey = extract(&page.text, "name=\"survey\" rows=\"4\">", "</textarea>").expect("survey text");
     let survey = crate::support::http::html_unescape(&survey);
-    let mut fields = vec![("title", title), ("message", "安否を回答してください。"), ("survey", survey.as_str()), ("reminder_interval", "0"), ("reminder_count", "0")];
+    let mut fields =
+        vec![("title", title), ("message", "安否を回答してください。"), ("survey", survey.as_str()), ("reminder_interval", "0"), ("reminder_count", "0")];
     fields.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     fields.extend_from_slice(extra);
     let r = c.post_form("/incidents", &fields).await;

@@ -26,7 +26,13 @@ fn dkimpy_verifies(raw: &[u8], record: &(String, String)) -> bool {
         name, value = os.environ['DKIM_NAME'].encode(), os.environ['DKIM_VALUE'].encode()\n\
         dns = lambda n, timeout=5: value if n.rstrip(b'.') == name else None\n\
         print('PASS' if dkim.verify(open(sys.argv[1], 'rb').read(), dnsfunc=dns) else 'FAIL')\n";
-    let out = std::process::Command::new(python).args(["-c", script]).arg(&file).env("DKIM_NAME", &record.0).env("DKIM_VALUE", &record.1).output().expect("python3 with dkim (python3-dkim)");
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&file)
+        .env("DKIM_NAME", &record.0)
+        .env("DKIM_VALUE", &record.1)
+        .output()
+        .expect("python3 with dkim (python3-dkim)");
     let verdict = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(verdict == "PASS" || verdict == "FAIL", "dkimpy failed: {}", String::from_utf8_lossy(&out.stderr));
     verdict == "PASS"

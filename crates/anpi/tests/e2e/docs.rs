@@ -30,13 +30,14 @@ fn defines(src: &str, name: &str) -> bool {
         return true;
     }
     let ident = |c: char| c.is_alphanumeric() || c == '_';
-    ["fn ", "struct ", "enum ", "mod ", "trait ", "const ", "static ", "type ", "macro_rules! "].iter().any(|kw| {
-        src.match_indices(&format!("{kw}{name}")).any(|(i, m)| !src[i + m.len()..].starts_with(ident) && (i == 0 || !src[..i].ends_with(ident)))
-    }) || src.lines().map(str::trim_start).any(|l| {
-        // An enum variant or a struct field.
-        let l = l.strip_prefix("pub ").unwrap_or(l);
-        [",", " {", "(", ":"].iter().any(|end| l.starts_with(&format!("{name}{end}")))
-    })
+    ["fn ", "struct ", "enum ", "mod ", "trait ", "const ", "static ", "type ", "macro_rules! "]
+        .iter()
+        .any(|kw| src.match_indices(&format!("{kw}{name}")).any(|(i, m)| !src[i + m.len()..].starts_with(ident) && (i == 0 || !src[..i].ends_with(ident))))
+        || src.lines().map(str::trim_start).any(|l| {
+            // An enum variant or a struct field.
+            let l = l.strip_prefix("pub ").unwrap_or(l);
+            [",", " {", "(", ":"].iter().any(|end| l.starts_with(&format!("{name}{end}")))
+        })
 }
 
 /// Citations like `path/file.rs::name`, `module::tests::name`, `Type::method` or, after one of
@@ -52,7 +53,8 @@ fn citations(doc: &str) -> Vec<(String, String)> {
             // `Console::require(Permission)` cites `require`.
             let chunk = chunk.split('(').next().unwrap_or_default();
             let (path, name) = chunk.rsplit_once("::").unwrap_or(("", chunk));
-            let identifier = name == "*" || (name.starts_with(|c: char| c.is_alphabetic() || c == '_') && name.chars().all(|c| c.is_alphanumeric() || c == '_'));
+            let identifier =
+                name == "*" || (name.starts_with(|c: char| c.is_alphabetic() || c == '_') && name.chars().all(|c| c.is_alphanumeric() || c == '_'));
             // Other crates' items (`tokio::sync::broadcast`) and text that only looks like a path.
             if !identifier || EXTERNAL.iter().any(|c| chunk.starts_with(&format!("{c}::"))) {
                 continue;
@@ -71,7 +73,8 @@ fn citations(doc: &str) -> Vec<(String, String)> {
 fn every_test_and_item_the_docs_cite_exists() {
     let mut sources = Vec::new();
     rust_files(&root().join("crates"), &mut sources);
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs")).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "md")).collect();
+    let mut docs: Vec<PathBuf> =
+        std::fs::read_dir(root().join("docs")).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "md")).collect();
     docs.push(root().join("README.md"));
     let mut checked = 0;
     let mut missing = Vec::new();

@@ -21,7 +21,8 @@ async fn dump(engine: Engine, url: &str, dir: Option<&std::path::Path>) -> Strin
             for t in tables {
                 let cols: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')")).fetch_all(&pool).await.expect("columns");
                 for c in cols {
-                    let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(quote(\"{c}\"), '') FROM \"{t}\"")).fetch_all(&pool).await.expect("values");
+                    let vals: Vec<String> =
+                        sqlx::query_scalar(&format!("SELECT COALESCE(quote(\"{c}\"), '') FROM \"{t}\"")).fetch_all(&pool).await.expect("values");
                     out.push_str(&vals.join("\n"));
                 }
             }
@@ -33,12 +34,15 @@ async fn dump(engine: Engine, url: &str, dir: Option<&std::path::Path>) -> Strin
             }
         }
         Engine::Postgres => {
-            let tables: Vec<String> = sqlx::query_scalar("SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")
-                .fetch_all(&pool)
-                .await
-                .expect("tables");
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("tables");
             for t in tables {
-                let vals: Vec<String> = sqlx::query_scalar(&format!("SELECT COALESCE(CAST(x AS TEXT), '') FROM \"{t}\" AS x")).fetch_all(&pool).await.expect("rows");
+                let vals: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT COALESCE(CAST(x AS TEXT), '') FROM \"{t}\" AS x")).fetch_all(&pool).await.expect("rows");
                 out.push_str(&vals.join("\n"));
             }
         }
@@ -54,7 +58,10 @@ async fn contact_data_is_encrypted_at_rest() {
         let env = env(engine).await;
         let url = env.server.database_url().to_string();
         let mut admin = tenant(&env, "enc").await;
-        admin.post_form("/people", &[("employee_no", "E1"), ("name", "暗号 香織"), ("emails", SECRETS[0]), ("phone", SECRETS[1]), ("language", "ja")]).await.expect_status(303);
+        admin
+            .post_form("/people", &[("employee_no", "E1"), ("name", "暗号 香織"), ("emails", SECRETS[0]), ("phone", SECRETS[1]), ("language", "ja")])
+            .await
+            .expect_status(303);
         import_csv(&mut admin, format!("社員番号,氏名,メールアドレス,電話番号\nE2,暗号 健,{},{}\n", SECRETS[2], SECRETS[3]).as_bytes(), "auto").await;
 
         // Through the service: plaintext, and mail goes to the right addresses.

@@ -54,10 +54,14 @@ async fn a_misbehaving_relay_loses_nothing_and_doubles_nothing() {
         }
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&crate::support::superuser_url(env.server.database_url())).await.unwrap();
-        let rows: Vec<(String, i64, String)> = sqlx::query_as("SELECT status, attempts, last_error FROM outbox WHERE kind = 'survey' AND status <> 'sent'").fetch_all(&pool).await.unwrap();
+        let rows: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT status, attempts, last_error FROM outbox WHERE kind = 'survey' AND status <> 'sent'").fetch_all(&pool).await.unwrap();
         pool.close().await;
         assert_eq!(rows.len(), EACH, "{engine}: only the refused addresses are not sent: {rows:?}");
-        assert!(rows.iter().all(|(status, attempts, error)| status == "failed" && *attempts == 1 && error.contains("550")), "{engine}: refused once, for good: {rows:?}");
+        assert!(
+            rows.iter().all(|(status, attempts, error)| status == "failed" && *attempts == 1 && error.contains("550")),
+            "{engine}: refused once, for good: {rows:?}"
+        );
     }
 }
 

@@ -18,11 +18,25 @@ async fn safety_loop_end_to_end() {
         let r = admin
             .post_form(
                 "/people",
-                &[("employee_no", "A001"), ("name", "山田 太郎"), ("emails", "taro@acme.example; taro.home@acme.example"), ("department", "本社/総務部"), ("site", "東京本社"), ("home_area", "13104"), ("language", "ja")],
+                &[
+                    ("employee_no", "A001"),
+                    ("name", "山田 太郎"),
+                    ("emails", "taro@acme.example; taro.home@acme.example"),
+                    ("department", "本社/総務部"),
+                    ("site", "東京本社"),
+                    ("home_area", "13104"),
+                    ("language", "ja"),
+                ],
             )
             .await;
         assert_eq!(r.status, 303, "{}", r.text);
-        import_csv(&mut admin, "社員番号,氏名,メールアドレス,部署,言語\nA002,Jane Smith,jane@acme.example,本社/営業部,en\nA003,佐藤 花子,hanako@acme.example,本社/総務部,ja\n".as_bytes(), "auto").await;
+        import_csv(
+            &mut admin,
+            "社員番号,氏名,メールアドレス,部署,言語\nA002,Jane Smith,jane@acme.example,本社/営業部,en\nA003,佐藤 花子,hanako@acme.example,本社/総務部,ja\n"
+                .as_bytes(),
+            "auto",
+        )
+        .await;
         let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode("社員番号,氏名,メールアドレス,部署\nA004,髙橋 一郎,ichiro@acme.example,大阪支社/営業課\n");
         import_csv(&mut admin, &sjis, "shift_jis").await;
         let people = admin.get("/people").await.expect_status(200);

@@ -114,7 +114,8 @@ const OPERATOR_PAGES: &[Page] = &[
 /// longer exist.
 fn unmapped(src: &str, pages: &[Page]) -> Vec<String> {
     let routes: Vec<String> = routes_in(src).into_iter().filter(|(_, m)| m.contains(&"GET")).map(|(r, _)| r).collect();
-    let mut problems: Vec<String> = routes.iter().filter(|r| !pages.iter().any(|p| p.route == r.as_str())).map(|r| format!("GET {r} is not mapped to a URL in headers.rs")).collect();
+    let mut problems: Vec<String> =
+        routes.iter().filter(|r| !pages.iter().any(|p| p.route == r.as_str())).map(|r| format!("GET {r} is not mapped to a URL in headers.rs")).collect();
     problems.extend(pages.iter().filter(|p| !routes.iter().any(|r| r == p.route)).map(|p| format!("{} is mapped but is no route", p.route)));
     problems
 }
@@ -219,7 +220,14 @@ async fn security_headers_on_every_page_in_chromium() {
     let person = extract(&admin.get("/people").await.text, "<a href=\"/people/", "\"").expect("a person");
     let form = admin.get("/rules/new").await.expect_status(200).text;
     let survey = crate::support::http::html_unescape(&extract(&form, "name=\"survey\" rows=\"4\">", "</textarea>").expect("survey"));
-    let rule_fields = [("name", "地震 5弱以上"), ("enabled", "1"), ("trigger", "earthquake|intensity:5-"), ("basis", "both"), ("survey", survey.as_str()), ("suppress_min", "60")];
+    let rule_fields = [
+        ("name", "地震 5弱以上"),
+        ("enabled", "1"),
+        ("trigger", "earthquake|intensity:5-"),
+        ("basis", "both"),
+        ("survey", survey.as_str()),
+        ("suppress_min", "60"),
+    ];
     admin.post_form("/rules", &rule_fields).await.expect_status(303);
     let rule = extract(&admin.get("/rules").await.text, "<a href=\"/rules/", "\"").expect("a rule");
     let telegram = std::fs::read(samples.join(TELEGRAM)).expect("sample telegram");
@@ -240,7 +248,10 @@ async fn security_headers_on_every_page_in_chromium() {
     let survey_mail = wait_mail(&env.sink, "survey", |m| m.subject.contains("ヘッダー確認の配信")).await;
     let answer = survey_mail.links(&env.server.url("/a/")).remove(0);
     let tail = |url: &str| url.rsplit('/').next().unwrap_or_default().to_string();
-    let ids: HashMap<&str, String> = [("incident", incident.to_string()), ("person", person), ("rule", rule), ("hazard", hazard), ("reset", tail(&reset)), ("answer", tail(&answer))].into_iter().collect();
+    let ids: HashMap<&str, String> =
+        [("incident", incident.to_string()), ("person", person), ("rule", rule), ("hazard", hazard), ("reset", tail(&reset)), ("answer", tail(&answer))]
+            .into_iter()
+            .collect();
 
     // Public pages, then the console as the admin.
     let mut visited = visit_stage(&wd, &origin, TENANT_PAGES, Public, &ids, &mut problems).await;

@@ -21,7 +21,14 @@ async fn tenants_cannot_reach_each_other() {
         let _ = accounts;
         let form = a.get("/rules/new").await.expect_status(200);
         let survey = crate::support::http::html_unescape(&extract(&form.text, "name=\"survey\" rows=\"4\">", "</textarea>").expect("survey"));
-        let rule_fields = [("name", "alpha rule"), ("enabled", "1"), ("trigger", "earthquake|intensity:5-"), ("basis", "both"), ("survey", survey.as_str()), ("suppress_min", "60")];
+        let rule_fields = [
+            ("name", "alpha rule"),
+            ("enabled", "1"),
+            ("trigger", "earthquake|intensity:5-"),
+            ("basis", "both"),
+            ("survey", survey.as_str()),
+            ("suppress_min", "60"),
+        ];
         a.post_form("/rules", &rule_fields).await.expect_status(303);
         let rule = extract(&a.get("/rules").await.expect_status(200).text, "<a href=\"/rules/", "\"").expect("a rule id");
 
@@ -72,7 +79,11 @@ async fn tenants_cannot_reach_each_other() {
         assert!(a.get(&format!("/people/{person}")).await.text.contains("有効にする"));
         let second = start_incident(&mut a, "無効者を除く配信", &[("all", "1")]).await;
         let dash = a.get(&format!("/incidents/{second}")).await.expect_status(200);
-        assert_eq!(extract(&dash.text, "id=\"answered\">", "</div>").map(|s| s.trim().to_string()).as_deref(), Some("0 / 4"), "3 of the first 4 plus 1 imported later");
+        assert_eq!(
+            extract(&dash.text, "id=\"answered\">", "</div>").map(|s| s.trim().to_string()).as_deref(),
+            Some("0 / 4"),
+            "3 of the first 4 plus 1 imported later"
+        );
         a.post_form(&format!("/people/{person}/delete"), &[]).await.expect_status(303);
         a.get(&format!("/people/{person}")).await.expect_status(404);
         // Alpha's mail carries links that only ever show alpha's incident.
@@ -153,7 +164,8 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
         c.get("/login").await;
         let wrong_pw = c.post_form("/login", &[("tenant", "gamma"), ("email", &admin_email("gamma")), ("password", "wrong password")]).await.expect_status(401);
         let no_user = c.post_form("/login", &[("tenant", "gamma"), ("email", "nobody@gamma.example"), ("password", "wrong password")]).await.expect_status(401);
-        let no_tenant = c.post_form("/login", &[("tenant", "nope"), ("email", "nobody@gamma.example"), ("password", "wrong password")]).await.expect_status(401);
+        let no_tenant =
+            c.post_form("/login", &[("tenant", "nope"), ("email", "nobody@gamma.example"), ("password", "wrong password")]).await.expect_status(401);
         let msg = |t: &str| extract(t, "role=\"alert\">", "</p>");
         assert_eq!(msg(&wrong_pw.text), msg(&no_user.text));
         assert_eq!(msg(&no_user.text), msg(&no_tenant.text));
@@ -209,7 +221,12 @@ async fn every_route_with_an_id_refuses_other_tenants() {
         let account = extract(&accounts[at..], "action=\"/accounts/", "/").expect("account id");
         let form = a.get("/rules/new").await.text;
         let survey = crate::support::http::html_unescape(&extract(&form, "name=\"survey\" rows=\"4\">", "</textarea>").unwrap());
-        a.post_form("/rules", &[("name", "owner rule"), ("enabled", "1"), ("trigger", "earthquake|intensity:5-"), ("basis", "both"), ("survey", &survey), ("suppress_min", "60")]).await.expect_status(303);
+        a.post_form(
+            "/rules",
+            &[("name", "owner rule"), ("enabled", "1"), ("trigger", "earthquake|intensity:5-"), ("basis", "both"), ("survey", &survey), ("suppress_min", "60")],
+        )
+        .await
+        .expect_status(303);
         let rule = extract(&a.get("/rules").await.text, "<a href=\"/rules/", "\"").expect("rule id");
         let label = extract(&a.get("/labels").await.text, "action=\"/labels/", "\"").expect("label id");
         let mut a2 = env.server.client();
@@ -261,7 +278,8 @@ async fn every_route_with_an_id_refuses_other_tenants() {
             if NOT_TENANT_IDS.iter().any(|(p, _)| p == path) {
                 continue;
             }
-            let url = id_for(path).unwrap_or_else(|| panic!("route {path} takes an id this test does not know: add it to id_for (or to NOT_TENANT_IDS with the reason)"));
+            let url = id_for(path)
+                .unwrap_or_else(|| panic!("route {path} takes an id this test does not know: add it to id_for (or to NOT_TENANT_IDS with the reason)"));
             for m in methods {
                 b.get("/").await.expect_status(200);
                 let r = if *m == "GET" { b.get(&url).await } else { b.post_form(&url, &[("name", "hijack"), ("employee_no", "HACK")]).await };

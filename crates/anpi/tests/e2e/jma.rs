@@ -40,7 +40,9 @@ async fn feed(State(j): State<FakeJma>, headers: HeaderMap) -> Response {
         return StatusCode::NOT_MODIFIED.into_response();
     }
     let base = j.base.lock().unwrap().clone();
-    let mut xml = String::from(r#"<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" lang="ja"><title>高頻度（地震火山）</title><id>urn:test</id><updated>2024-01-01T00:00:00Z</updated>"#);
+    let mut xml = String::from(
+        r#"<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" lang="ja"><title>高頻度（地震火山）</title><id>urn:test</id><updated>2024-01-01T00:00:00Z</updated>"#,
+    );
     for name in entries.iter().rev() {
         xml.push_str(&format!(
             r#"<entry><title>震度速報</title><id>{base}/data/{name}</id><updated>2024-01-01T00:00:00Z</updated><author><name>気象庁</name></author><link type="application/xml" href="{base}/data/{name}"/><content type="text">test</content></entry>"#
@@ -104,7 +106,17 @@ async fn add_rule(c: &mut Client, name: &str, trigger: &str, areas: &str, basis:
     let r = c
         .post_form(
             "/rules",
-            &[("name", name), ("enabled", "1"), ("trigger", trigger), ("areas", areas), ("basis", basis), ("survey", &survey), ("message", "安否を回答してください"), ("hold_secs", "0"), ("suppress_min", "60")],
+            &[
+                ("name", name),
+                ("enabled", "1"),
+                ("trigger", trigger),
+                ("areas", areas),
+                ("basis", basis),
+                ("survey", &survey),
+                ("message", "安否を回答してください"),
+                ("hold_secs", "0"),
+                ("suppress_min", "60"),
+            ],
         )
         .await;
     assert_eq!(r.status, 303, "rule not saved: {}", r.text);
@@ -210,7 +222,11 @@ async fn jma_feed_rules_and_dispatch() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("rule decision"), "{}", String::from_utf8_lossy(&out.stdout));
         let m = wait_mail(&env.sink, "drill replay", |m| m.to.iter().any(|t| t == "m1@jma.example") && m.subject.contains("訓練")).await;
         assert!(m.body.contains("/a/"), "answer link in the drill mail");
-        let out = std::process::Command::new(ANPI_BIN).env("ANPI_MASTER_KEY", crate::support::server::TEST_MASTER_KEY).args(["--database-url", &url, "jma", "replay", "/nonexistent.xml"]).output().unwrap();
+        let out = std::process::Command::new(ANPI_BIN)
+            .env("ANPI_MASTER_KEY", crate::support::server::TEST_MASTER_KEY)
+            .args(["--database-url", &url, "jma", "replay", "/nonexistent.xml"])
+            .output()
+            .unwrap();
         assert!(!out.status.success());
     }
 }

@@ -53,7 +53,10 @@ async fn labels_mark_mail_and_exports_and_restrict_exports() {
         admin.post_form("/labels", &[("name", "a/b"), ("export_min", "admin")]).await.expect_status(400);
         let page = admin.get("/labels").await.expect_status(200);
         let label = label_id(&page.text, "部外秘");
-        admin.post_form(&format!("/labels/{label}"), &[("name", "関係者外秘"), ("name_en", "Need to know"), ("rank", "5"), ("export_min", "admin")]).await.expect_status(303);
+        admin
+            .post_form(&format!("/labels/{label}"), &[("name", "関係者外秘"), ("name_en", "Need to know"), ("rank", "5"), ("export_min", "admin")])
+            .await
+            .expect_status(303);
         let page = admin.get("/labels").await.expect_status(200);
         assert!(page.text.contains("value=\"関係者外秘\"") && !page.text.contains("value=\"部外秘\""), "renamed");
 
@@ -116,7 +119,10 @@ async fn labels_mark_mail_and_exports_and_restrict_exports() {
         let r = admin.post_form(&format!("/labels/{label}/delete"), &[]).await.expect_status(409);
         assert!(r.text.contains("使用中のため削除できません") && r.text.contains("配信 1 件"), "{}", r.text);
         assert!(admin.get("/labels").await.text.contains("関係者外秘"), "still there");
-        admin.post_form(&format!("/labels/{label}"), &[("name", "関係者外秘"), ("name_en", "Need to know"), ("rank", "5"), ("export_min", "distributor")]).await.expect_status(303);
+        admin
+            .post_form(&format!("/labels/{label}"), &[("name", "関係者外秘"), ("name_en", "Need to know"), ("rank", "5"), ("export_min", "distributor")])
+            .await
+            .expect_status(303);
         dist.get(&format!("/incidents/{id}/answers.csv")).await.expect_status(200);
         // The default label is in use too; an unused label is deleted.
         let page = admin.get("/labels").await.expect_status(200);
@@ -131,7 +137,15 @@ async fn labels_mark_mail_and_exports_and_restrict_exports() {
         let form = admin.get("/rules/new").await.expect_status(200);
         let survey = crate::support::http::html_unescape(&crate::support::extract(&form.text, "name=\"survey\" rows=\"4\">", "</textarea>").expect("survey"));
         let kimitsu = option_value(&form.text, "機密");
-        let fields = [("name", "区分ルール"), ("enabled", "1"), ("trigger", "earthquake|intensity:5-"), ("basis", "both"), ("survey", survey.as_str()), ("suppress_min", "60"), ("label", kimitsu.as_str())];
+        let fields = [
+            ("name", "区分ルール"),
+            ("enabled", "1"),
+            ("trigger", "earthquake|intensity:5-"),
+            ("basis", "both"),
+            ("survey", survey.as_str()),
+            ("suppress_min", "60"),
+            ("label", kimitsu.as_str()),
+        ];
         admin.post_form("/rules", &fields).await.expect_status(303);
         let rules = admin.get("/rules").await.expect_status(200);
         assert!(rules.text.contains("<td>機密</td>"), "label on the rule list");

@@ -41,8 +41,25 @@ impl ClientCas {
             openssl_ok(
                 dir.path(),
                 &[
-                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"),
-                    "-days", "30", "-subj", subject, "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.pem"),
+                    "-days",
+                    "30",
+                    "-subj",
+                    subject,
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
                 ],
             );
         }
@@ -61,13 +78,47 @@ impl ClientCas {
     /// at once); returns the certificate and its key in one PEM (a reqwest identity).
     fn issue(&self, name: &str, ca: &str, eku: &str, days: u32) -> Vec<u8> {
         let dir = self.path();
-        openssl_ok(dir, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}")]);
-        std::fs::write(dir.join(format!("{name}.ext")), format!("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage={eku}\n")).expect("write ext");
         openssl_ok(
             dir,
             &[
-                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{ca}.pem"), "-CAkey", &format!("{ca}.key"), "-set_serial", &format!("0x{:x}", rand_serial()),
-                "-days", &days.to_string(), "-extfile", &format!("{name}.ext"), "-out", &format!("{name}.pem"),
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        std::fs::write(
+            dir.join(format!("{name}.ext")),
+            format!("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage={eku}\n"),
+        )
+        .expect("write ext");
+        openssl_ok(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-set_serial",
+                &format!("0x{:x}", rand_serial()),
+                "-days",
+                &days.to_string(),
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
             ],
         );
         let mut identity = std::fs::read(dir.join(format!("{name}.pem"))).expect("read certificate");
@@ -213,7 +264,12 @@ async fn admin_access_with_client_certificates() {
     // Signing in without one, or with another CA's, an expired or a server-only certificate,
     // gives no session.
     let mut none = env.server.client();
-    for (c, what) in [(&mut none, "none"), (&mut with_cert(&env, &foreign), "foreign"), (&mut with_cert(&env, &expired), "expired"), (&mut with_cert(&env, &server_only), "server-only")] {
+    for (c, what) in [
+        (&mut none, "none"),
+        (&mut with_cert(&env, &foreign), "foreign"),
+        (&mut with_cert(&env, &expired), "expired"),
+        (&mut with_cert(&env, &server_only), "server-only"),
+    ] {
         let r = sign_in(c, &email).await;
         assert_denied(&r);
         assert!(c.cookie("__Host-anpi").is_none(), "{what}: no session cookie");
@@ -279,7 +335,13 @@ impl ResolvesClientCert for Present {
 
 /// `GET /healthz` over `version`, presenting `chain` signed for with `key` (which need not be
 /// the certificate's); the response, or why there is none.
-async fn healthz_presenting(port: u16, ca: &[u8], chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, version: &'static rustls::SupportedProtocolVersion) -> Result<String, String> {
+async fn healthz_presenting(
+    port: u16,
+    ca: &[u8],
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> Result<String, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let signer = provider.key_provider.load_private_key(key).map_err(|e| e.to_string())?;
     let mut roots = rustls::RootCertStore::empty();

@@ -163,7 +163,11 @@ async fn answer_list(env: &Env, admin: &mut Client, link: &str) {
     // Every denial is in the tenant's audit log: allowlist refusals and missing permissions.
     let log = get_from(admin, "/audit.json?view=audit&outcome=denied", INSIDE).await.expect_status(200).json();
     let seen: Vec<String> = log.as_array().expect("entries").iter().map(|e| format!("{} {} {}", e["action"], e["detail"], e["ip"])).collect();
-    for want in [("access_denied", "IP allowlist: console", OUTSIDE), ("access_denied", "IP allowlist: answer", OUTSIDE), ("permission_denied", "ManageSecurity", "127.0.0.1")] {
+    for want in [
+        ("access_denied", "IP allowlist: console", OUTSIDE),
+        ("access_denied", "IP allowlist: answer", OUTSIDE),
+        ("permission_denied", "ManageSecurity", "127.0.0.1"),
+    ] {
         assert!(seen.iter().any(|s| s.contains(want.0) && s.contains(want.1) && s.contains(want.2)), "{want:?} not in {seen:#?}");
     }
 }

@@ -38,7 +38,8 @@ async fn a_relay_that_is_down_leaves_its_share_to_the_others_and_connection_caps
         assert_eq!(per_person.len(), PEOPLE, "{engine}: everyone reached through the live relay");
         assert!(per_person.values().all(|n| *n == 1), "{engine}: nobody twice");
         // aiosmtpd names each message's connection (X-Peer: the client's address and port).
-        let peers: HashSet<String> = env.sink.messages().iter().filter(|m| m.subject.contains(title)).filter_map(|m| m.header("X-Peer").map(String::from)).collect();
+        let peers: HashSet<String> =
+            env.sink.messages().iter().filter(|m| m.subject.contains(title)).filter_map(|m| m.header("X-Peer").map(String::from)).collect();
         assert!(!peers.is_empty() && peers.len() <= 2, "{engine}: at most 2 connections to the capped relay, saw {peers:?}");
     }
 }

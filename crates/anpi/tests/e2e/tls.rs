@@ -8,7 +8,7 @@
 
 use crate::support::http::reqwest_client_trusting;
 use crate::support::util::poll_until;
-use crate::support::{fresh_database, free_port, Engine, Server};
+use crate::support::{free_port, fresh_database, Engine, Server};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::path::{Path, PathBuf};
@@ -62,8 +62,25 @@ impl Pki {
         openssl_ok(
             dir.path(),
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-                "-subj", "/CN=anpi test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=anpi test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ],
         );
         std::fs::write(dir.path().join("leaf.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n").expect("write leaf.ext");
@@ -182,7 +199,14 @@ async fn https_with_security_headers_tls12_and_13_only_and_http_redirect() {
 
     // (a) HTTPS with the CA trusted, over HTTP/1.1 (ALPN), with every security header on every
     // kind of page: sign-in form, health check, answer page with a bad token, 404, operator.
-    let urls = [server.url("/login"), server.url("/healthz"), server.url("/a/bogus-token"), server.url("/no/such/page"), server.operator_url("/login"), server.operator_url("/healthz")];
+    let urls = [
+        server.url("/login"),
+        server.url("/healthz"),
+        server.url("/a/bogus-token"),
+        server.url("/no/such/page"),
+        server.operator_url("/login"),
+        server.operator_url("/healthz"),
+    ];
     for url in &urls {
         let r = http.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e:?}"));
         assert_eq!(r.version(), reqwest::Version::HTTP_11, "{url}");
@@ -199,7 +223,10 @@ async fn https_with_security_headers_tls12_and_13_only_and_http_redirect() {
     // without TLS).
     let untrusting = crate::support::http::reqwest_client();
     assert!(untrusting.get(server.url("/healthz")).send().await.is_err(), "the certificate is verified");
-    assert!(reqwest::get(format!("http://127.0.0.1:{}/healthz", server.port())).await.map(|r| r.status().as_u16() != 200).unwrap_or(true), "no plain HTTP on the TLS port");
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{}/healthz", server.port())).await.map(|r| r.status().as_u16() != 200).unwrap_or(true),
+        "no plain HTTP on the TLS port"
+    );
 
     // (b) TLS 1.2 and 1.3 handshakes succeed; TLS 1.1 and 1.0 are refused with a fatal alert
     // and nothing negotiated. (SECLEVEL=0 lets OpenSSL 3 offer the old versions at all.)
@@ -290,10 +317,8 @@ async fn certificate_files_are_reloaded_without_restart() {
     std::fs::copy(&second_key, &key).expect("copy");
     std::fs::copy(&second_cert, &cert).expect("copy");
     let second = der_of(&second_cert);
-    let served = poll_until(Duration::from_secs(20), Duration::from_millis(250), || async {
-        served_cert(&url, &pki.ca_pem).await.ok().filter(|c| *c == second)
-    })
-    .await;
+    let served =
+        poll_until(Duration::from_secs(20), Duration::from_millis(250), || async { served_cert(&url, &pki.ca_pem).await.ok().filter(|c| *c == second) }).await;
     assert!(served.is_some(), "the new certificate was not served within 20 s:\n{}", server.log());
     assert_eq!(server.pid(), pid, "no restart");
     assert!(server.log().contains("TLS certificate reloaded"));

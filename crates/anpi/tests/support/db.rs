@@ -46,9 +46,8 @@ pub fn engines() -> Vec<Engine> {
 
 /// The admin URL of the test PostgreSQL cluster (`ANPI_TEST_DATABASE_URL`); panics if unset.
 pub fn postgres_admin_url() -> String {
-    env_nonempty("ANPI_TEST_DATABASE_URL").unwrap_or_else(|| {
-        panic!("ANPI_TEST_DATABASE_URL is not set: cannot create a PostgreSQL test database (use scripts/test.sh)")
-    })
+    env_nonempty("ANPI_TEST_DATABASE_URL")
+        .unwrap_or_else(|| panic!("ANPI_TEST_DATABASE_URL is not set: cannot create a PostgreSQL test database (use scripts/test.sh)"))
 }
 
 /// Keeps a fresh database alive: the SQLite temp directory, or the name of the PostgreSQL
@@ -92,10 +91,7 @@ impl Drop for DbGuard {
         if let Some((admin, name)) = self.pg.take() {
             // Drop from a separate thread with its own runtime: Drop may run inside a runtime.
             let _ = std::thread::spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     Ok(rt) => rt,
                     Err(_) => return,
                 };
@@ -170,53 +166,23 @@ pub fn with_database_name(url: &str, name: &str) -> String {
 pub async fn fresh_database(engine: Engine) -> (String, DbGuard) {
     match engine {
         Engine::Sqlite => {
-            let dir = tempfile::Builder::new()
-                .prefix("anpi-sqlite-")
-                .tempdir()
-                .expect("cannot create temp dir for SQLite database");
+            let dir = tempfile::Builder::new().prefix("anpi-sqlite-").tempdir().expect("cannot create temp dir for SQLite database");
             let url = format!("sqlite://{}/anpi.sqlite?mode=rwc", dir.path().display());
-            (
-                url.clone(),
-                DbGuard {
-                    engine,
-                    url,
-                    dir: Some(dir),
-                    pg: None,
-                },
-            )
+            (url.clone(), DbGuard { engine, url, dir: Some(dir), pg: None })
         }
         Engine::Postgres => {
             let admin = postgres_admin_url();
             let name = format!("anpi_test_{}", random_hex(16));
-            let mut conn =
-                tokio::time::timeout(Duration::from_secs(30), sqlx::PgConnection::connect(&admin))
-                    .await
-                    .unwrap_or_else(|_| panic!("timed out connecting to PostgreSQL at {admin}"))
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "cannot connect to PostgreSQL at {admin} (ANPI_TEST_DATABASE_URL): {e}"
-                        )
-                    });
-            sqlx::raw_sql(APP_ROLE_SQL)
-                .execute(&mut conn)
+            let mut conn = tokio::time::timeout(Duration::from_secs(30), sqlx::PgConnection::connect(&admin))
                 .await
-                .unwrap_or_else(|e| panic!("creating role {APP_ROLE} failed on {admin}: {e}"));
+                .unwrap_or_else(|_| panic!("timed out connecting to PostgreSQL at {admin}"))
+                .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL at {admin} (ANPI_TEST_DATABASE_URL): {e}"));
+            sqlx::raw_sql(APP_ROLE_SQL).execute(&mut conn).await.unwrap_or_else(|e| panic!("creating role {APP_ROLE} failed on {admin}: {e}"));
             let sql = format!("CREATE DATABASE \"{name}\" OWNER {APP_ROLE} ENCODING 'UTF8' TEMPLATE template0");
-            sqlx::raw_sql(&sql)
-                .execute(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("{sql} failed on {admin}: {e}"));
+            sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql} failed on {admin}: {e}"));
             let _ = conn.close().await;
             let url = with_user(&with_database_name(&admin, &name), APP_ROLE, APP_ROLE);
-            (
-                url.clone(),
-                DbGuard {
-                    engine,
-                    url,
-                    dir: None,
-                    pg: Some((admin, name)),
-                },
-            )
+            (url.clone(), DbGuard { engine, url, dir: None, pg: Some((admin, name)) })
         }
     }
 }
@@ -227,14 +193,8 @@ mod tests {
 
     #[test]
     fn database_name_is_replaced() {
-        assert_eq!(
-            with_database_name("postgres://anpi@127.0.0.1:5432/postgres", "x"),
-            "postgres://anpi@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database_name("postgres://u:p@h:1/postgres?sslmode=disable", "x"),
-            "postgres://u:p@h:1/x?sslmode=disable"
-        );
+        assert_eq!(with_database_name("postgres://anpi@127.0.0.1:5432/postgres", "x"), "postgres://anpi@127.0.0.1:5432/x");
+        assert_eq!(with_database_name("postgres://u:p@h:1/postgres?sslmode=disable", "x"), "postgres://u:p@h:1/x?sslmode=disable");
         assert_eq!(with_database_name("postgres://h", "x"), "postgres://h/x");
     }
 

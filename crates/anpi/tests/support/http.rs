@@ -58,17 +58,11 @@ pub struct Resp {
 impl Resp {
     /// The first value of header `name`, if any (lossy).
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     }
     /// All values of header `name`.
     pub fn header_all(&self, name: &str) -> Vec<String> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect()
+        self.headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect()
     }
     /// The `Location` header of a redirect.
     pub fn location(&self) -> Option<String> {
@@ -82,24 +76,13 @@ impl Resp {
     }
     /// Parses the body as JSON; panics with the body on failure.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| {
-            panic!(
-                "response from {} is not JSON ({e}): {}",
-                self.url, self.text
-            )
-        })
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("response from {} is not JSON ({e}): {}", self.url, self.text))
     }
     /// Panics (showing the body) unless the status is `expected`. Returns self for chaining.
     #[track_caller]
     pub fn expect_status(self, expected: u16) -> Self {
         if self.status != expected {
-            panic!(
-                "{}: expected HTTP {expected}, got {} (location: {:?}); body:\n{}",
-                self.url,
-                self.status,
-                self.location(),
-                truncate(&self.text, 4000)
-            );
+            panic!("{}: expected HTTP {expected}, got {} (location: {:?}); body:\n{}", self.url, self.status, self.location(), truncate(&self.text, 4000));
         }
         self
     }
@@ -140,14 +123,7 @@ impl Client {
         let base: String = base.into();
         let base = base.trim_end_matches('/').to_string();
         let origin = origin_of(&base);
-        Client {
-            base,
-            http: reqwest_client(),
-            cookies: Vec::new(),
-            csrf: None,
-            last_html: None,
-            origin,
-        }
+        Client { base, http: reqwest_client(), cookies: Vec::new(), csrf: None, last_html: None, origin }
     }
 
     /// A client for `base` sending its requests with `http` (e.g. one trusting a test CA or
@@ -175,25 +151,16 @@ impl Client {
 
     /// The current value of cookie `name`.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.cookies
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| c.value.clone())
+        self.cookies.iter().find(|c| c.name == name).map(|c| c.value.clone())
     }
     /// All cookies as (name, value).
     pub fn cookies(&self) -> Vec<(String, String)> {
-        self.cookies
-            .iter()
-            .map(|c| (c.name.clone(), c.value.clone()))
-            .collect()
+        self.cookies.iter().map(|c| (c.name.clone(), c.value.clone())).collect()
     }
     /// Sets (or replaces) a cookie by hand.
     pub fn set_cookie(&mut self, name: &str, value: &str) {
         self.cookies.retain(|c| c.name != name);
-        self.cookies.push(Cookie {
-            name: name.to_string(),
-            value: value.to_string(),
-        });
+        self.cookies.push(Cookie { name: name.to_string(), value: value.to_string() });
     }
     pub fn clear_cookies(&mut self) {
         self.cookies.clear();
@@ -214,16 +181,8 @@ impl Client {
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let mut rb = self.http.request(method.clone(), self.url(path));
         if !self.cookies.is_empty() {
-            let header = self
-                .cookies
-                .iter()
-                .map(|c| format!("{}={}", c.name, c.value))
-                .collect::<Vec<_>>()
-                .join("; ");
-            rb = rb.header(
-                COOKIE,
-                HeaderValue::from_str(&header).expect("cookie header value"),
-            );
+            let header = self.cookies.iter().map(|c| format!("{}={}", c.name, c.value)).collect::<Vec<_>>().join("; ");
+            rb = rb.header(COOKIE, HeaderValue::from_str(&header).expect("cookie header value"));
         }
         if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
             if let Some(origin) = &self.origin {
@@ -238,40 +197,21 @@ impl Client {
         let req = rb.build().expect("cannot build request");
         let url = req.url().to_string();
         let method = req.method().clone();
-        let resp = self
-            .http
-            .execute(req)
-            .await
-            .unwrap_or_else(|e| panic!("{method} {url} failed: {e} (is the server running?)"));
+        let resp = self.http.execute(req).await.unwrap_or_else(|e| panic!("{method} {url} failed: {e} (is the server running?)"));
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let text = resp
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {url}: cannot read body: {e}"));
+        let text = resp.text().await.unwrap_or_else(|e| panic!("{method} {url}: cannot read body: {e}"));
         for v in headers.get_all(SET_COOKIE) {
             self.store_set_cookie(&String::from_utf8_lossy(v.as_bytes()));
         }
-        let is_html = headers
-            .get(CONTENT_TYPE)
-            .map(|v| {
-                String::from_utf8_lossy(v.as_bytes())
-                    .to_ascii_lowercase()
-                    .contains("html")
-            })
-            .unwrap_or(false);
+        let is_html = headers.get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase().contains("html")).unwrap_or(false);
         if is_html {
             if let Some(tok) = find_csrf(&text) {
                 self.csrf = Some(tok);
             }
             self.last_html = Some(text.clone());
         }
-        Resp {
-            status,
-            headers,
-            text,
-            url,
-        }
+        Resp { status, headers, text, url }
     }
 
     pub async fn get(&mut self, path: &str) -> Resp {
@@ -300,10 +240,7 @@ impl Client {
         if sign_in && (self.cookie("__Host-anpi-login").is_none() || !self.last_html.as_deref().is_some_and(|h| h.contains("action=\"/login\""))) {
             self.get(path).await;
         }
-        let mut all: Vec<(String, String)> = fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut all: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         if !fields.iter().any(|(k, _)| *k == "csrf") {
             if let Some(tok) = &self.csrf {
                 all.push(("csrf".to_string(), tok.clone()));
@@ -330,10 +267,7 @@ impl Client {
         let Some((name, value)) = parts.next().and_then(|nv| nv.split_once('=')) else {
             return;
         };
-        let (name, value) = (
-            name.trim().to_string(),
-            value.trim().trim_matches('"').to_string(),
-        );
+        let (name, value) = (name.trim().to_string(), value.trim().trim_matches('"').to_string());
         if name.is_empty() {
             return;
         }
@@ -392,20 +326,15 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
         return None;
     }
     let day: i64 = f[0].parse().ok()?;
-    let month = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ]
-    .iter()
-    .position(|m| f[1].to_ascii_lowercase().starts_with(m))? as i64
+    let month = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+        .iter()
+        .position(|m| f[1].to_ascii_lowercase().starts_with(m))? as i64
         + 1;
     let mut year: i64 = f[2].parse().ok()?;
     if year < 100 {
         year += if year < 70 { 2000 } else { 1900 };
     }
-    let hms: Vec<i64> = f[3]
-        .split(':')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
+    let hms: Vec<i64> = f[3].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     if hms.len() != 3 {
         return None;
     }
@@ -441,10 +370,7 @@ pub fn find_csrf(html: &str) -> Option<String> {
     while let Some(i) = rest.find("<input") {
         let tag_end = rest[i..].find('>').map(|j| i + j).unwrap_or(rest.len());
         let tag = &rest[i..tag_end];
-        if tag.contains("name=\"csrf\"")
-            || tag.contains("name='csrf'")
-            || tag.contains("name=csrf ")
-        {
+        if tag.contains("name=\"csrf\"") || tag.contains("name='csrf'") || tag.contains("name=csrf ") {
             if let Some(v) = attr_value(tag, "value") {
                 return Some(html_unescape(&v));
             }
@@ -483,19 +409,9 @@ mod tests {
 
     #[test]
     fn csrf_is_found_in_any_attribute_order() {
-        assert_eq!(
-            find_csrf(r#"<form><input type="hidden" name="csrf" value="a&amp;b"></form>"#)
-                .as_deref(),
-            Some("a&b")
-        );
-        assert_eq!(
-            find_csrf(r#"<input value="XYZ" type=hidden name="csrf">"#).as_deref(),
-            Some("XYZ")
-        );
-        assert_eq!(
-            find_csrf(r#"<input name="email" value="x"><input name="csrf" value="T1">"#).as_deref(),
-            Some("T1")
-        );
+        assert_eq!(find_csrf(r#"<form><input type="hidden" name="csrf" value="a&amp;b"></form>"#).as_deref(), Some("a&b"));
+        assert_eq!(find_csrf(r#"<input value="XYZ" type=hidden name="csrf">"#).as_deref(), Some("XYZ"));
+        assert_eq!(find_csrf(r#"<input name="email" value="x"><input name="csrf" value="T1">"#).as_deref(), Some("T1"));
         assert_eq!(find_csrf(r#"<input name="email" value="x">"#), None);
     }
 
@@ -518,17 +434,11 @@ mod tests {
     #[test]
     fn http_dates_and_urls() {
         let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(
-            t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
-            784111777
-        );
+        assert_eq!(t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 784111777);
         assert_eq!(resolve("http://h:1/a/b", "/c"), "http://h:1/c");
         assert_eq!(resolve("http://h:1/a/b", "c"), "http://h:1/a/c");
         assert_eq!(resolve("http://h:1/a/b", "http://x/y"), "http://x/y");
-        assert_eq!(
-            extract("<b>x</b><i>y</i>", "<i>", "</i>").as_deref(),
-            Some("y")
-        );
+        assert_eq!(extract("<b>x</b><i>y</i>", "<i>", "</i>").as_deref(), Some("y"));
         let c = Client::new("http://127.0.0.1:9/");
         assert_eq!(c.url("/p"), "http://127.0.0.1:9/p");
         assert_eq!(c.origin.as_deref(), Some("http://127.0.0.1:9"));

@@ -21,7 +21,12 @@ fn is_root() -> bool {
 impl PgCluster {
     /// The newest `/usr/lib/postgresql/*/bin` with initdb and pg_ctl, if any.
     pub fn binaries() -> Option<PathBuf> {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path().join("bin")).filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists()).collect();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
+            .collect();
         dirs.sort();
         dirs.pop()
     }
@@ -46,10 +51,22 @@ impl PgCluster {
             let _ = Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status();
         }
         let cluster = PgCluster { bin, dir, port: free_port(), run_as };
-        let out = cluster.cmd(&cluster.bin.join("initdb")).arg("-D").arg(cluster.data()).args(["-U", "postgres", "--auth=trust", "--no-sync", "--encoding=UTF8", "--no-locale"]).output().expect("run initdb");
+        let out = cluster
+            .cmd(&cluster.bin.join("initdb"))
+            .arg("-D")
+            .arg(cluster.data())
+            .args(["-U", "postgres", "--auth=trust", "--no-sync", "--encoding=UTF8", "--no-locale"])
+            .output()
+            .expect("run initdb");
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
         cluster.up();
-        let out = cluster.cmd(&cluster.bin.join("psql")).args(["-X", "-q", "-h"]).arg(cluster.dir.path()).args(["-p", &cluster.port.to_string(), "-U", "postgres", "-d", "postgres", "-c", "CREATE ROLE anpi LOGIN SUPERUSER"]).output().expect("run psql");
+        let out = cluster
+            .cmd(&cluster.bin.join("psql"))
+            .args(["-X", "-q", "-h"])
+            .arg(cluster.dir.path())
+            .args(["-p", &cluster.port.to_string(), "-U", "postgres", "-d", "postgres", "-c", "CREATE ROLE anpi LOGIN SUPERUSER"])
+            .output()
+            .expect("run psql");
         assert!(out.status.success(), "create role: {}", String::from_utf8_lossy(&out.stderr));
         cluster
     }
@@ -66,13 +83,22 @@ impl PgCluster {
     /// Starts the server (again), same port and data.
     pub fn up(&self) {
         let opts = format!("-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=100", self.port, self.dir.path().display());
-        let out = self.cmd(&self.bin.join("pg_ctl")).arg("-D").arg(self.data()).arg("-l").arg(self.dir.path().join("log")).args(["-w", "-t", "60", "-o", &opts, "start"]).output().expect("run pg_ctl start");
+        let out = self
+            .cmd(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-w", "-t", "60", "-o", &opts, "start"])
+            .output()
+            .expect("run pg_ctl start");
         assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// Stops the server (fast: open connections are cut, as in a crash of the database).
     pub fn down(&self) {
-        let out = self.cmd(&self.bin.join("pg_ctl")).arg("-D").arg(self.data()).args(["-m", "fast", "-w", "-t", "60", "stop"]).output().expect("run pg_ctl stop");
+        let out =
+            self.cmd(&self.bin.join("pg_ctl")).arg("-D").arg(self.data()).args(["-m", "fast", "-w", "-t", "60", "stop"]).output().expect("run pg_ctl stop");
         assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
     }
 }

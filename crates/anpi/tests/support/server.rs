@@ -111,24 +111,17 @@ impl ServerBuilder {
 
     /// Spawns `anpi serve …` and waits until both listeners answer `GET /healthz` with 200.
     pub async fn start(self) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("anpi-server-")
-            .tempdir()
-            .expect("cannot create server temp dir");
+        let dir = tempfile::Builder::new().prefix("anpi-server-").tempdir().expect("cannot create server temp dir");
         let data_dir = match &self.data_dir {
             Some(d) => d.clone(),
             None => dir.path().join("data"),
         };
-        fs::create_dir_all(&data_dir)
-            .unwrap_or_else(|e| panic!("cannot create data dir {}: {e}", data_dir.display()));
+        fs::create_dir_all(&data_dir).unwrap_or_else(|e| panic!("cannot create data dir {}: {e}", data_dir.display()));
         let port = free_port();
         let operator_port = free_port();
         let scheme = if self.tls_ca.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://{}:{port}", self.base_host.as_deref().unwrap_or("127.0.0.1"));
-        let smtp_url = self
-            .smtp_url
-            .clone()
-            .unwrap_or_else(|| format!("smtp://127.0.0.1:{}", free_port()));
+        let smtp_url = self.smtp_url.clone().unwrap_or_else(|| format!("smtp://127.0.0.1:{}", free_port()));
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--database-url".into(),
@@ -220,37 +213,25 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        let mut logf = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap_or_else(|e| panic!("cannot open server log {}: {e}", self.log.display()));
+        let mut logf =
+            OpenOptions::new().create(true).append(true).open(&self.log).unwrap_or_else(|e| panic!("cannot open server log {}: {e}", self.log.display()));
         self.starts += 1;
-        let _ = writeln!(
-            logf,
-            "===== [support] start #{}: {} {} =====",
-            self.starts,
-            ANPI_BIN,
-            self.args.join(" ")
-        );
+        let _ = writeln!(logf, "===== [support] start #{}: {} {} =====", self.starts, ANPI_BIN, self.args.join(" "));
         let mut cmd = Command::new(ANPI_BIN);
-        cmd.args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().expect("clone log handle"))
-            .stderr(logf);
+        cmd.args(&self.args).stdin(Stdio::null()).stdout(logf.try_clone().expect("clone log handle")).stderr(logf);
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
         cmd.env("RUST_BACKTRACE", "1");
-        if !self.envs.iter().any(|(k, _)| k == "ANPI_MASTER_KEY" || k == "ANPI_MASTER_KEY_FILE") && !self.args.iter().any(|a| a.starts_with("--master-key-file")) {
+        if !self.envs.iter().any(|(k, _)| k == "ANPI_MASTER_KEY" || k == "ANPI_MASTER_KEY_FILE")
+            && !self.args.iter().any(|a| a.starts_with("--master-key-file"))
+        {
             cmd.env("ANPI_MASTER_KEY", TEST_MASTER_KEY);
         }
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {ANPI_BIN}: {e}"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {ANPI_BIN}: {e}"));
         self.child = Some(child);
     }
 
@@ -292,10 +273,7 @@ impl Server {
             }
             if started.elapsed() >= self.startup_timeout {
                 self.kill();
-                self.fail(&format!(
-                    "anpi serve did not become healthy within {:?} (last: {last})",
-                    self.startup_timeout
-                ));
+                self.fail(&format!("anpi serve did not become healthy within {:?} (last: {last})", self.startup_timeout));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -428,11 +406,7 @@ impl Drop for Server {
             if let Some(dir) = self.dir.take() {
                 let _ = dir.keep();
             }
-            eprintln!(
-                "----- anpi serve log ({}), last {LOG_TAIL} lines -----\n{}\n-----",
-                self.log.display(),
-                tail_file(&self.log, LOG_TAIL)
-            );
+            eprintln!("----- anpi serve log ({}), last {LOG_TAIL} lines -----\n{}\n-----", self.log.display(), tail_file(&self.log, LOG_TAIL));
         }
     }
 }
@@ -440,23 +414,14 @@ impl Drop for Server {
 /// Runs `anpi ARGS…` to completion (at most 120 s), feeding `stdin` if given.
 pub fn run_cli(args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(ANPI_BIN);
-    cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "warn");
     }
     if !args.iter().any(|a| a.starts_with("--master-key-file")) {
         cmd.env("ANPI_MASTER_KEY", TEST_MASTER_KEY);
     }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {ANPI_BIN} {}: {e}", args.join(" ")));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {ANPI_BIN} {}: {e}", args.join(" ")));
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("piped stdin");
         let _ = pipe.write_all(input.as_bytes());
@@ -468,15 +433,10 @@ pub fn run_cli(args: &[&str], stdin: Option<&str>) -> Output {
         let _ = tx.send(child.wait_with_output());
     });
     match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(out) => {
-            out.unwrap_or_else(|e| panic!("waiting for {ANPI_BIN} {} failed: {e}", args.join(" ")))
-        }
+        Ok(out) => out.unwrap_or_else(|e| panic!("waiting for {ANPI_BIN} {} failed: {e}", args.join(" "))),
         Err(_) => {
             signal(pid, "KILL");
-            panic!(
-                "{ANPI_BIN} {} did not finish within 120 s (killed)",
-                args.join(" ")
-            );
+            panic!("{ANPI_BIN} {} did not finish within 120 s (killed)", args.join(" "));
         }
     }
 }
@@ -501,16 +461,5 @@ pub fn run_cli_ok(args: &[&str], stdin: Option<&str>) -> String {
 /// `anpi operator create --database-url URL --email EMAIL --password-stdin`; panics on failure.
 #[track_caller]
 pub fn create_operator(database_url: &str, email: &str, password: &str) -> String {
-    run_cli_ok(
-        &[
-            "operator",
-            "create",
-            "--database-url",
-            database_url,
-            "--email",
-            email,
-            "--password-stdin",
-        ],
-        Some(password),
-    )
+    run_cli_ok(&["operator", "create", "--database-url", database_url, "--email", email, "--password-stdin"], Some(password))
 }

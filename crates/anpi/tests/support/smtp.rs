@@ -46,10 +46,7 @@ impl SmtpSink {
 
     async fn start_with(faults: Option<&str>) -> SmtpSink {
         let python = aiosmtpd_python();
-        let mut dir = tempfile::Builder::new()
-            .prefix("anpi-smtp-")
-            .tempdir()
-            .expect("cannot create temp dir for SMTP sink");
+        let mut dir = tempfile::Builder::new().prefix("anpi-smtp-").tempdir().expect("cannot create temp dir for SMTP sink");
         let maildir = dir.path().join("maildir");
         let log = dir.path().join("aiosmtpd.log");
         let mut last_err = String::new();
@@ -66,31 +63,18 @@ impl SmtpSink {
                     .arg(&maildir)
                     .arg(spec),
             };
-            let child = cmd
-                .stdin(Stdio::null())
-                .stdout(logf.try_clone().expect("clone log file handle"))
-                .stderr(logf)
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot start SMTP sink: `{python} -m aiosmtpd` failed to spawn: {e}. \
+            let child = cmd.stdin(Stdio::null()).stdout(logf.try_clone().expect("clone log file handle")).stderr(logf).spawn().unwrap_or_else(|e| {
+                panic!(
+                    "cannot start SMTP sink: `{python} -m aiosmtpd` failed to spawn: {e}. \
                          Install Debian's python3-aiosmtpd (scripts/test.sh does) or set ANPI_TEST_AIOSMTPD_PYTHON."
-                    )
-                });
-            let mut sink = SmtpSink {
-                child,
-                port,
-                dir,
-                maildir: maildir.clone(),
-                log: log.clone(),
-            };
+                )
+            });
+            let mut sink = SmtpSink { child, port, dir, maildir: maildir.clone(), log: log.clone() };
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 if let Ok(Some(status)) = sink.child.try_wait() {
-                    last_err = format!(
-                        "`{python} -m aiosmtpd` exited with {status} before listening on 127.0.0.1:{port}; its output:\n{}",
-                        tail_file(&log, 40)
-                    );
+                    last_err =
+                        format!("`{python} -m aiosmtpd` exited with {status} before listening on 127.0.0.1:{port}; its output:\n{}", tail_file(&log, 40));
                     break;
                 }
                 if port_open(port) {
@@ -146,23 +130,12 @@ impl SmtpSink {
                 if !path.is_file() {
                     continue;
                 }
-                let mtime = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .unwrap_or(SystemTime::UNIX_EPOCH);
-                files.push((
-                    mtime,
-                    entry.file_name().to_string_lossy().into_owned(),
-                    path,
-                ));
+                let mtime = entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+                files.push((mtime, entry.file_name().to_string_lossy().into_owned(), path));
             }
         }
         files.sort();
-        files
-            .into_iter()
-            .filter_map(|(_, _, path)| fs::read(&path).ok())
-            .map(|bytes| Mail::parse(&bytes))
-            .collect()
+        files.into_iter().filter_map(|(_, _, path)| fs::read(&path).ok()).map(|bytes| Mail::parse(&bytes)).collect()
     }
 
     /// Waits until at least `count` messages arrived and returns all of them; panics with a
@@ -175,10 +148,7 @@ impl SmtpSink {
                 return msgs;
             }
             if Instant::now() >= deadline {
-                let summary: Vec<String> = msgs
-                    .iter()
-                    .map(|m| format!("  to={:?} subject={:?}", m.to, m.subject))
-                    .collect();
+                let summary: Vec<String> = msgs.iter().map(|m| format!("  to={:?} subject={:?}", m.to, m.subject)).collect();
                 panic!(
                     "SMTP sink: expected at least {count} message(s) within {timeout:?}, got {}:\n{}\naiosmtpd log:\n{}",
                     msgs.len(),
@@ -237,43 +207,19 @@ impl Mail {
         let header = |name: &str| part.header(name).map(str::to_string);
         let to = match header("X-RcptTo") {
             Some(v) => split_addresses(&v),
-            None => part
-                .headers
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case("To"))
-                .flat_map(|(_, v)| split_addresses(v))
-                .collect(),
+            None => part.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("To")).flat_map(|(_, v)| split_addresses(v)).collect(),
         };
-        let from = header("X-MailFrom")
-            .or_else(|| header("From").and_then(|f| split_addresses(&f).into_iter().next()))
-            .unwrap_or_default();
-        let subject = header("Subject")
-            .map(|s| decode_encoded_words(&s))
-            .unwrap_or_default();
+        let from = header("X-MailFrom").or_else(|| header("From").and_then(|f| split_addresses(&f).into_iter().next())).unwrap_or_default();
+        let subject = header("Subject").map(|s| decode_encoded_words(&s)).unwrap_or_default();
         let message_id = header("Message-ID").unwrap_or_default();
-        let body = part
-            .find_text("plain")
-            .or_else(|| part.find_text(""))
-            .unwrap_or_default();
+        let body = part.find_text("plain").or_else(|| part.find_text("")).unwrap_or_default();
         let html = part.find_text("html");
-        Mail {
-            to,
-            from,
-            subject,
-            message_id,
-            body,
-            html,
-            headers: part.headers.clone(),
-            raw: String::from_utf8_lossy(raw).into_owned(),
-        }
+        Mail { to, from, subject, message_id, body, html, headers: part.headers.clone(), raw: String::from_utf8_lossy(raw).into_owned() }
     }
 
     /// The first header `name` (case-insensitive), undecoded.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The first header `name` with RFC 2047 encoded-words decoded.
@@ -297,19 +243,11 @@ pub fn extract_links(text: &str, prefix: &str) -> Vec<String> {
     let mut rest = text;
     while let Some(i) = rest.find(prefix) {
         let tail = &rest[i..];
-        let end = tail
-            .char_indices()
-            .find(|&(_, c)| !c.is_ascii_graphic() || matches!(c, '<' | '>' | '"' | '\'' | '`'))
-            .map(|(j, _)| j)
-            .unwrap_or(tail.len());
+        let end = tail.char_indices().find(|&(_, c)| !c.is_ascii_graphic() || matches!(c, '<' | '>' | '"' | '\'' | '`')).map(|(j, _)| j).unwrap_or(tail.len());
         let mut url = &tail[..end];
         loop {
             let trimmed = url.trim_end_matches(['.', ',', ';', ':', '!', '?']);
-            let trimmed = if trimmed.ends_with(')') && !trimmed.contains('(') {
-                &trimmed[..trimmed.len() - 1]
-            } else {
-                trimmed
-            };
+            let trimmed = if trimmed.ends_with(')') && !trimmed.contains('(') { &trimmed[..trimmed.len() - 1] } else { trimmed };
             if trimmed.len() == url.len() {
                 break;
             }
@@ -395,17 +333,11 @@ impl Part {
                 headers.push((k.trim().to_string(), v.trim().to_string()));
             }
         }
-        Part {
-            headers,
-            body: body.to_vec(),
-        }
+        Part { headers, body: body.to_vec() }
     }
 
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// (lowercased media type, parameters with lowercased names); default text/plain.
@@ -418,10 +350,7 @@ impl Part {
                     .filter_map(|p| {
                         let (k, v) = p.split_once('=')?;
                         let v = v.trim();
-                        let v = v
-                            .strip_prefix('"')
-                            .and_then(|v| v.strip_suffix('"'))
-                            .unwrap_or(v);
+                        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
                         Some((k.trim().to_ascii_lowercase(), v.replace("\\\"", "\"")))
                     })
                     .collect();
@@ -432,20 +361,12 @@ impl Part {
     }
 
     fn param(&self, name: &str) -> Option<String> {
-        self.content_type()
-            .1
-            .into_iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
+        self.content_type().1.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
     /// The body with its Content-Transfer-Encoding removed.
     fn decoded_body(&self) -> Vec<u8> {
-        let cte = self
-            .header("Content-Transfer-Encoding")
-            .unwrap_or("7bit")
-            .trim()
-            .to_ascii_lowercase();
+        let cte = self.header("Content-Transfer-Encoding").unwrap_or("7bit").trim().to_ascii_lowercase();
         match cte.as_str() {
             "base64" => decode_base64_lenient(&self.body),
             "quoted-printable" => decode_quoted_printable(&self.body),
@@ -493,18 +414,11 @@ impl Part {
         if media.starts_with("multipart/") {
             return self.children().iter().find_map(|c| c.find_text(subtype));
         }
-        let disposition = self
-            .header("Content-Disposition")
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let disposition = self.header("Content-Disposition").unwrap_or("").to_ascii_lowercase();
         if disposition.starts_with("attachment") {
             return None;
         }
-        let wanted = if subtype.is_empty() {
-            true
-        } else {
-            media == format!("text/{subtype}")
-        };
+        let wanted = if subtype.is_empty() { true } else { media == format!("text/{subtype}") };
         if !wanted {
             return None;
         }
@@ -546,11 +460,7 @@ fn trim_end_ws(b: &[u8]) -> &[u8] {
 
 /// Base64 that ignores whitespace and anything outside the alphabet, padding optional.
 fn decode_base64_lenient(b: &[u8]) -> Vec<u8> {
-    let clean: Vec<u8> = b
-        .iter()
-        .copied()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
-        .collect();
+    let clean: Vec<u8> = b.iter().copied().filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/').collect();
     base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(&clean)
         .or_else(|_| {
@@ -585,10 +495,7 @@ fn decode_quoted_printable(b: &[u8]) -> Vec<u8> {
         let mut i = 0;
         while i < line.len() {
             if line[i] == b'=' {
-                if let (Some(h), Some(l)) = (
-                    line.get(i + 1).copied().and_then(hex_val),
-                    line.get(i + 2).copied().and_then(hex_val),
-                ) {
+                if let (Some(h), Some(l)) = (line.get(i + 1).copied().and_then(hex_val), line.get(i + 2).copied().and_then(hex_val)) {
                     out.push(h * 16 + l);
                     i += 3;
                     continue;
@@ -640,10 +547,7 @@ fn parse_encoded_word(s: &str) -> Option<(String, Vec<u8>, usize)> {
                         out.push(b' ');
                         i += 1
                     }
-                    b'=' => match (
-                        b.get(i + 1).copied().and_then(hex_val),
-                        b.get(i + 2).copied().and_then(hex_val),
-                    ) {
+                    b'=' => match (b.get(i + 1).copied().and_then(hex_val), b.get(i + 2).copied().and_then(hex_val)) {
                         (Some(h), Some(l)) => {
                             out.push(h * 16 + l);
                             i += 3
@@ -718,14 +622,8 @@ mod tests {
 
     #[test]
     fn base64_body_and_encoded_word_subject() {
-        let body = base64::engine::general_purpose::STANDARD.encode(
-            "安否確認のお願い\r\n回答: http://127.0.0.1:8080/r/abcDEF123\r\nよろしく。\r\n",
-        );
-        let wrapped: Vec<String> = body
-            .as_bytes()
-            .chunks(20)
-            .map(|c| String::from_utf8(c.to_vec()).unwrap())
-            .collect();
+        let body = base64::engine::general_purpose::STANDARD.encode("安否確認のお願い\r\n回答: http://127.0.0.1:8080/r/abcDEF123\r\nよろしく。\r\n");
+        let wrapped: Vec<String> = body.as_bytes().chunks(20).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
         let raw = format!(
             "X-Peer: ('127.0.0.1', 5555)\r\nX-MailFrom: anpi@example.test\r\nX-RcptTo: taro@example.test, hanako@example.test\r\n\
              From: =?utf-8?b?5a6J5ZCm?= <anpi@example.test>\r\nTo: taro@example.test\r\n\
@@ -739,18 +637,9 @@ mod tests {
         assert_eq!(m.to, vec!["taro@example.test", "hanako@example.test"]);
         assert_eq!(m.from, "anpi@example.test");
         assert_eq!(m.message_id, "<abc.123@example.test>");
-        assert_eq!(
-            m.body,
-            "安否確認のお願い\r\n回答: http://127.0.0.1:8080/r/abcDEF123\r\nよろしく。\r\n"
-        );
-        assert_eq!(
-            m.links("http://127.0.0.1:8080/r/"),
-            vec!["http://127.0.0.1:8080/r/abcDEF123"]
-        );
-        assert_eq!(
-            m.header_decoded("From").as_deref(),
-            Some("安否 <anpi@example.test>")
-        );
+        assert_eq!(m.body, "安否確認のお願い\r\n回答: http://127.0.0.1:8080/r/abcDEF123\r\nよろしく。\r\n");
+        assert_eq!(m.links("http://127.0.0.1:8080/r/"), vec!["http://127.0.0.1:8080/r/abcDEF123"]);
+        assert_eq!(m.header_decoded("From").as_deref(), Some("安否 <anpi@example.test>"));
         assert!(m.html.is_none());
     }
 
@@ -767,10 +656,7 @@ mod tests {
         assert_eq!(m.subject, "安否 check plain ✓");
         assert_eq!(m.to, vec!["taro@example.test", "jiro@example.test"]);
         assert_eq!(m.message_id, "");
-        assert_eq!(
-            m.body,
-            "こんにちは a=b\nlong line continued http://x.test/a?b=c.\n"
-        );
+        assert_eq!(m.body, "こんにちは a=b\nlong line continued http://x.test/a?b=c.\n");
         assert_eq!(m.links("http://x.test/"), vec!["http://x.test/a?b=c"]);
     }
 
@@ -786,10 +672,7 @@ mod tests {
         assert_eq!(m.subject, "plain ascii");
         assert_eq!(m.body, "本文 http://h.test/respond/xyz");
         assert_eq!(m.html.as_deref(), Some("<p>本文</p>"));
-        assert_eq!(
-            m.links("http://h.test/respond/"),
-            vec!["http://h.test/respond/xyz"]
-        );
+        assert_eq!(m.links("http://h.test/respond/"), vec!["http://h.test/respond/xyz"]);
         assert!(m.links("https://").is_empty());
     }
 
@@ -817,14 +700,6 @@ mod tests {
     #[test]
     fn links_are_trimmed_and_ordered() {
         let body = "1) <http://a.test/x> 2) http://a.test/y, 3) (see http://a.test/z) 4) http://a.test/w。次";
-        assert_eq!(
-            extract_links(body, "http://a.test/"),
-            vec![
-                "http://a.test/x",
-                "http://a.test/y",
-                "http://a.test/z",
-                "http://a.test/w"
-            ]
-        );
+        assert_eq!(extract_links(body, "http://a.test/"), vec!["http://a.test/x", "http://a.test/y", "http://a.test/z", "http://a.test/w"]);
     }
 }

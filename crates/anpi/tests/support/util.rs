@@ -24,18 +24,13 @@ pub fn env_nonempty(name: &str) -> Option<String> {
 /// The workspace root (two levels above this crate's manifest directory).
 pub fn repo_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest.to_path_buf())
+    manifest.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| manifest.to_path_buf())
 }
 
 /// `<repo>/test-artifacts/<sub>`, created if missing.
 pub fn test_artifacts_dir(sub: &str) -> PathBuf {
     let dir = repo_root().join("test-artifacts").join(sub);
-    fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create test artifacts dir {}: {e}", dir.display()));
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create test artifacts dir {}: {e}", dir.display()));
     dir
 }
 
@@ -53,12 +48,8 @@ pub fn shared_dir() -> Option<PathBuf> {
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     for _ in 0..100 {
-        let listener =
-            TcpListener::bind("127.0.0.1:0").expect("cannot bind 127.0.0.1:0 to find a free port");
-        let port = listener
-            .local_addr()
-            .expect("local_addr of probe listener")
-            .port();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind 127.0.0.1:0 to find a free port");
+        let port = listener.local_addr().expect("local_addr of probe listener").port();
         drop(listener);
         let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
         if given.get_or_insert_with(HashSet::new).insert(port) {
@@ -101,12 +92,7 @@ pub fn random_hex(len: usize) -> String {
         let mut h = RandomState::new().build_hasher();
         h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
         h.write_u32(std::process::id());
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
         out.push_str(&format!("{:016x}", h.finish()));
     }
     out.truncate(len);

@@ -69,9 +69,7 @@ impl WebDriver {
             if in_ci() {
                 panic!("ANPI_TEST_CHROMEDRIVER is not set but CI is: browser tests must run in CI (use scripts/test.sh)");
             }
-            eprintln!(
-                "SKIPPED browser test: ANPI_TEST_CHROMEDRIVER is not set (scripts/test.sh sets it)"
-            );
+            eprintln!("SKIPPED browser test: ANPI_TEST_CHROMEDRIVER is not set (scripts/test.sh sets it)");
             return None;
         };
         Some(Self::start_with(&driver, env_nonempty("ANPI_TEST_CHROMIUM").as_deref()).await)
@@ -104,10 +102,7 @@ impl WebDriver {
                 panic!("chromium not found at {c} (ANPI_TEST_CHROMIUM)");
             }
         }
-        let dir = tempfile::Builder::new()
-            .prefix("anpi-webdriver-")
-            .tempdir()
-            .expect("cannot create webdriver temp dir");
+        let dir = tempfile::Builder::new().prefix("anpi-webdriver-").tempdir().expect("cannot create webdriver temp dir");
         let profile = dir.path().join("profile");
         fs::create_dir_all(&profile).expect("create chromium profile dir");
         let log = dir.path().join("chromedriver.log");
@@ -136,34 +131,17 @@ impl WebDriver {
         loop {
             if let Some(Ok(Some(status))) = wd.child.as_mut().map(|c| c.try_wait()) {
                 wd.child = None;
-                panic!(
-                    "chromedriver exited with {status} at start-up; its log:\n{}",
-                    tail_file(&wd.log, 40)
-                );
+                panic!("chromedriver exited with {status} at start-up; its log:\n{}", tail_file(&wd.log, 40));
             }
-            let ready = match wd
-                .http
-                .get(format!("{}/status", wd.base))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-            {
-                Ok(r) => r
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["value"]["ready"].as_bool())
-                    .unwrap_or(false),
+            let ready = match wd.http.get(format!("{}/status", wd.base)).timeout(Duration::from_secs(2)).send().await {
+                Ok(r) => r.json::<Value>().await.ok().and_then(|v| v["value"]["ready"].as_bool()).unwrap_or(false),
                 Err(_) => false,
             };
             if ready {
                 break;
             }
             if Instant::now() >= deadline {
-                panic!(
-                    "chromedriver on port {port} not ready within 30 s; its log:\n{}",
-                    tail_file(&wd.log, 40)
-                );
+                panic!("chromedriver on port {port} not ready within 30 s; its log:\n{}", tail_file(&wd.log, 40));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -201,29 +179,15 @@ impl WebDriver {
         if record_network {
             caps["capabilities"]["alwaysMatch"]["goog:loggingPrefs"] = json!({ "performance": "ALL" });
         }
-        let v = match wd
-            .raw_cmd(Method::POST, "/session".to_string(), Some(caps))
-            .await
-        {
+        let v = match wd.raw_cmd(Method::POST, "/session".to_string(), Some(caps)).await {
             Ok(v) => v,
-            Err(e) => panic!(
-                "cannot create a WebDriver session: {e}\nchromedriver log:\n{}",
-                tail_file(&wd.log, 40)
-            ),
+            Err(e) => panic!("cannot create a WebDriver session: {e}\nchromedriver log:\n{}", tail_file(&wd.log, 40)),
         };
-        wd.session = v["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("new session response has no sessionId: {v}"))
-            .to_string();
+        wd.session = v["sessionId"].as_str().unwrap_or_else(|| panic!("new session response has no sessionId: {v}")).to_string();
         wd
     }
 
-    async fn raw_cmd(
-        &self,
-        method: Method,
-        path: String,
-        body: Option<Value>,
-    ) -> Result<Value, WdError> {
+    async fn raw_cmd(&self, method: Method, path: String, body: Option<Value>) -> Result<Value, WdError> {
         let url = format!("{}{}", self.base, path);
         let mut rb = self.http.request(method.clone(), &url);
         if let Some(b) = body {
@@ -231,44 +195,25 @@ impl WebDriver {
         } else if method == Method::POST {
             rb = rb.json(&json!({}));
         }
-        let resp = rb.send().await.map_err(|e| WdError {
-            status: 0,
-            error: "transport".into(),
-            message: format!("{method} {url}: {e}"),
-        })?;
+        let resp = rb.send().await.map_err(|e| WdError { status: 0, error: "transport".into(), message: format!("{method} {url}: {e}") })?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        let v: Value = serde_json::from_str(&text).map_err(|e| WdError {
-            status,
-            error: "invalid json".into(),
-            message: format!("{method} {url}: {e}: {text}"),
-        })?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| WdError { status, error: "invalid json".into(), message: format!("{method} {url}: {e}: {text}") })?;
         let value = v.get("value").cloned().unwrap_or(Value::Null);
         if status >= 400 || value.get("error").is_some() {
             return Err(WdError {
                 status,
-                error: value["error"]
-                    .as_str()
-                    .unwrap_or("unknown error")
-                    .to_string(),
-                message: format!(
-                    "{method} {path}: {}",
-                    value["message"].as_str().unwrap_or(&text)
-                ),
+                error: value["error"].as_str().unwrap_or("unknown error").to_string(),
+                message: format!("{method} {path}: {}", value["message"].as_str().unwrap_or(&text)),
             });
         }
         Ok(value)
     }
 
     /// Sends a session command (`path` relative to `/session/{id}`).
-    pub async fn try_cmd(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, WdError> {
-        self.raw_cmd(method, format!("/session/{}{}", self.session, path), body)
-            .await
+    pub async fn try_cmd(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, WdError> {
+        self.raw_cmd(method, format!("/session/{}{}", self.session, path), body).await
     }
 
     /// Like [`WebDriver::try_cmd`] but panics on error.
@@ -285,8 +230,7 @@ impl WebDriver {
 
     /// Navigates to `url` and waits for the page load.
     pub async fn goto(&self, url: &str) {
-        self.cmd(Method::POST, "/url", Some(json!({ "url": url })))
-            .await;
+        self.cmd(Method::POST, "/url", Some(json!({ "url": url }))).await;
     }
     pub async fn back(&self) {
         self.cmd(Method::POST, "/back", None).await;
@@ -295,44 +239,22 @@ impl WebDriver {
         self.cmd(Method::POST, "/refresh", None).await;
     }
     pub async fn current_url(&self) -> String {
-        self.cmd(Method::GET, "/url", None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.cmd(Method::GET, "/url", None).await.as_str().unwrap_or_default().to_string()
     }
     pub async fn title(&self) -> String {
-        self.cmd(Method::GET, "/title", None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.cmd(Method::GET, "/title", None).await.as_str().unwrap_or_default().to_string()
     }
     pub async fn page_source(&self) -> String {
-        self.cmd(Method::GET, "/source", None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.cmd(Method::GET, "/source", None).await.as_str().unwrap_or_default().to_string()
     }
 
     fn element_id(v: &Value) -> String {
-        v[ELEMENT_KEY]
-            .as_str()
-            .unwrap_or_else(|| panic!("not an element reference: {v}"))
-            .to_string()
+        v[ELEMENT_KEY].as_str().unwrap_or_else(|| panic!("not an element reference: {v}")).to_string()
     }
 
     /// The first element matching the CSS selector, or None.
     pub async fn try_find(&self, css: &str) -> Option<String> {
-        match self
-            .try_cmd(
-                Method::POST,
-                "/element",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await
-        {
+        match self.try_cmd(Method::POST, "/element", Some(json!({ "using": "css selector", "value": css }))).await {
             Ok(v) => Some(Self::element_id(&v)),
             Err(e) if e.error == "no such element" => None,
             Err(e) => panic!("finding {css:?} failed: {e}"),
@@ -347,16 +269,8 @@ impl WebDriver {
     }
     /// All elements matching the CSS selector.
     pub async fn find_all(&self, css: &str) -> Vec<String> {
-        let v = self
-            .cmd(
-                Method::POST,
-                "/elements",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await;
-        v.as_array()
-            .map(|a| a.iter().map(Self::element_id).collect())
-            .unwrap_or_default()
+        let v = self.cmd(Method::POST, "/elements", Some(json!({ "using": "css selector", "value": css }))).await;
+        v.as_array().map(|a| a.iter().map(Self::element_id).collect()).unwrap_or_default()
     }
     /// Polls until an element matches `css`; panics after `timeout`.
     pub async fn wait_for(&self, css: &str, timeout: Duration) -> String {
@@ -366,10 +280,7 @@ impl WebDriver {
                 return el;
             }
             if Instant::now() >= deadline {
-                panic!(
-                    "no element matched {css:?} within {timeout:?} on {}",
-                    self.current_url().await
-                );
+                panic!("no element matched {css:?} within {timeout:?} on {}", self.current_url().await);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -390,51 +301,27 @@ impl WebDriver {
     }
 
     pub async fn click(&self, el: &str) {
-        self.cmd(Method::POST, &format!("/element/{el}/click"), None)
-            .await;
+        self.cmd(Method::POST, &format!("/element/{el}/click"), None).await;
     }
     pub async fn clear(&self, el: &str) {
-        self.cmd(Method::POST, &format!("/element/{el}/clear"), None)
-            .await;
+        self.cmd(Method::POST, &format!("/element/{el}/clear"), None).await;
     }
     pub async fn send_keys(&self, el: &str, text: &str) {
-        self.cmd(
-            Method::POST,
-            &format!("/element/{el}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        self.cmd(Method::POST, &format!("/element/{el}/value"), Some(json!({ "text": text }))).await;
     }
     /// The rendered text of an element.
     pub async fn text(&self, el: &str) -> String {
-        self.cmd(Method::GET, &format!("/element/{el}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.cmd(Method::GET, &format!("/element/{el}/text"), None).await.as_str().unwrap_or_default().to_string()
     }
     pub async fn attribute(&self, el: &str, name: &str) -> Option<String> {
-        self.cmd(
-            Method::GET,
-            &format!("/element/{el}/attribute/{name}"),
-            None,
-        )
-        .await
-        .as_str()
-        .map(str::to_string)
+        self.cmd(Method::GET, &format!("/element/{el}/attribute/{name}"), None).await.as_str().map(str::to_string)
     }
     pub async fn property(&self, el: &str, name: &str) -> Value {
-        self.cmd(Method::GET, &format!("/element/{el}/property/{name}"), None)
-            .await
+        self.cmd(Method::GET, &format!("/element/{el}/property/{name}"), None).await
     }
     /// Runs `script` (a function body; `arguments[i]` are `args`) and returns its result.
     pub async fn execute(&self, script: &str, args: Vec<Value>) -> Value {
-        self.cmd(
-            Method::POST,
-            "/execute/sync",
-            Some(json!({ "script": script, "args": args })),
-        )
-        .await
+        self.cmd(Method::POST, "/execute/sync", Some(json!({ "script": script, "args": args }))).await
     }
     /// Adds a virtual WebAuthn authenticator (the WebDriver extension of Web Authentication
     /// §11.3), e.g. `{"protocol":"ctap2","transport":"internal","hasResidentKey":true,
@@ -487,28 +374,18 @@ impl WebDriver {
     /// `<repo>/test-artifacts/screenshots/` (".png" appended when it has no extension).
     pub async fn screenshot(&self, path: impl AsRef<Path>) -> PathBuf {
         let v = self.cmd(Method::GET, "/screenshot", None).await;
-        let b64 = v
-            .as_str()
-            .unwrap_or_else(|| panic!("screenshot response is not a string"));
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .expect("screenshot is not valid base64");
-        assert!(
-            png.starts_with(b"\x89PNG\r\n\x1a\n"),
-            "screenshot is not a PNG"
-        );
+        let b64 = v.as_str().unwrap_or_else(|| panic!("screenshot response is not a string"));
+        let png = base64::engine::general_purpose::STANDARD.decode(b64).expect("screenshot is not valid base64");
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "screenshot is not a PNG");
         let target = screenshot_path(path.as_ref());
-        fs::write(&target, &png)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", target.display()));
+        fs::write(&target, &png).unwrap_or_else(|e| panic!("cannot write {}: {e}", target.display()));
         target
     }
 
     /// Ends the session and chromedriver.
     pub async fn quit(mut self) {
         if !self.session.is_empty() {
-            let _ = self
-                .raw_cmd(Method::DELETE, format!("/session/{}", self.session), None)
-                .await;
+            let _ = self.raw_cmd(Method::DELETE, format!("/session/{}", self.session), None).await;
             self.session.clear();
         }
         self.shutdown();
@@ -525,10 +402,7 @@ impl WebDriver {
         let _ = s.read_to_end(&mut buf);
         let text = String::from_utf8_lossy(&buf).into_owned();
         let (head, body) = text.split_once("\r\n\r\n")?;
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
             let mut out = String::new();
             let mut rest = body;
             while let Some((size, after)) = rest.split_once("\r\n") {
@@ -560,10 +434,7 @@ impl WebDriver {
                 let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
                     continue;
                 };
-                if cmdline
-                    .split(|&b| b == 0)
-                    .any(|arg| arg == marker.as_bytes())
-                {
+                if cmdline.split(|&b| b == 0).any(|arg| arg == marker.as_bytes()) {
                     super::util::signal(pid, "KILL");
                 }
             }
@@ -572,11 +443,7 @@ impl WebDriver {
 }
 
 fn screenshot_path(path: &Path) -> PathBuf {
-    let mut p = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        test_artifacts_dir("screenshots").join(path)
-    };
+    let mut p = if path.is_absolute() { path.to_path_buf() } else { test_artifacts_dir("screenshots").join(path) };
     if p.extension().is_none() {
         p.set_extension("png");
     }
@@ -594,9 +461,7 @@ impl Drop for WebDriver {
         if !self.session.is_empty() {
             if std::thread::panicking() {
                 let name = format!("failure-{}", random_hex(8));
-                if let Some(body) =
-                    self.blocking_request("GET", &format!("/session/{}/screenshot", self.session))
-                {
+                if let Some(body) = self.blocking_request("GET", &format!("/session/{}/screenshot", self.session)) {
                     if let Some(png) = serde_json::from_str::<Value>(&body)
                         .ok()
                         .and_then(|v| v["value"].as_str().map(str::to_string))
@@ -608,13 +473,8 @@ impl Drop for WebDriver {
                         }
                     }
                 }
-                if let Some(body) =
-                    self.blocking_request("GET", &format!("/session/{}/source", self.session))
-                {
-                    if let Some(src) = serde_json::from_str::<Value>(&body)
-                        .ok()
-                        .and_then(|v| v["value"].as_str().map(str::to_string))
-                    {
+                if let Some(body) = self.blocking_request("GET", &format!("/session/{}/source", self.session)) {
+                    if let Some(src) = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["value"].as_str().map(str::to_string)) {
                         let target = screenshot_path(Path::new(&format!("{name}.html")));
                         if fs::write(&target, src).is_ok() {
                             eprintln!("page source at failure: {}", target.display());
