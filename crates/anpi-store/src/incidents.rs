@@ -148,6 +148,10 @@ impl Targetable {
 
 const BATCH: usize = 500;
 
+/// The state of recipient `r`'s latest message; a bounce shows as `undeliverable`.
+const DELIVERY_STATE: &str = "SELECT CASE WHEN o.status = 'failed' AND o.last_error LIKE 'undeliverable%' THEN 'undeliverable' ELSE o.status END \
+     FROM outbox o WHERE o.recipient_id = r.id ORDER BY o.id DESC LIMIT 1";
+
 impl Store {
     /// The tenant's enabled people that `target` selects.
     async fn targeted(&self, scope: &TenantScope, target: &Target) -> Result<Vec<Targetable>> {
@@ -371,12 +375,15 @@ impl Store {
         })
     }
 
-    pub async fn dashboard(&self, scope: &TenantScope, incident: i64) -> Result<Vec<DashboardRow>> {
-        let rows: Vec<DashboardDb> = sqlx::query_as(
-            "SELECT r.id, r.person_id, r.name, r.department_id, r.site_id, r.answers, r.answered_at, \
-               (SELECT CASE WHEN o.status = 'failed' AND o.last_error LIKE 'undeliverable%' THEN 'undeliverable' ELSE o.status END FROM outbox o WHERE o.recipient_id = r.id ORDER BY o.id DESC LIMIT 1) AS delivery \
-             FROM recipients r WHERE r.tenant_id = $1 AND r.incident_id = $2 ORDER BY r.id",
-        )
+    /// Every recipient of the incident with their answers; `with_delivery` adds the state of
+    /// each one's latest message (one lookup per recipient: for exports; a page asks
+    /// [`Store::delivery_states`] for the rows it shows).
+    pub async fn dashboard(&self, scope: &TenantScope, incident: i64, with_delivery: bool) -> Result<Vec<DashboardRow>> {
+        let delivery = if with_delivery { format!("({DELIVERY_STATE}) AS delivery") } else { "NULL AS delivery".to_string() };
+        let rows: Vec<DashboardDb> = sqlx::query_as(&format!(
+            "SELECT r.id, r.person_id, r.name, r.department_id, r.site_id, r.answers, r.answered_at, {delivery} \
+             FROM recipients r WHERE r.tenant_id = $1 AND r.incident_id = $2 ORDER BY r.id"
+        ))
         .bind(scope.tenant_id())
         .bind(incident)
         .fetch_all(&mut *self.scoped(scope).await?)
@@ -403,6 +410,22 @@ impl Store {
                 delivery: r.delivery.unwrap_or_else(|| "none".into()),
             })
             .collect())
+    }
+
+    /// The state of the latest message of each of `recipients` (pending, sent, failed,
+    /// undeliverable, cancelled; absent: none).
+    pub async fn delivery_states(&self, scope: &TenantScope, recipients: &[i64]) -> Result<HashMap<i64, String>> {
+        let mut out = HashMap::new();
+        let mut c = self.scoped(scope).await?;
+        for ids in recipients.chunks(500) {
+            let sql = format!("SELECT r.id, ({DELIVERY_STATE}) FROM recipients r WHERE r.tenant_id = $1 AND r.id IN ({})", crate::in_list(2, ids.len()));
+            let mut q = sqlx::query_as::<_, (i64, Option<String>)>(&sql).bind(scope.tenant_id());
+            for id in ids {
+                q = q.bind(*id);
+            }
+            out.extend(q.fetch_all(&mut *c).await?.into_iter().filter_map(|(id, state)| Some((id, state?))));
+        }
+        Ok(out)
     }
 
     /// Queues one more message to everyone (of `within`, when given) who has not answered.

@@ -230,10 +230,10 @@ async fn whole_loop_on_every_engine() {
         ans.insert("q1".into(), "c1".into());
         assert!(s.save_answer(&b, ctx.recipient_id, &ans, now).await.is_err(), "foreign scope cannot answer");
         assert_eq!(s.save_answer(&a, ctx.recipient_id, &ans, now + 1).await.unwrap(), inc);
-        let dash = s.dashboard(&a, inc).await.unwrap();
+        let dash = s.dashboard(&a, inc, true).await.unwrap();
         assert_eq!(dash.iter().filter(|r| r.answered_at.is_some()).count(), 1);
         assert!(dash.iter().all(|r| r.delivery == "sent"));
-        assert!(s.dashboard(&b, inc).await.unwrap().is_empty());
+        assert!(s.dashboard(&b, inc, true).await.unwrap().is_empty());
 
         // Reminders: one unanswered person, due after 10 minutes, counted once.
         assert_eq!(s.queue_due_reminders(now + 5 * 60_000).await.unwrap(), 0);

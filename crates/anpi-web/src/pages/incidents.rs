@@ -18,7 +18,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use futures_util::stream::{Stream, StreamExt};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 #[derive(Template)]
@@ -185,10 +185,21 @@ pub struct Board {
 
 const UNANSWERED_SHOWN: usize = 300;
 
+/// Tallies by a key (a department, site or group id), labelled and sorted by label at the end.
+fn by_label<K: std::hash::Hash + Eq>(tallies: HashMap<K, Tally>, label: impl Fn(&K) -> String) -> Vec<Tally> {
+    let mut out: Vec<Tally> = tallies.into_iter().map(|(k, t)| Tally { label: label(&k), ..t }).collect();
+    out.sort_by(|a, b| a.label.cmp(&b.label));
+    out
+}
+
+/// The dashboard's figures. `states`: the delivery state of the unanswered rows shown (the
+/// first [`UNANSWERED_SHOWN`]); keys are counted by id and labelled once, so a 100,000-person
+/// incident costs one pass without a string per row.
 fn board(
     t: Tr,
     inc: &IncidentDetail,
     rows: &[DashboardRow],
+    states: &HashMap<i64, String>,
     depts: &HashMap<i64, String>,
     sites: &HashMap<i64, String>,
     groups: &HashMap<i64, String>,
@@ -197,24 +208,23 @@ fn board(
     let n = primary.map(|q| q.choices.len()).unwrap_or(0);
     let none = t.p("（なし）", "(none)").to_string();
     let mut overall = Tally::new(String::new(), n);
-    let mut by_d: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut by_s: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut by_g: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut by_d: HashMap<Option<i64>, Tally> = HashMap::new();
+    let mut by_s: HashMap<Option<i64>, Tally> = HashMap::new();
+    let mut by_g: HashMap<i64, Tally> = HashMap::new();
     let mut question_counts: Vec<Vec<usize>> = inc.survey.questions.iter().map(|q| vec![0; q.choices.len()]).collect();
     let mut unanswered = Vec::new();
+    let mut unanswered_more = 0;
     for r in rows {
         let choice = primary.and_then(|q| {
             let a = r.answers.as_ref()?.get(&q.id)?;
             q.choices.iter().position(|c| &c.id == a)
         });
-        let dept = r.department_id.and_then(|d| depts.get(&d).cloned()).unwrap_or_else(|| none.clone());
-        let site = r.site_id.and_then(|s| sites.get(&s).cloned()).unwrap_or_else(|| none.clone());
         let answered = r.answered_at.is_some();
         overall.count(answered, choice);
-        by_d.entry(dept.clone()).or_insert_with(|| Tally::new(dept.clone(), n)).count(answered, choice);
-        by_s.entry(site.clone()).or_insert_with(|| Tally::new(site.clone(), n)).count(answered, choice);
-        for name in r.group_ids.iter().filter_map(|g| groups.get(g)) {
-            by_g.entry(name.clone()).or_insert_with(|| Tally::new(name.clone(), n)).count(answered, choice);
+        by_d.entry(r.department_id).or_insert_with(|| Tally::new(String::new(), n)).count(answered, choice);
+        by_s.entry(r.site_id).or_insert_with(|| Tally::new(String::new(), n)).count(answered, choice);
+        for g in r.group_ids.iter().filter(|g| groups.contains_key(g)) {
+            by_g.entry(*g).or_insert_with(|| Tally::new(String::new(), n)).count(answered, choice);
         }
         if let Some(a) = &r.answers {
             for (qi, q) in inc.survey.questions.iter().enumerate() {
@@ -223,12 +233,20 @@ fn board(
                 }
             }
         }
-        if r.answered_at.is_none() {
-            unanswered.push((r.name.clone(), dept, delivery_label(t, &r.delivery).to_string()));
+        if !answered {
+            if unanswered.len() < UNANSWERED_SHOWN {
+                let dept = r.department_id.and_then(|d| depts.get(&d).cloned()).unwrap_or_else(|| none.clone());
+                let state = states.get(&r.recipient_id).map(String::as_str).unwrap_or("none");
+                unanswered.push((r.name.clone(), dept, delivery_label(t, state).to_string()));
+            } else {
+                unanswered_more += 1;
+            }
         }
     }
-    let unanswered_more = unanswered.len().saturating_sub(UNANSWERED_SHOWN);
-    unanswered.truncate(UNANSWERED_SHOWN);
+    let label = |names: &HashMap<i64, String>, id: &Option<i64>| id.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| none.clone());
+    let by_d = by_label(by_d, |d| label(depts, d));
+    let by_s = by_label(by_s, |s| label(sites, s));
+    let by_g = by_label(by_g, |g| groups.get(g).cloned().unwrap_or_default());
     Board {
         overall,
         questions: inc
@@ -241,9 +259,9 @@ fn board(
             .collect(),
         primary_choices: primary.map(|q| q.choices.iter().map(|c| c.label(t.0).to_string()).collect()).unwrap_or_default(),
         breakdowns: vec![
-            (t.p("部署別", "By department").to_string(), by_d.into_values().collect()),
-            (t.p("事業所別", "By site").to_string(), by_s.into_values().collect()),
-            (t.p("グループ別", "By group").to_string(), by_g.into_values().collect()),
+            (t.p("部署別", "By department").to_string(), by_d),
+            (t.p("事業所別", "By site").to_string(), by_s),
+            (t.p("グループ別", "By group").to_string(), by_g),
         ],
         unanswered,
         unanswered_more,
@@ -307,11 +325,13 @@ fn visible(rows: Vec<DashboardRow>, reach: Option<std::collections::HashSet<i64>
 pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Query(q): Query<DashQuery>) -> WebResult<Response> {
     c.require(Permission::ViewIncidents)?;
     let inc = reached(&st, &c, id).await?;
-    let rows = visible(st.store.dashboard(&c.scope, id).await?, c.reach(&st).await?);
+    let rows = visible(st.store.dashboard(&c.scope, id, false).await?, c.reach(&st).await?);
+    let shown: Vec<i64> = rows.iter().filter(|r| r.answered_at.is_none()).take(UNANSWERED_SHOWN).map(|r| r.recipient_id).collect();
+    let states = st.store.delivery_states(&c.scope, &shown).await?;
     let depts = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
     let sites = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let groups = st.store.groups(&c.scope).await?.into_iter().map(|g| (g.id, g.name)).collect();
-    let b = board(c.t, &inc, &rows, &depts, &sites, &groups);
+    let b = board(c.t, &inc, &rows, &states, &depts, &sites, &groups);
     let l = Layout::console(&c, &inc.title).with_flash(Flash { done: q.done }.message(c.t));
     if q.fragment.is_some() {
         return render(&DashboardFragment { l, b });
@@ -391,7 +411,7 @@ pub async fn answers_csv(State(st): State<AppState>, c: Console, Path(id): Path<
     let label = export_label(&st, &c, &inc).await?;
     let target = format!("incident:{id}");
     super::export::authorise(&st, &c, "answers_exported", &target, label.as_ref()).await?;
-    let rows = visible(st.store.dashboard(&c.scope, id).await?, c.reach(&st).await?);
+    let rows = visible(st.store.dashboard(&c.scope, id, true).await?, c.reach(&st).await?);
     let depts: HashMap<i64, String> = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
     let sites: HashMap<i64, String> = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let mut header: Vec<String> = ["氏名", "部署", "事業所", "回答日時", "配信状況"].iter().map(|s| s.to_string()).collect();
