@@ -183,11 +183,27 @@ mod tests {
 
     #[tokio::test]
     async fn passwords() {
+        let _alone = alone().await;
         let h = hash_password("correct horse").await.unwrap();
         assert!(h.starts_with("$argon2id$"));
         assert!(verify_password(Lane::Stranger, "correct horse", &h).await.unwrap());
         assert!(!verify_password(Lane::Stranger, "wrong", &h).await.unwrap());
         assert!(!verify_password(Lane::Known, "correct horse", "").await.unwrap());
+    }
+
+    /// The pool is one per process: the tests that time it take turns (under `cargo test`
+    /// they share a process; nextest gives each its own).
+    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    /// Takes the pool for one test, once the threads of the test before have finished resting.
+    async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
+        let guard = ALONE.lock().await;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let strangers = cores.saturating_sub(1).max(1);
+        while pool().strangers.threads.available_permits() < strangers || pool().known.threads.available_permits() < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        guard
     }
 
     /// Work that holds a thread of the lane for `ms`.
@@ -202,6 +218,7 @@ mod tests {
     /// serving other tasks while hashes run.
     #[tokio::test(flavor = "current_thread")]
     async fn hashing_leaves_the_async_worker_free() {
+        let _alone = alone().await;
         let h = hash_password("correct horse").await.unwrap();
         let hashes: Vec<_> = (0..4)
             .map(|_| {
@@ -226,6 +243,7 @@ mod tests {
     /// at once; a signed-in caller meanwhile passes on its own lane.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flood_waits_in_line_signed_in_callers_pass_it_and_the_line_is_bounded() {
+        let _alone = alone().await;
         let threads = pool().strangers.threads.available_permits();
         let busy: Vec<_> = (0..threads).map(|_| hold(Lane::Stranger, 400)).collect();
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -258,6 +276,7 @@ mod tests {
     /// Strangers' hashes run at a lower priority than everything else; known callers' do not.
     #[tokio::test]
     async fn strangers_hash_at_a_lower_priority() {
+        let _alone = alone().await;
         let here = nice();
         let stranger = off_the_workers(Lane::Stranger, nice).await.unwrap();
         let known = off_the_workers(Lane::Known, nice).await.unwrap();
@@ -269,6 +288,7 @@ mod tests {
     /// after the first one's work and its rest.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn strangers_threads_rest_as_long_as_they_worked() {
+        let _alone = alone().await;
         let threads = pool().strangers.threads.available_permits();
         let start = Instant::now();
         let first: Vec<_> = (0..threads).map(|_| hold(Lane::Stranger, 300)).collect();
