@@ -318,6 +318,16 @@ impl Store {
         self.change_one(scope, set, audit, now).await
     }
 
+    /// Lifts a bounce mark: the person's bounced address is mailed again (the admin knows the
+    /// mailbox works now). Harmless when there is no mark.
+    pub async fn clear_undeliverable(&self, scope: &TenantScope, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
+        let clear =
+            sqlx::query("UPDATE people SET undeliverable_address = '', undeliverable_status = '', undeliverable_at = 0 WHERE tenant_id = $1 AND id = $2")
+                .bind(scope.tenant_id())
+                .bind(id);
+        self.change_one(scope, clear, audit, now).await
+    }
+
     /// Deletes a person from the directory. Past incidents keep their recipient snapshot.
     pub async fn delete_person(&self, scope: &TenantScope, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let mut tx = self.scoped_tx(scope).await?;

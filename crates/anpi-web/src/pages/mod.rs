@@ -197,6 +197,7 @@ pub fn tenant_routes() -> Router<AppState> {
         .route("/people/{id}", get(people::edit_page).post(people::update))
         .route("/people/{id}/disable", post(people::disable))
         .route("/people/{id}/enable", post(people::enable))
+        .route("/people/{id}/undeliverable/clear", post(people::clear_undeliverable))
         .route("/people/{id}/delete", post(people::delete))
         .route("/org", get(org::page))
         .route("/org/departments", post(org::add_department))

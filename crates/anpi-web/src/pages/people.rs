@@ -69,10 +69,19 @@ struct PersonPage {
     csrf: String,
     id: Option<i64>,
     disabled: bool,
+    /// The DSN status of a bounced address, or empty.
+    undeliverable: String,
     f: PersonFields,
     errors: Vec<String>,
     sites: Vec<String>,
     departments: Vec<String>,
+}
+
+/// What the person page shows besides the form.
+#[derive(Default)]
+struct PersonState {
+    disabled: bool,
+    undeliverable: String,
 }
 
 fn fields_of(p: &PersonInput) -> PersonFields {
@@ -91,18 +100,19 @@ fn fields_of(p: &PersonInput) -> PersonFields {
     }
 }
 
-async fn person_page(st: &AppState, c: &Console, id: Option<i64>, disabled: bool, f: PersonFields, errors: Vec<String>) -> WebResult<Response> {
+async fn person_page(st: &AppState, c: &Console, id: Option<i64>, state: PersonState, f: PersonFields, errors: Vec<String>) -> WebResult<Response> {
     let sites = st.store.sites(&c.scope).await?.into_iter().map(|s| s.name).collect();
     let departments = st.store.departments(&c.scope).await?.into_iter().map(|d| d.path).collect();
     let title = if id.is_some() { c.t.p("名簿の編集", "Edit person") } else { c.t.p("名簿に追加", "Add a person") };
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
-    let page = PersonPage { l: Layout::console(c, title), csrf: c.csrf.clone(), id, disabled, f, errors, sites, departments };
+    let PersonState { disabled, undeliverable } = state;
+    let page = PersonPage { l: Layout::console(c, title), csrf: c.csrf.clone(), id, disabled, undeliverable, f, errors, sites, departments };
     Ok((status, render(&page)?).into_response())
 }
 
 pub async fn new_page(State(st): State<AppState>, c: Console) -> WebResult<Response> {
     c.require(Permission::ManageDirectory)?;
-    person_page(&st, &c, None, false, PersonFields { language: "ja".into(), ..Default::default() }, vec![]).await
+    person_page(&st, &c, None, PersonState::default(), PersonFields { language: "ja".into(), ..Default::default() }, vec![]).await
 }
 
 pub async fn edit_page(State(st): State<AppState>, c: Console, Path(id): Path<i64>) -> WebResult<Response> {
@@ -112,7 +122,7 @@ pub async fn edit_page(State(st): State<AppState>, c: Console, Path(id): Path<i6
     }
     let p = st.store.person(&c.scope, id).await?;
     c.audit(&st, "person_viewed", format!("person:{id}"), "").await?;
-    person_page(&st, &c, Some(id), p.disabled, fields_of(&p.input), vec![]).await
+    person_page(&st, &c, Some(id), PersonState { disabled: p.disabled, undeliverable: p.undeliverable.clone() }, fields_of(&p.input), vec![]).await
 }
 
 #[derive(Deserialize)]
@@ -128,12 +138,14 @@ async fn save(st: &AppState, c: &Console, id: Option<i64>, form: PersonForm) -> 
     c.check_csrf(&form.csrf)?;
     let input = match form.fields.validate() {
         Ok(i) => i,
-        Err(errors) => return person_page(st, c, id, false, form.fields, errors).await,
+        Err(errors) => return person_page(st, c, id, PersonState::default(), form.fields, errors).await,
     };
     let e = c.event(if id.is_some() { "person_updated" } else { "person_created" }, "");
     match st.store.save_person(&c.scope, id, &input, &e, st.clock.now()).await {
         Ok(_) => Ok(Redirect::to("/people?done=saved").into_response()),
-        Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => person_page(st, c, id, false, form.fields, vec![e]).await,
+        Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => {
+            person_page(st, c, id, PersonState::default(), form.fields, vec![e]).await
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -161,6 +173,14 @@ pub async fn disable(State(st): State<AppState>, c: Console, Path(id): Path<i64>
 
 pub async fn enable(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
     set_disabled(&st, &c, id, &f.csrf, false).await
+}
+
+/// Lifts the bounce mark of a person's address (宛先不達の解除).
+pub async fn clear_undeliverable(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {
+    c.require(Permission::ManageDirectory)?;
+    c.check_csrf(&f.csrf)?;
+    st.store.clear_undeliverable(&c.scope, id, &c.event("person_mail_restored", format!("person:{id}")), st.clock.now()).await?;
+    Ok(Redirect::to(&format!("/people/{id}")).into_response())
 }
 
 pub async fn delete(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> WebResult<Response> {

@@ -63,7 +63,23 @@ async fn a_bounce_marks_the_address_and_the_next_incident_leaves_it_out() {
         assert!(!to.iter().any(|t| t.eq_ignore_ascii_case("B0@staff.example")), "{engine}: the bounced address is left out: {to:?}");
         wait_page(&mut admin, &format!("/incidents/{second}"), "宛先不達").await;
 
-        // A new address clears the mark.
+        // The admin lifts the mark on the person's page: the address is mailed again.
+        let people = admin.get("/people").await.expect_status(200).text;
+        let at = people.find(">社員 0</a>").expect("B0 on the people list");
+        let b0 = people[..at].rsplit_once("/people/").map(|(_, rest)| rest.trim_end_matches('"').to_string()).expect("B0's link");
+        let page = admin.get(&format!("/people/{b0}")).await.expect_status(200).text;
+        assert!(page.contains("宛先不達 (5.1.1)"), "{engine}: the person's page shows the mark");
+        admin.post_form(&format!("/people/{b0}/undeliverable/clear"), &[]).await.expect_status(303);
+        assert!(!admin.get("/people").await.expect_status(200).text.contains("宛先不達"), "{engine}: the mark is lifted");
+        start_incident(&mut admin, "解除後 安否確認", &[("all", "1")]).await;
+        let again = wait_mail(&env.sink, "to the restored address", |m| {
+            m.subject.contains("解除後") && m.to.iter().any(|t| t.eq_ignore_ascii_case("B0@staff.example"))
+        })
+        .await;
+
+        // Bounced again, then a new address clears the mark.
+        std::fs::write(bounces.path().join("new/3.again"), dsn(&again.from, "B0@staff.example")).unwrap();
+        wait_page(&mut admin, "/people", "宛先不達 (5.1.1)").await;
         let csv = "社員番号,氏名,フリガナ,メールアドレス,部署,自宅地域コード\nB00000,社員 0,シャイン,b0.new@staff.example,本社/総務部,13101\n";
         import_csv(&mut admin, csv.as_bytes(), "auto").await;
         assert!(!admin.get("/people").await.expect_status(200).text.contains("宛先不達"), "{engine}: the mark is gone with the address");
