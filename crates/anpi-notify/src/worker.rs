@@ -144,7 +144,7 @@ impl Worker {
         let _ = recorder.await;
     }
 
-    /// The claimer: scans for due reminders every 10 s, claims a batch whenever the window has
+    /// The claimer: scans for due reminders and unfinished incidents every 10 s, claims a batch whenever the window has
     /// room for one, and queues it for the senders. Dropping `queue` on return ends the senders.
     async fn claim(&self, window: Arc<Semaphore>, queue: mpsc::Sender<Job>, wake: Arc<tokio::sync::Notify>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut last_reminder_check = 0;
@@ -158,6 +158,9 @@ impl Worker {
                 last_reminder_check = now;
                 if let Err(e) = self.store.queue_due_reminders(now).await {
                     tracing::warn!(error = %e, "reminder scan failed");
+                }
+                if let Err(e) = self.store.finish_fills(now).await {
+                    tracing::warn!(error = %e, "finishing an unfinished incident failed");
                 }
             }
             let room = tokio::select! {

@@ -148,6 +148,10 @@ impl Targetable {
 
 const BATCH: usize = 500;
 
+fn json_ids(ids: &[i64]) -> Result<String> {
+    serde_json::to_string(ids).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
 /// The state of recipient `r`'s latest message; a bounce shows as `undeliverable`.
 const DELIVERY_STATE: &str = "SELECT CASE WHEN o.status = 'failed' AND o.last_error LIKE 'undeliverable%' THEN 'undeliverable' ELSE o.status END \
      FROM outbox o WHERE o.recipient_id = r.id ORDER BY o.id DESC LIMIT 1";
@@ -204,10 +208,20 @@ impl Store {
     }
 }
 
+/// The first chunk of an incident's recipients: small, so the first message leaves at once.
+pub(crate) const FIRST_FILL: usize = 1_000;
+/// Each later chunk: one transaction.
+const FILL_CHUNK: usize = 20_000;
+/// How long the writer owns an unfinished fill; after that the outbox worker finishes it.
+const FILL_LEASE_MS: i64 = 60_000;
+
 impl Store {
-    /// Starts an incident: picks the recipients and queues one message each, all in one
-    /// transaction with its audit entry (target and recipient count filled in), so a crash
-    /// leaves either nothing or everything queued.
+    /// Starts an incident: picks the recipients, writes the incident, its audit entry (target
+    /// and recipient count filled in) and the first [`FIRST_FILL`] recipients with their
+    /// queued messages in one transaction, so the first message leaves while the rest are
+    /// written in chunks. The chosen people are kept with the incident until every one has
+    /// a recipient row and a message: a crash after the first commit leaves a fill that
+    /// [`Store::finish_fills`] completes, each person once.
     pub async fn start_incident(&self, scope: &TenantScope, new: &NewIncident, audit: &AuditEvent<'_>, now: Millis) -> Result<(i64, usize)> {
         if new.title.trim().is_empty() {
             return Err(StoreError::Invalid("件名がありません (title is required)".into()));
@@ -217,17 +231,19 @@ impl Store {
         }
         let t = scope.tenant_id();
         let people = self.targeted(scope, &new.target).await?;
-        let chosen: Vec<&TargetDb> = people.iter().filter(|p| new.within.as_ref().is_none_or(|w| w.matches(&p.facts()))).map(|p| &p.row).collect();
+        let chosen: Vec<i64> = people.iter().filter(|p| new.within.as_ref().is_none_or(|w| w.matches(&p.facts()))).map(|p| p.row.id).collect();
         if chosen.is_empty() {
             return Err(StoreError::Invalid("配信対象に該当する人がいません (nobody matches the target)".into()));
         }
         self.check_label(scope, new.label_id).await?;
         let survey = serde_json::to_string(&new.survey).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let target = serde_json::to_string(&new.target).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let first = chosen.len().min(FIRST_FILL);
+        let rest = if first < chosen.len() { Some(json_ids(&chosen)?) } else { None };
         let mut tx = self.scoped_tx(scope).await?;
         let incident: i64 = sqlx::query_scalar(
-            "INSERT INTO incidents (tenant_id, title, message, survey, target, drill, started_by, started_at, reminder_interval_min, reminder_count, dispatch_id, label_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+            "INSERT INTO incidents (tenant_id, title, message, survey, target, drill, started_by, started_at, reminder_interval_min, reminder_count, dispatch_id, label_id, \
+             fill_ids, filled, fill_lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
         )
         .bind(t)
         .bind(new.title.trim())
@@ -241,18 +257,12 @@ impl Store {
         .bind(new.reminder_count.clamp(0, 10))
         .bind(new.dispatch_id)
         .bind(new.label_id)
+        .bind(rest)
+        .bind(first as i64)
+        .bind(now + FILL_LEASE_MS)
         .fetch_one(&mut *tx)
         .await?;
-        // One statement for every recipient: the chosen ids travel as one JSON parameter.
-        let ids = serde_json::to_string(&chosen.iter().map(|p| p.id).collect::<Vec<i64>>()).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let sql = format!(
-            "INSERT INTO recipients (tenant_id, incident_id, person_id, name, department_id, site_id, language) \
-             SELECT p.tenant_id, $2, p.id, p.name, p.department_id, p.site_id, p.language FROM people p \
-             WHERE p.tenant_id = $1 AND p.id IN ({}) ORDER BY p.id",
-            self.ids_in_json("$3")
-        );
-        sqlx::query(&sql).bind(t).bind(incident).bind(ids).execute(&mut *tx).await?;
-        crate::outbox::enqueue_incident(&mut tx, t, incident, now).await?;
+        self.fill_chunk(&mut tx, t, incident, &chosen[..first], now).await?;
         if let Some(dispatch) = new.dispatch_id {
             let done =
                 sqlx::query("UPDATE dispatches SET status = 'sent', incident_id = $3, recipients = $4 WHERE tenant_id = $1 AND id = $2 AND status = 'held'")
@@ -279,7 +289,71 @@ impl Store {
             .join(" ");
         self.record(&mut tx, scope, &AuditEvent { target: format!("incident:{incident}"), detail, ..audit.clone() }, now).await?;
         tx.commit().await?;
+        self.outbox_ready.notify_one();
+        // The incident has started: a failure from here on is finished by `finish_fills`.
+        if let Err(e) = self.fill_rest(scope, incident, &chosen, first, now).await {
+            tracing::warn!(incident, error = %e, "writing the incident's recipients stopped; the outbox worker will finish it");
+        }
         Ok((incident, chosen.len()))
+    }
+
+    /// Recipient rows and queued messages for `ids` (people of the incident), inside `tx`.
+    async fn fill_chunk(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, t: i64, incident: i64, ids: &[i64], now: Millis) -> Result<()> {
+        let ids = json_ids(ids)?;
+        let ids_in = self.ids_in_json("$3");
+        let sql = format!(
+            "INSERT INTO recipients (tenant_id, incident_id, person_id, name, department_id, site_id, language) \
+             SELECT p.tenant_id, $2, p.id, p.name, p.department_id, p.site_id, p.language FROM people p \
+             WHERE p.tenant_id = $1 AND p.id IN ({ids_in}) ORDER BY p.id"
+        );
+        sqlx::query(&sql).bind(t).bind(incident).bind(&ids).execute(&mut **tx).await?;
+        crate::outbox::enqueue_incident(tx, t, incident, &ids, &self.ids_in_json("$4"), now).await
+    }
+
+    /// Writes the chosen people from `filled` on, a chunk per transaction, each recording
+    /// how far it got; the last one drops the list.
+    async fn fill_rest(&self, scope: &TenantScope, incident: i64, chosen: &[i64], mut filled: usize, now: Millis) -> Result<()> {
+        let t = scope.tenant_id();
+        while filled < chosen.len() {
+            let end = (filled + FILL_CHUNK).min(chosen.len());
+            let mut tx = self.scoped_tx(scope).await?;
+            self.fill_chunk(&mut tx, t, incident, &chosen[filled..end], now).await?;
+            sqlx::query(
+                "UPDATE incidents SET filled = $3, fill_lease_until = $4, fill_ids = CASE WHEN $3 >= $5 THEN NULL ELSE fill_ids END \
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(t)
+            .bind(incident)
+            .bind(end as i64)
+            .bind(now + FILL_LEASE_MS)
+            .bind(chosen.len() as i64)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            self.outbox_ready.notify_one();
+            filled = end;
+        }
+        Ok(())
+    }
+
+    /// Finishes the fills whose writer stopped (its lease ran out), e.g. after a crash; the
+    /// outbox worker calls this with its reminder scan. Returns how many it finished.
+    pub async fn finish_fills(&self, now: Millis) -> Result<usize> {
+        let stale: Vec<(i64, i64, String, i64)> = sqlx::query_as(
+            "UPDATE incidents SET fill_lease_until = $1 WHERE fill_ids IS NOT NULL AND fill_lease_until <= $2 RETURNING tenant_id, id, fill_ids, filled",
+        )
+        .bind(now + FILL_LEASE_MS)
+        .bind(now)
+        .fetch_all(&mut *self.system().await?)
+        .await?;
+        let mut finished = 0;
+        for (tenant, incident, ids, filled) in stale {
+            let chosen: Vec<i64> = serde_json::from_str(&ids).map_err(|e| StoreError::Invalid(format!("incident {incident}: fill list: {e}")))?;
+            self.fill_rest(&TenantScope::new(tenant), incident, &chosen, usize::try_from(filled).unwrap_or(0), now).await?;
+            tracing::info!(incident, people = chosen.len(), "finished writing an incident's recipients after its writer stopped");
+            finished += 1;
+        }
+        Ok(finished)
     }
 
     /// The incidents the caller reaches, newest first (at most 200).

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod allowlists;
+mod answer_writer;
 pub mod audit;
 mod bounces;
 mod checkpoints;
@@ -109,6 +110,9 @@ pub enum StoreError {
     /// Too much password work queued (a sign-in flood): try again shortly.
     #[error("busy")]
     Busy,
+    /// The answers' group commit failed or has stopped (details for the log).
+    #[error("answer writer: {0}")]
+    AnswerWriter(String),
     /// A batched write stopped half-way: `done` of `total` rows are in (repeating it is safe).
     #[error("stopped after {done} of {total} rows")]
     Partial { done: usize, total: usize },
@@ -120,6 +124,15 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub enum Engine {
     Sqlite,
     Postgres,
+}
+
+/// A transaction that sees `rows` (`SET LOCAL`: gone at its end).
+async fn begin(pool: &AnyPool, engine: Engine, rows: Rows) -> Result<Transaction<'static, Any>> {
+    let mut tx = pool.begin().await?;
+    if engine == Engine::Postgres {
+        (&mut *tx).execute(format!("SET LOCAL anpi.tenant = '{}'", rows.setting()).as_str()).await?;
+    }
+    Ok(tx)
 }
 
 /// A handle on the database. Cheap to clone.
@@ -135,6 +148,10 @@ pub struct Store {
     checkpoint_log: std::sync::Arc<std::sync::OnceLock<std::path::PathBuf>>,
     /// The PostgreSQL URL, for the live-event listener's own connection (never logged).
     url: Option<std::sync::Arc<str>>,
+    /// Poked after each commit that queued messages: the outbox worker waits on it.
+    outbox_ready: std::sync::Arc<tokio::sync::Notify>,
+    /// The answers' group-commit writer, started on first use.
+    answers: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<answer_writer::Pending>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -201,7 +218,22 @@ impl Store {
             }
         };
         let url = (engine == Engine::Postgres).then(|| std::sync::Arc::from(url));
-        Ok(Store { pool, engine, keys: Default::default(), row_security, checkpoint_log: Default::default(), url })
+        Ok(Store {
+            pool,
+            engine,
+            keys: Default::default(),
+            row_security,
+            checkpoint_log: Default::default(),
+            url,
+            outbox_ready: Default::default(),
+            answers: Default::default(),
+        })
+    }
+
+    /// Notified after every commit that queued messages (in this process), so the outbox
+    /// worker claims them at once; other nodes find them at their next poll.
+    pub fn outbox_ready(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.outbox_ready.clone()
     }
 
     /// Whether PostgreSQL row-level security is in force for this store's role: false on
@@ -245,11 +277,7 @@ impl Store {
     }
 
     async fn tx_for(&self, rows: Rows) -> Result<Transaction<'static, Any>> {
-        let mut tx = self.pool.begin().await?;
-        if self.engine == Engine::Postgres {
-            (&mut *tx).execute(format!("SET LOCAL anpi.tenant = '{}'", rows.setting()).as_str()).await?;
-        }
-        Ok(tx)
+        begin(&self.pool, self.engine, rows).await
     }
 
     pub fn engine(&self) -> Engine {

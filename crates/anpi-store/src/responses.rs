@@ -25,6 +25,8 @@ pub struct AnswerContext {
     pub survey: Survey,
     pub answers: Option<Answers>,
     pub answered_at: Option<i64>,
+    /// The tenant's answer-page IP allowlist (`Allowlists::answer`), read with the rest.
+    pub allowlist: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -40,6 +42,7 @@ struct AnswerDb {
     survey: String,
     answers: Option<String>,
     answered_at: Option<i64>,
+    allowlist: Option<String>,
 }
 
 /// Answer links, version 2: `base64url(2 ‖ recipient id (8 bytes, big-endian) ‖ tag)`, the tag
@@ -104,8 +107,9 @@ impl Store {
     pub async fn answer_context(&self, token: &str) -> Result<Option<AnswerContext>> {
         let Some(rid) = link_recipient(&self.link_keys()?, token) else { return Ok(None) };
         let row: Option<AnswerDb> = sqlx::query_as(
-            "SELECT r.tenant_id, r.name, r.language, t.name AS tenant_name, i.title, i.message, i.drill, i.closed_at, i.survey, r.answers, r.answered_at \
-             FROM recipients r JOIN incidents i ON i.id = r.incident_id AND i.tenant_id = r.tenant_id JOIN tenants t ON t.id = r.tenant_id WHERE r.id = $1",
+            "SELECT r.tenant_id, r.name, r.language, t.name AS tenant_name, i.title, i.message, i.drill, i.closed_at, i.survey, r.answers, r.answered_at, \
+             s.answer_allowlist AS allowlist FROM recipients r JOIN incidents i ON i.id = r.incident_id AND i.tenant_id = r.tenant_id \
+             JOIN tenants t ON t.id = r.tenant_id LEFT JOIN tenant_security s ON s.tenant_id = r.tenant_id WHERE r.id = $1",
         )
         .bind(rid)
         .fetch_optional(&mut *self.system().await?)
@@ -124,23 +128,24 @@ impl Store {
             survey: serde_json::from_str(&r.survey).unwrap_or_else(|_| Survey::default_safety()),
             answers: r.answers.and_then(|a| serde_json::from_str(&a).ok()),
             answered_at: r.answered_at,
+            allowlist: r.allowlist.unwrap_or_default(),
         }))
     }
 
-    /// Records (or replaces) a recipient's answer. Returns the incident id.
+    /// Records (or replaces) a recipient's answer; returns the incident id once it is
+    /// committed. Answers arriving together share a transaction (`answer_writer`).
     pub async fn save_answer(&self, scope: &TenantScope, recipient_id: i64, answers: &Answers, now: Millis) -> Result<i64> {
         let json = serde_json::to_string(answers).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let incident: Option<i64> = sqlx::query_scalar(
-            "UPDATE recipients SET answers = $1, answered_at = $2 WHERE tenant_id = $3 AND id = $4 \
-             AND incident_id IN (SELECT id FROM incidents WHERE tenant_id = $3 AND closed_at IS NULL) RETURNING incident_id",
-        )
-        .bind(json)
-        .bind(now)
-        .bind(scope.tenant_id())
-        .bind(recipient_id)
-        .fetch_optional(&mut *self.scoped(scope).await?)
-        .await?;
-        incident.ok_or(StoreError::NotFound)
+        let writer = self.answers.get_or_init(|| crate::answer_writer::spawn(self.pool.clone(), self.engine));
+        let (done, saved) = tokio::sync::oneshot::channel();
+        let pending = crate::answer_writer::Pending { tenant: scope.tenant_id(), recipient: recipient_id, answers: json, at: now, done };
+        writer.send(pending).await.map_err(|_| StoreError::AnswerWriter("stopped".into()))?;
+        match saved.await {
+            Ok(Ok(Some(incident))) => Ok(incident),
+            Ok(Ok(None)) => Err(StoreError::NotFound),
+            Ok(Err(e)) => Err(StoreError::AnswerWriter(e)),
+            Err(_) => Err(StoreError::AnswerWriter("stopped".into())),
+        }
     }
 }
 

@@ -822,6 +822,8 @@ async fn client_cert_settings_on_every_engine() {
 }
 
 mod anchors;
+mod answers;
+mod fill;
 mod rls;
 mod sealed;
 mod throttle;

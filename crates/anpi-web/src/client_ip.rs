@@ -131,9 +131,9 @@ pub async fn guard_console(parts: &Parts, state: &AppState, scope: &TenantScope,
 }
 
 /// Refuses an answer-page request whose address the tenant's answer list does not admit.
-pub async fn guard_answer(state: &AppState, scope: &TenantScope, recipient: i64, ip: ClientIp, t: Tr) -> Result<(), Response> {
-    let lists = state.store.allowlists(scope).await.map_err(|e| WebError::from(e).into_response())?;
-    if admits(&lists.answer, ip.0) {
+pub async fn guard_answer(state: &AppState, ctx: &anpi_store::AnswerContext, ip: ClientIp, t: Tr) -> Result<(), Response> {
+    let (scope, recipient) = (&ctx.scope, ctx.recipient_id);
+    if admits(&ctx.allowlist, ip.0) {
         return Ok(());
     }
     tracing::warn!(tenant = scope.tenant_id(), recipient, ip = %ip.shown(), list = "answer", "answer page refused by the IP allowlist");

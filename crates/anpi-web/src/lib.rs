@@ -88,7 +88,7 @@ impl std::fmt::Debug for PushSecret {
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, base_url: &str) -> AppState {
-        let wake = Arc::new(tokio::sync::Notify::new());
+        let wake = store.outbox_ready();
         AppState {
             intake: Intake::new(store.clone(), clock.clone(), wake.clone()),
             jma_push_secret: None,

@@ -241,6 +241,16 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     drop(store);
     let tokens = Arc::new(tokens);
     let base = server.base_url().to_string();
+    // The HTTP ceiling: as many GET /healthz from as many connections, through the same stack.
+    let (ceiling_rate, ceiling_p99) = http_ceiling(&base, n, concurrency).await;
+    eprintln!("[{engine}] HTTP ceiling: {ceiling_rate:.0} GET /healthz per s from {concurrency} connections, p99 {}", ms(ceiling_p99));
+    rows.push(Row {
+        engine,
+        what: "HTTP ceiling (GET /healthz, same clients)",
+        n,
+        secs: n as f64 / ceiling_rate,
+        detail: format!("{ceiling_rate:.0} requests/s; {concurrency} concurrent clients; p99 {}", ms(ceiling_p99)),
+    });
     let t1 = Instant::now();
     let (lat, errors) = post_answers(&base, tokens.clone(), concurrency, "c1").await;
     let posts_done = t1.elapsed();
@@ -282,8 +292,9 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
         n,
         secs: answers.as_secs_f64(),
         detail: format!(
-            "{:.0} answers/s; {concurrency} concurrent clients; POST latency p50 {}, p99 {}, max {}; {} errors; dashboard page {}",
+            "{:.0} answers/s ({:.0} % of the HTTP ceiling, POSTs alone); {concurrency} concurrent clients; POST latency p50 {}, p99 {}, max {}; {} errors; dashboard page {}",
             n as f64 / answers.as_secs_f64(),
+            100.0 * n as f64 / posts_done.as_secs_f64() / ceiling_rate,
             ms(percentile(&lat, 0.5)),
             ms(percentile(&lat, 0.99)),
             ms(lat.last().copied().unwrap_or_default()),
@@ -337,6 +348,38 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     }
     drop(server);
     drop(sink);
+}
+
+/// `n` GET /healthz from `concurrency` clients: what the HTTP stack and these clients carry on
+/// this machine without any work behind it. Returns requests/s and the p99 latency.
+async fn http_ceiling(base: &str, n: usize, concurrency: usize) -> (f64, Duration) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let http = support::http::reqwest_client();
+    let url = format!("{base}/healthz");
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (next, latencies, http, url) = (next.clone(), latencies.clone(), http.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let start = Instant::now();
+                let r = http.get(&url).send().await.expect("GET /healthz");
+                assert_eq!(r.status().as_u16(), 200, "GET /healthz");
+                let _ = r.bytes().await;
+                mine.push(start.elapsed());
+            }
+            latencies.lock().unwrap().extend(mine);
+        }));
+    }
+    for task in tasks {
+        task.await.expect("ceiling task");
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort();
+    (rate, percentile(&lat, 0.99))
 }
 
 /// Posts one answer per token (`choice` to question 1) from `concurrency` clients; returns the

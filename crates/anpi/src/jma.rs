@@ -49,7 +49,7 @@ pub async fn replay(db: &DbArgs, args: ReplayArgs) -> anyhow::Result<()> {
     }
     let store = db.store().await?;
     // The serving process's outbox worker sends what this queues.
-    let intake = Intake::new(store.clone(), Arc::new(SystemClock), Arc::new(tokio::sync::Notify::new()));
+    let intake = Intake::new(store.clone(), Arc::new(SystemClock), store.outbox_ready());
     let source = if args.drill { Source::DrillReplay } else { Source::Replay };
     let (mut rejected, mut previous) = (0, None::<i64>);
     for file in files(&args.paths)? {

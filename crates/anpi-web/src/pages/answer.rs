@@ -90,7 +90,7 @@ async fn page_for(st: &AppState, ip: ClientIp, token: &str, lang: Option<&str>, 
         return gone;
     }
     let lang = lang.and_then(Lang::parse).or_else(|| Lang::parse(&ctx.language)).unwrap_or_default();
-    if let Err(refused) = guard_answer(st, &ctx.scope, ctx.recipient_id, ip, Tr(lang)).await {
+    if let Err(refused) = guard_answer(st, &ctx, ip, Tr(lang)).await {
         return Ok(refused);
     }
     let mut questions = ctx.survey.questions.clone();
@@ -133,7 +133,7 @@ pub async fn submit(
     }
     let lang = q.lang.as_deref().and_then(Lang::parse).or_else(|| Lang::parse(&ctx.language)).unwrap_or_default();
     let t = Tr(lang);
-    if let Err(refused) = guard_answer(&st, &ctx.scope, ctx.recipient_id, ip, t).await {
+    if let Err(refused) = guard_answer(&st, &ctx, ip, t).await {
         return Ok(refused);
     }
     if ctx.closed {
