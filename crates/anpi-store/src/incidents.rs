@@ -8,7 +8,7 @@ use crate::{Result, Store, StoreError, TenantScope};
 use anpi_core::survey::{Answers, Survey};
 use anpi_core::target::{PersonFacts, Target};
 use anpi_core::{AreaCode, Label, Millis};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone)]
 pub struct NewIncident {
@@ -102,6 +102,49 @@ pub struct DashboardRow {
     pub answered_at: Option<i64>,
     /// Outcome of the latest message: pending, sent, failed, undeliverable (bounced) or cancelled.
     pub delivery: String,
+}
+
+/// How many recipients of an incident share a department, a site (or a group) and an answer.
+#[derive(Debug, Clone)]
+pub struct AnswerCount {
+    pub department_id: Option<i64>,
+    pub site_id: Option<i64>,
+    pub answers: Option<Answers>,
+    pub recipients: usize,
+    pub answered: usize,
+}
+
+/// An incident's dashboard figures, counted in the database: no row per person leaves it but
+/// the first unanswered ones shown.
+#[derive(Debug, Clone, Default)]
+pub struct DashboardCounts {
+    pub by_place: Vec<AnswerCount>,
+    /// (group id, count): `department_id` and `site_id` are unset.
+    pub by_group: Vec<(i64, AnswerCount)>,
+    /// The first unanswered recipients by id (`delivery` not filled in).
+    pub unanswered: Vec<DashboardRow>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CountDb {
+    group_id: Option<i64>,
+    department_id: Option<i64>,
+    site_id: Option<i64>,
+    answers: Option<String>,
+    recipients: i64,
+    answered: i64,
+}
+
+impl CountDb {
+    fn count(self) -> AnswerCount {
+        AnswerCount {
+            department_id: self.department_id,
+            site_id: self.site_id,
+            answers: self.answers.and_then(|a| serde_json::from_str(&a).ok()),
+            recipients: usize::try_from(self.recipients).unwrap_or(0),
+            answered: usize::try_from(self.answered).unwrap_or(0),
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -304,10 +347,11 @@ impl Store {
         let sql = format!(
             "INSERT INTO recipients (tenant_id, incident_id, person_id, name, department_id, site_id, language) \
              SELECT p.tenant_id, $2, p.id, p.name, p.department_id, p.site_id, p.language FROM people p \
-             WHERE p.tenant_id = $1 AND p.id IN ({ids_in}) ORDER BY p.id"
+             WHERE p.tenant_id = $1 AND p.id IN ({ids_in}) ORDER BY p.id RETURNING id"
         );
-        sqlx::query(&sql).bind(t).bind(incident).bind(&ids).execute(&mut **tx).await?;
-        crate::outbox::enqueue_incident(tx, t, incident, &ids, &self.ids_in_json("$4"), now).await
+        let recipients: Vec<i64> = sqlx::query_scalar(&sql).bind(t).bind(incident).bind(&ids).fetch_all(&mut **tx).await?;
+        // By recipient id (primary-key lookups), whatever the planner knows of a growing table.
+        crate::outbox::enqueue_incident(tx, t, incident, &json_ids(&recipients)?, &self.ids_in_json("$4"), now).await
     }
 
     /// Writes the chosen people from `filled` on, a chunk per transaction, each recording
@@ -484,6 +528,68 @@ impl Store {
                 delivery: r.delivery.unwrap_or_else(|| "none".into()),
             })
             .collect())
+    }
+
+    /// The dashboard's figures for `incident`, counted by SQL; `people`: only these (a limited
+    /// distributor's reach). `shown`: how many unanswered recipients to list.
+    pub async fn dashboard_counts(&self, scope: &TenantScope, incident: i64, people: Option<&HashSet<i64>>, shown: usize) -> Result<DashboardCounts> {
+        let within = match people {
+            Some(_) => format!("AND r.person_id IN ({})", self.ids_in_json("$3")),
+            None => "AND $3 = ''".to_string(),
+        };
+        let ids = match people {
+            Some(p) => json_ids(&p.iter().copied().collect::<Vec<i64>>())?,
+            None => String::new(),
+        };
+        let answered = "COALESCE(SUM(CASE WHEN r.answered_at IS NULL THEN 0 ELSE 1 END), 0) AS answered";
+        let mut c = self.scoped(scope).await?;
+        let by_place: Vec<CountDb> = sqlx::query_as(&format!(
+            "SELECT CAST(NULL AS BIGINT) AS group_id, r.department_id, r.site_id, r.answers, COUNT(*) AS recipients, {answered} \
+             FROM recipients r WHERE r.tenant_id = $1 AND r.incident_id = $2 {within} GROUP BY r.department_id, r.site_id, r.answers"
+        ))
+        .bind(scope.tenant_id())
+        .bind(incident)
+        .bind(&ids)
+        .fetch_all(&mut *c)
+        .await?;
+        let by_group: Vec<CountDb> = sqlx::query_as(&format!(
+            "SELECT g.group_id, CAST(NULL AS BIGINT) AS department_id, CAST(NULL AS BIGINT) AS site_id, r.answers, COUNT(*) AS recipients, {answered} \
+             FROM recipients r JOIN group_members g ON g.tenant_id = r.tenant_id AND g.person_id = r.person_id \
+             WHERE r.tenant_id = $1 AND r.incident_id = $2 {within} GROUP BY g.group_id, r.answers"
+        ))
+        .bind(scope.tenant_id())
+        .bind(incident)
+        .bind(&ids)
+        .fetch_all(&mut *c)
+        .await?;
+        let unanswered: Vec<DashboardDb> = sqlx::query_as(&format!(
+            "SELECT r.id, r.person_id, r.name, r.department_id, r.site_id, r.answers, r.answered_at, NULL AS delivery \
+             FROM recipients r WHERE r.tenant_id = $1 AND r.incident_id = $2 {within} AND r.answered_at IS NULL ORDER BY r.id LIMIT $4"
+        ))
+        .bind(scope.tenant_id())
+        .bind(incident)
+        .bind(&ids)
+        .bind(i64::try_from(shown).unwrap_or(i64::MAX))
+        .fetch_all(&mut *c)
+        .await?;
+        Ok(DashboardCounts {
+            by_place: by_place.into_iter().map(CountDb::count).collect(),
+            by_group: by_group.into_iter().filter_map(|g| Some((g.group_id?, g.count()))).collect(),
+            unanswered: unanswered
+                .into_iter()
+                .map(|r| DashboardRow {
+                    recipient_id: r.id,
+                    person_id: r.person_id,
+                    name: r.name,
+                    department_id: r.department_id,
+                    site_id: r.site_id,
+                    group_ids: Vec::new(),
+                    answers: None,
+                    answered_at: None,
+                    delivery: "none".into(),
+                })
+                .collect(),
+        })
     }
 
     /// The state of the latest message of each of `recipients` (pending, sent, failed,

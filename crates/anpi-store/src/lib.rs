@@ -47,7 +47,7 @@ pub use directory::{Department, Group, PersonRow, Site};
 pub use dkim::DkimKey;
 pub use feeds::FeedStatus;
 pub use hazards::{DispatchRow, NewDispatch, NewTelegram, PeopleAreas, PriorDispatch, RuleRow, TelegramRow};
-pub use incidents::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
+pub use incidents::{AnswerCount, DashboardCounts, DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
 pub use keys::{normalise_email, MasterKey, MasterKeys};
 pub use labels::{LabelInput, LabelUse};
 pub use live::LiveListener;

@@ -119,16 +119,23 @@ struct ClaimDb {
 
 /// Queues the first message of an incident for every recipient, in one statement: no row of
 /// parameters per person (100,000 recipients are one INSERT … SELECT).
-/// Queues the first message of the recipients the people `ids` (a JSON array) became in
-/// `incident`, unless it has closed meanwhile. `ids_in` is [`Store::ids_in_json`] of `$4`.
-pub(crate) async fn enqueue_incident(tx: &mut Transaction<'static, Any>, tenant: i64, incident: i64, ids: &str, ids_in: &str, now: Millis) -> Result<()> {
+/// Queues the first message of `recipients` (a JSON array of ids) of `incident`, unless it
+/// has closed meanwhile. `ids_in` is [`Store::ids_in_json`] of `$4`.
+pub(crate) async fn enqueue_incident(
+    tx: &mut Transaction<'static, Any>,
+    tenant: i64,
+    incident: i64,
+    recipients: &str,
+    ids_in: &str,
+    now: Millis,
+) -> Result<()> {
     let sql = format!(
         "INSERT INTO outbox (tenant_id, idempotency_key, kind, incident_id, recipient_id, to_addrs, subject, body, next_attempt_at, created_at) \
          SELECT r.tenant_id, 'survey:' || r.id, 'survey', r.incident_id, r.id, '', '', '', $3, $3 FROM recipients r \
          JOIN incidents i ON i.tenant_id = r.tenant_id AND i.id = r.incident_id AND i.closed_at IS NULL \
-         WHERE r.tenant_id = $1 AND r.incident_id = $2 AND r.person_id IN ({ids_in}) ORDER BY r.id"
+         WHERE r.tenant_id = $1 AND r.incident_id = $2 AND r.id IN ({ids_in}) ORDER BY r.id"
     );
-    sqlx::query(&sql).bind(tenant).bind(incident).bind(now).bind(ids).execute(&mut **tx).await?;
+    sqlx::query(&sql).bind(tenant).bind(incident).bind(now).bind(recipients).execute(&mut **tx).await?;
     Ok(())
 }
 

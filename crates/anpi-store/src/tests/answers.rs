@@ -55,6 +55,19 @@ async fn a_burst_of_answers_is_committed_together_each_with_its_own_outcome_on_e
         let got = |r: i64| board.iter().find(|row| row.recipient_id == r).and_then(|row| row.answers.as_ref()).and_then(|a| a.get("q1").cloned());
         assert_eq!(got(ours[1]).as_deref(), Some("c2"));
         assert!(matches!(got(ours[0]).as_deref(), Some("c1" | "c3")), "one of the two answers stands, whole");
+        // The same figures counted by the database, whole and within a reach of two people.
+        let counts = s.dashboard_counts(&a, open, None, 10).await.unwrap();
+        let total: usize = counts.by_place.iter().map(|c| c.recipients).sum();
+        let answered: usize = counts.by_place.iter().map(|c| c.answered).sum();
+        assert_eq!((total, answered, counts.unanswered.len()), (300, 300, 0));
+        let c2: usize = counts.by_place.iter().filter(|c| c.answers.as_ref().and_then(|a| a.get("q1")).is_some_and(|v| v == "c2")).map(|c| c.answered).sum();
+        assert_eq!(c2, 150);
+        let two: std::collections::HashSet<i64> = board.iter().take(2).map(|r| r.person_id).collect();
+        let within = s.dashboard_counts(&a, open, Some(&two), 10).await.unwrap();
+        assert_eq!(within.by_place.iter().map(|c| c.recipients).sum::<usize>(), 2, "a reach counts only its people");
+        assert_eq!(s.dashboard_counts(&b, open, None, 10).await.unwrap().by_place.len(), 0, "another tenant counts nothing");
+        let b_counts = s.dashboard_counts(&b, closed, None, 2).await.unwrap();
+        assert_eq!(b_counts.unanswered.len(), 2, "the first unanswered, as many as asked");
         let b_board = s.dashboard(&b, closed, false).await.unwrap();
         assert!(b_board.iter().all(|r| r.answered_at.is_none()), "nothing written for the refused answers");
     }

@@ -10,7 +10,7 @@ use anpi_core::spreadsheet::Sheet;
 use anpi_core::survey::Survey;
 use anpi_core::target::Target;
 use anpi_core::{AreaCode, Permission};
-use anpi_store::{DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
+use anpi_store::{AnswerCount, DashboardCounts, DashboardRow, IncidentDetail, IncidentSummary, NewIncident};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -158,13 +158,12 @@ impl Tally {
     fn new(label: String, n: usize) -> Tally {
         Tally { label, total: 0, answered: 0, choices: vec![0; n] }
     }
-    fn count(&mut self, answered: bool, choice: Option<usize>) {
-        self.total += 1;
-        if answered {
-            self.answered += 1;
-        }
+    /// Adds `recipients` people, `answered` of them answered, who chose `choice` (if any).
+    fn add(&mut self, recipients: usize, answered: usize, choice: Option<usize>) {
+        self.total += recipients;
+        self.answered += answered;
         if let Some(i) = choice {
-            self.choices[i] += 1;
+            self.choices[i] += answered;
         }
     }
     pub fn percent(&self) -> usize {
@@ -192,13 +191,13 @@ fn by_label<K: std::hash::Hash + Eq>(tallies: HashMap<K, Tally>, label: impl Fn(
     out
 }
 
-/// The dashboard's figures. `states`: the delivery state of the unanswered rows shown (the
-/// first [`UNANSWERED_SHOWN`]); keys are counted by id and labelled once, so a 100,000-person
-/// incident costs one pass without a string per row.
+/// The dashboard's figures from the counts (the database did the counting; see
+/// [`anpi_store::Store::dashboard_counts`]). `states`: the delivery state of the unanswered
+/// rows listed; `unanswered_total`: how many there are in all.
 fn board(
     t: Tr,
     inc: &IncidentDetail,
-    rows: &[DashboardRow],
+    counts: &DashboardCounts,
     states: &HashMap<i64, String>,
     depts: &HashMap<i64, String>,
     sites: &HashMap<i64, String>,
@@ -207,42 +206,43 @@ fn board(
     let primary = inc.survey.questions.iter().find(|q| !q.choices.is_empty());
     let n = primary.map(|q| q.choices.len()).unwrap_or(0);
     let none = t.p("（なし）", "(none)").to_string();
+    let choice = |a: &AnswerCount| {
+        primary.and_then(|q| {
+            let v = a.answers.as_ref()?.get(&q.id)?;
+            q.choices.iter().position(|c| &c.id == v)
+        })
+    };
     let mut overall = Tally::new(String::new(), n);
     let mut by_d: HashMap<Option<i64>, Tally> = HashMap::new();
     let mut by_s: HashMap<Option<i64>, Tally> = HashMap::new();
     let mut by_g: HashMap<i64, Tally> = HashMap::new();
     let mut question_counts: Vec<Vec<usize>> = inc.survey.questions.iter().map(|q| vec![0; q.choices.len()]).collect();
-    let mut unanswered = Vec::new();
-    let mut unanswered_more = 0;
-    for r in rows {
-        let choice = primary.and_then(|q| {
-            let a = r.answers.as_ref()?.get(&q.id)?;
-            q.choices.iter().position(|c| &c.id == a)
-        });
-        let answered = r.answered_at.is_some();
-        overall.count(answered, choice);
-        by_d.entry(r.department_id).or_insert_with(|| Tally::new(String::new(), n)).count(answered, choice);
-        by_s.entry(r.site_id).or_insert_with(|| Tally::new(String::new(), n)).count(answered, choice);
-        for g in r.group_ids.iter().filter(|g| groups.contains_key(g)) {
-            by_g.entry(*g).or_insert_with(|| Tally::new(String::new(), n)).count(answered, choice);
-        }
-        if let Some(a) = &r.answers {
+    for c in &counts.by_place {
+        let ch = choice(c);
+        overall.add(c.recipients, c.answered, ch);
+        by_d.entry(c.department_id).or_insert_with(|| Tally::new(String::new(), n)).add(c.recipients, c.answered, ch);
+        by_s.entry(c.site_id).or_insert_with(|| Tally::new(String::new(), n)).add(c.recipients, c.answered, ch);
+        if let Some(a) = &c.answers {
             for (qi, q) in inc.survey.questions.iter().enumerate() {
-                if let Some(ci) = a.get(&q.id).and_then(|v| q.choices.iter().position(|c| &c.id == v)) {
-                    question_counts[qi][ci] += 1;
+                if let Some(ci) = a.get(&q.id).and_then(|v| q.choices.iter().position(|ch| &ch.id == v)) {
+                    question_counts[qi][ci] += c.answered;
                 }
             }
         }
-        if !answered {
-            if unanswered.len() < UNANSWERED_SHOWN {
-                let dept = r.department_id.and_then(|d| depts.get(&d).cloned()).unwrap_or_else(|| none.clone());
-                let state = states.get(&r.recipient_id).map(String::as_str).unwrap_or("none");
-                unanswered.push((r.name.clone(), dept, delivery_label(t, state).to_string()));
-            } else {
-                unanswered_more += 1;
-            }
-        }
     }
+    for (g, c) in counts.by_group.iter().filter(|(g, _)| groups.contains_key(g)) {
+        by_g.entry(*g).or_insert_with(|| Tally::new(String::new(), n)).add(c.recipients, c.answered, choice(c));
+    }
+    let unanswered: Vec<(String, String, String)> = counts
+        .unanswered
+        .iter()
+        .map(|r| {
+            let dept = r.department_id.and_then(|d| depts.get(&d).cloned()).unwrap_or_else(|| none.clone());
+            let state = states.get(&r.recipient_id).map(String::as_str).unwrap_or("none");
+            (r.name.clone(), dept, delivery_label(t, state).to_string())
+        })
+        .collect();
+    let unanswered_more = (overall.total - overall.answered).saturating_sub(unanswered.len());
     let label = |names: &HashMap<i64, String>, id: &Option<i64>| id.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| none.clone());
     let by_d = by_label(by_d, |d| label(depts, d));
     let by_s = by_label(by_s, |s| label(sites, s));
@@ -325,13 +325,13 @@ fn visible(rows: Vec<DashboardRow>, reach: Option<std::collections::HashSet<i64>
 pub async fn dashboard(State(st): State<AppState>, c: Console, Path(id): Path<i64>, Query(q): Query<DashQuery>) -> WebResult<Response> {
     c.require(Permission::ViewIncidents)?;
     let inc = reached(&st, &c, id).await?;
-    let rows = visible(st.store.dashboard(&c.scope, id, false).await?, c.reach(&st).await?);
-    let shown: Vec<i64> = rows.iter().filter(|r| r.answered_at.is_none()).take(UNANSWERED_SHOWN).map(|r| r.recipient_id).collect();
+    let counts = st.store.dashboard_counts(&c.scope, id, c.reach(&st).await?.as_ref(), UNANSWERED_SHOWN).await?;
+    let shown: Vec<i64> = counts.unanswered.iter().map(|r| r.recipient_id).collect();
     let states = st.store.delivery_states(&c.scope, &shown).await?;
     let depts = st.store.departments(&c.scope).await?.into_iter().map(|d| (d.id, d.path)).collect();
     let sites = st.store.sites(&c.scope).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let groups = st.store.groups(&c.scope).await?.into_iter().map(|g| (g.id, g.name)).collect();
-    let b = board(c.t, &inc, &rows, &states, &depts, &sites, &groups);
+    let b = board(c.t, &inc, &counts, &states, &depts, &sites, &groups);
     let l = Layout::console(&c, &inc.title).with_flash(Flash { done: q.done }.message(c.t));
     if q.fragment.is_some() {
         return render(&DashboardFragment { l, b });
