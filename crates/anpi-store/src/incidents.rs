@@ -350,8 +350,12 @@ impl Store {
              WHERE p.tenant_id = $1 AND p.id IN ({ids_in}) ORDER BY p.id RETURNING id"
         );
         let recipients: Vec<i64> = sqlx::query_scalar(&sql).bind(t).bind(incident).bind(&ids).fetch_all(&mut **tx).await?;
-        // By recipient id (primary-key lookups), whatever the planner knows of a growing table.
-        crate::outbox::enqueue_incident(tx, t, incident, &json_ids(&recipients)?, &self.ids_in_json("$4"), now).await
+        // The chunk's rows are the incident's rows in its id range (one writer per incident): a
+        // primary-key range, which no planner estimate of a growing table can make costly.
+        match (recipients.iter().min(), recipients.iter().max()) {
+            (Some(first), Some(last)) => crate::outbox::enqueue_incident(tx, t, incident, (*first, *last), now).await,
+            _ => Ok(()),
+        }
     }
 
     /// Writes the chosen people from `filled` on, a chunk per transaction, each recording

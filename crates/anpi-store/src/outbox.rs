@@ -119,23 +119,22 @@ struct ClaimDb {
 
 /// Queues the first message of an incident for every recipient, in one statement: no row of
 /// parameters per person (100,000 recipients are one INSERT … SELECT).
-/// Queues the first message of `recipients` (a JSON array of ids) of `incident`, unless it
-/// has closed meanwhile. `ids_in` is [`Store::ids_in_json`] of `$4`.
-pub(crate) async fn enqueue_incident(
-    tx: &mut Transaction<'static, Any>,
-    tenant: i64,
-    incident: i64,
-    recipients: &str,
-    ids_in: &str,
-    now: Millis,
-) -> Result<()> {
-    let sql = format!(
+/// Queues the first message of the recipients of `incident` whose ids lie in `range`
+/// (inclusive), unless the incident has closed meanwhile.
+pub(crate) async fn enqueue_incident(tx: &mut Transaction<'static, Any>, tenant: i64, incident: i64, range: (i64, i64), now: Millis) -> Result<()> {
+    sqlx::query(
         "INSERT INTO outbox (tenant_id, idempotency_key, kind, incident_id, recipient_id, to_addrs, subject, body, next_attempt_at, created_at) \
          SELECT r.tenant_id, 'survey:' || r.id, 'survey', r.incident_id, r.id, '', '', '', $3, $3 FROM recipients r \
          JOIN incidents i ON i.tenant_id = r.tenant_id AND i.id = r.incident_id AND i.closed_at IS NULL \
-         WHERE r.tenant_id = $1 AND r.incident_id = $2 AND r.id IN ({ids_in}) ORDER BY r.id"
-    );
-    sqlx::query(&sql).bind(tenant).bind(incident).bind(now).bind(recipients).execute(&mut **tx).await?;
+         WHERE r.tenant_id = $1 AND r.incident_id = $2 AND r.id BETWEEN $4 AND $5 ORDER BY r.id",
+    )
+    .bind(tenant)
+    .bind(incident)
+    .bind(now)
+    .bind(range.0)
+    .bind(range.1)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

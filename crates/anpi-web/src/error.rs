@@ -67,9 +67,12 @@ impl IntoResponse for WebError {
                 )
             }
         };
+        let reference = crate::request_id::current()
+            .map(|id| format!("<p><small>問い合わせ番号 / Reference: <code>{}</code></small></p>", escape(&id)))
+            .unwrap_or_default();
         let body = format!(
             "<!doctype html><html lang=ja><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>anpi</title>\
-             <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em\"><h1>{}</h1><p class=error>{}</p><p><a href=\"/\">← anpi</a></p></body></html>",
+             <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em\"><h1>{}</h1><p class=error>{}</p>{reference}<p><a href=\"/\">← anpi</a></p></body></html>",
             status.as_u16(),
             escape(&msg)
         );

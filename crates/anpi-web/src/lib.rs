@@ -8,6 +8,7 @@ mod error;
 mod i18n;
 pub mod live;
 mod pages;
+mod request_id;
 mod session;
 
 pub use client_cert::PeerCertificates;
@@ -118,6 +119,7 @@ fn security_headers(router: Router, hsts: bool) -> Router {
         .layer(h("cache-control", "no-store"))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(close_after_refused_body))
+        .layer(axum::middleware::from_fn(request_id::tag))
 }
 
 /// A refused oversized body is left unread, so the connection cannot be reused: say so.
