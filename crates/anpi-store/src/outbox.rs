@@ -30,12 +30,15 @@ impl OutboxKind {
             OutboxKind::System => "system",
         }
     }
-    fn parse(s: &str) -> OutboxKind {
+    /// `None` for a kind this version does not know: such a row is failed, never sent as
+    /// something else (see [`Store::claim_outbox`]).
+    fn parse(s: &str) -> Option<OutboxKind> {
         match s {
-            "survey" => OutboxKind::Survey,
-            "reminder" => OutboxKind::Reminder,
-            "resend" => OutboxKind::Resend,
-            _ => OutboxKind::System,
+            "survey" => Some(OutboxKind::Survey),
+            "reminder" => Some(OutboxKind::Reminder),
+            "resend" => Some(OutboxKind::Resend),
+            "system" => Some(OutboxKind::System),
+            _ => None,
         }
     }
 }
@@ -247,7 +250,15 @@ impl Store {
         for id in &ids {
             q = q.bind(*id);
         }
-        let rows = q.fetch_all(&mut *tx).await?;
+        let (rows, unknown): (Vec<ClaimDb>, Vec<ClaimDb>) = q.fetch_all(&mut *tx).await?.into_iter().partition(|r| OutboxKind::parse(&r.kind).is_some());
+        for r in &unknown {
+            tracing::error!(outbox = r.id, kind = %r.kind, "unknown outbox kind: failed, not sent");
+            sqlx::query("UPDATE outbox SET status = 'failed', lease_until = 0, last_error = $1 WHERE id = $2")
+                .bind(clip(&format!("unknown kind {}", r.kind)))
+                .bind(r.id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         let link_key = self.link_keys()?.into_iter().next().ok_or_else(|| crate::StoreError::Crypto("no master key: answer links cannot be made".into()))?;
         // Contact data and system mail are encrypted with the tenant's keys (keys.rs).
@@ -272,8 +283,8 @@ impl Store {
         };
         Ok(rows
             .into_iter()
-            .map(|r| {
-                let kind = OutboxKind::parse(&r.kind);
+            .filter_map(|r| {
+                let kind = OutboxKind::parse(&r.kind)?;
                 let survey = match (kind, r.recipient_id) {
                     (OutboxKind::System, _) | (_, None) => None,
                     (_, Some(rid)) => Some(SurveyMail {
@@ -304,7 +315,7 @@ impl Store {
                 if !bounced.is_empty() {
                     to.retain(|a| !a.eq_ignore_ascii_case(&bounced));
                 }
-                Claimed {
+                Some(Claimed {
                     id: r.id,
                     tenant_id: r.tenant_id,
                     kind,
@@ -315,7 +326,7 @@ impl Store {
                     subject: r.subject,
                     body,
                     survey,
-                }
+                })
             })
             .collect())
     }

@@ -61,3 +61,25 @@ async fn an_unfinished_incident_is_finished_once_on_every_engine() {
         assert_eq!(s.claim_outbox(&(now + 200_000), 10_000, 60_000).await.unwrap().len(), n);
     }
 }
+
+#[tokio::test]
+async fn an_unknown_outbox_kind_is_failed_not_sent_on_every_engine() {
+    for (s, _guard) in stores().await {
+        let now = 1_700_000_000_000;
+        let t = s.create_tenant("kinds", "Kinds", now).await.unwrap();
+        let ev = AuditEvent::system("test");
+        s.save_person(&t, None, &person("1", "本社", "", "one@kinds.example"), &ev, now).await.unwrap();
+        s.start_incident(&t, &drill("地震", Target { all: true, ..Default::default() }), &ev, now).await.unwrap();
+        // A row written by a newer version (or by hand) with a kind this one does not know.
+        let mut c = s.system().await.unwrap();
+        sqlx::query("UPDATE outbox SET kind = 'carrier-pigeon' WHERE tenant_id = $1").bind(t.tenant_id()).execute(&mut *c).await.unwrap();
+        drop(c);
+        assert!(s.claim_outbox(&now, 10, 60_000).await.unwrap().is_empty(), "not handed to a sender as some other kind");
+        let mut c = s.system().await.unwrap();
+        let (status, error): (String, String) =
+            sqlx::query_as("SELECT status, last_error FROM outbox WHERE tenant_id = $1").bind(t.tenant_id()).fetch_one(&mut *c).await.unwrap();
+        assert_eq!((status.as_str(), error.as_str()), ("failed", "unknown kind carrier-pigeon"));
+        drop(c);
+        assert!(s.claim_outbox(&(now + 120_000), 10, 60_000).await.unwrap().is_empty(), "and not claimed again");
+    }
+}
