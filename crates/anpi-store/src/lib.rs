@@ -139,6 +139,10 @@ async fn begin(pool: &AnyPool, engine: Engine, rows: Rows) -> Result<Transaction
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// For the hot system reads (answer links, [`Store::system_read`]): on SQLite a few
+    /// read-only connections beside the one writer (WAL lets them read while it writes); on
+    /// PostgreSQL a few connections that see every tenant's rows (`anpi.tenant = '*'` once).
+    readers: AnyPool,
     engine: Engine,
     /// Master keys for encryption at rest (memory only).
     keys: std::sync::Arc<keys::KeyState>,
@@ -217,9 +221,36 @@ impl Store {
                 !bypass
             }
         };
+        let readers = match engine {
+            // An in-memory database exists once per connection: it has no other readers.
+            Engine::Sqlite if !url.contains(":memory:") => AnyPoolOptions::new()
+                .acquire_timeout(Duration::from_secs(30))
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA query_only=ON; PRAGMA busy_timeout=10000;").await?;
+                        Ok(())
+                    })
+                })
+                .connect_lazy(url)?,
+            Engine::Sqlite => pool.clone(),
+            // Connections that see every tenant's rows for their whole life, so a lookup costs
+            // one round trip instead of three (set, query, reset); only `system_read` uses them.
+            Engine::Postgres => AnyPoolOptions::new()
+                .acquire_timeout(Duration::from_secs(30))
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("SET anpi.tenant = '*'").await?;
+                        Ok(())
+                    })
+                })
+                .connect_lazy(url)?,
+        };
         let url = (engine == Engine::Postgres).then(|| std::sync::Arc::from(url));
         Ok(Store {
             pool,
+            readers,
             engine,
             keys: Default::default(),
             row_security,
@@ -268,6 +299,13 @@ impl Store {
         self.tx_for(Rows::All).await
     }
 
+    /// Like [`Store::system`], from the readers: for reads that need not see this process's
+    /// uncommitted writes (there are none outside a transaction) and must not queue behind
+    /// SQLite's one writer.
+    pub(crate) async fn system_read(&self) -> Result<Conn> {
+        Ok(self.readers.acquire().await?)
+    }
+
     async fn conn_for(&self, rows: Rows) -> Result<Conn> {
         let mut conn = self.pool.acquire().await?;
         if self.engine == Engine::Postgres {
@@ -304,6 +342,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.readers.close().await;
         self.pool.close().await;
     }
 

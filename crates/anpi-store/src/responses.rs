@@ -112,7 +112,7 @@ impl Store {
              JOIN tenants t ON t.id = r.tenant_id LEFT JOIN tenant_security s ON s.tenant_id = r.tenant_id WHERE r.id = $1",
         )
         .bind(rid)
-        .fetch_optional(&mut *self.system().await?)
+        .fetch_optional(&mut *self.system_read().await?)
         .await?;
         Ok(row.map(|r| AnswerContext {
             scope: TenantScope::new(r.tenant_id),

@@ -69,6 +69,24 @@ fn maildir_count(sink: &SmtpSink) -> usize {
     std::fs::read_dir(sink.maildir().join("new")).map(|rd| rd.count()).unwrap_or(0)
 }
 
+/// When the first message after now lands: polls the modification time of the Maildir's `new/`
+/// (a file added changes it) every 2 ms, which costs nothing like listing 100,000 files.
+/// Runs alongside the request that starts the send, since that returns only when every
+/// recipient is written; the result is measured from `t0`.
+fn first_delivery(sink: &SmtpSink, t0: Instant) -> tokio::task::JoinHandle<Duration> {
+    let dir = sink.maildir().join("new");
+    let mtime = |d: &std::path::Path| std::fs::metadata(d).and_then(|m| m.modified()).ok();
+    let before = mtime(&dir);
+    tokio::spawn(async move {
+        loop {
+            if mtime(&dir) != before {
+                return t0.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -148,6 +166,7 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     let survey = extract(&page.text, "name=\"survey\" rows=\"4\">", "</textarea>").expect("survey textarea on /incidents/new");
     let survey = support::http::html_unescape(&survey);
     let t_login = t0.elapsed();
+    let first_watch = first_delivery(&sink, t0);
     let r = admin
         .post_form(
             "/incidents",
@@ -196,7 +215,10 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     }
     let dispatch = t0.elapsed();
     let delivered = maildir_count(&sink);
-    let first = first_mail.unwrap_or(dispatch);
+    let first = match tokio::time::timeout(Duration::from_secs(1), first_watch).await {
+        Ok(Ok(watched)) => watched,
+        _ => first_mail.unwrap_or(dispatch),
+    };
     eprintln!(
         "[{engine}] dispatch: {delivered} messages in {:.2} s (login+form {}, POST /incidents done at {}, first mail at {}); outbox: {}",
         dispatch.as_secs_f64(),
@@ -251,6 +273,11 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
         secs: n as f64 / ceiling_rate,
         detail: format!("{ceiling_rate:.0} requests/s; {concurrency} concurrent clients; p99 {}", ms(ceiling_p99)),
     });
+    // The dashboard's live stream, listening through the burst: when do its events arrive?
+    let stream = admin.request(reqwest::Method::GET, &format!("/incidents/{incident}/events")).send().await.expect("event stream");
+    assert_eq!(stream.status(), 200, "event stream");
+    let heard = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let listener = tokio::spawn(listen(stream, heard.clone()));
     let t1 = Instant::now();
     let (lat, errors) = post_answers(&base, tokens.clone(), concurrency, "c1").await;
     let posts_done = t1.elapsed();
@@ -276,6 +303,32 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let answers = t1.elapsed();
+    // Events within a second after the last POST count; the stream's own window is 500 ms.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    listener.abort();
+    let heard = heard.lock().unwrap().clone();
+    let (during, after): (Vec<Duration>, Vec<Duration>) = heard.iter().map(|t| t.duration_since(t1)).partition(|d| *d <= posts_done);
+    let max_gap = std::iter::once(Duration::ZERO).chain(during.iter().copied()).collect::<Vec<_>>().windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    let lag = after.first().map(|d| *d - posts_done);
+    eprintln!(
+        "[{engine}] live stream: {} events during the {:.2} s burst (largest gap {}), first event after the last POST {}",
+        during.len(),
+        posts_done.as_secs_f64(),
+        ms(max_gap),
+        lag.map(ms).unwrap_or_else(|| "none".into())
+    );
+    rows.push(Row {
+        engine,
+        what: "live stream during the answers",
+        n,
+        secs: posts_done.as_secs_f64(),
+        detail: format!(
+            "{} `answer` events during the burst, largest gap {}; first event after the last POST: {}",
+            during.len(),
+            ms(max_gap),
+            lag.map(ms).unwrap_or_else(|| "none".into())
+        ),
+    });
     eprintln!(
         "[{engine}] answers: {} POSTs in {:.2} s, dashboard shows {shown:?} at {:.2} s ({board_fetches} dashboard fetch(es), avg {}); latency p50 {} p99 {} max {}",
         lat.len(),
@@ -348,6 +401,15 @@ async fn bench_engine(engine: Engine, n: usize, concurrency: usize, timeout: Dur
     }
     drop(server);
     drop(sink);
+}
+
+/// Notes when each `answer` event of an SSE stream arrives, until aborted.
+async fn listen(mut stream: reqwest::Response, heard: Arc<Mutex<Vec<Instant>>>) {
+    while let Ok(Some(chunk)) = stream.chunk().await {
+        let events = String::from_utf8_lossy(&chunk).matches("event: answer").count();
+        let now = Instant::now();
+        heard.lock().unwrap().extend(std::iter::repeat_n(now, events));
+    }
 }
 
 /// `n` GET /healthz from `concurrency` clients: what the HTTP stack and these clients carry on
@@ -495,6 +557,7 @@ async fn telegram_latency(
     let before = maildir_count(sink);
     let http = support::http::reqwest_client();
     let t0 = Instant::now();
+    let first_watch = first_delivery(sink, t0);
     let r = http
         .post(format!("{}/api/jma/telegrams", server.base_url()))
         .header("authorization", format!("Bearer {PUSH_SECRET}"))
@@ -518,7 +581,10 @@ async fn telegram_latency(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let all = t0.elapsed();
-    let first = first.unwrap_or(all);
+    let first = match tokio::time::timeout(Duration::from_secs(1), first_watch).await {
+        Ok(Ok(watched)) => watched,
+        _ => first.unwrap_or(all),
+    };
     eprintln!("[{engine}] telegram → {n} mails in {:.2} s (push answered after {}, first mail at {})", all.as_secs_f64(), ms(accepted), ms(first));
     Row {
         engine,
