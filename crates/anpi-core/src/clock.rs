@@ -17,6 +17,29 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that tests set and move by hand (shared, so a test can advance the clock a
+/// component already holds).
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn new(at: Millis) -> ManualClock {
+        ManualClock(std::sync::atomic::AtomicI64::new(at))
+    }
+    pub fn set(&self, at: Millis) {
+        self.0.store(at, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn advance(&self, by: Millis) {
+        self.0.fetch_add(by, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Millis {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// A fixed time is a clock that always reads it (tests).
 impl Clock for Millis {
     fn now(&self) -> Millis {

@@ -15,7 +15,7 @@ pub mod survey;
 pub mod target;
 
 pub use area::AreaCode;
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use label::Label;
 pub use policy::{Permission, Role};
 

@@ -517,14 +517,8 @@ mod tests {
     use super::*;
     use anpi_core::directory::PersonFields;
     use anpi_core::Role;
-    use std::sync::atomic::{AtomicI64, Ordering};
+    use anpi_core::ManualClock;
 
-    struct TestClock(AtomicI64);
-    impl Clock for TestClock {
-        fn now(&self) -> Millis {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
 
     /// A JMA sample telegram, or `None` with a note when ../shared is absent.
     fn sample(name: &str) -> Option<Vec<u8>> {
@@ -560,7 +554,7 @@ mod tests {
         let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("t.sqlite").display())).await.unwrap();
         store.migrate().await.unwrap();
         store.set_master_keys(anpi_store::MasterKeys::new(anpi_store::MasterKey::generate()));
-        let clock = Arc::new(TestClock(AtomicI64::new(reported(&suruga) + 60_000)));
+        let clock = Arc::new(ManualClock::new(reported(&suruga) + 60_000));
         let intake = Intake::new(store.clone(), clock.clone(), Arc::default());
         let now = || clock.now();
         let scope = store.create_tenant("t1", "T1", now()).await.unwrap();
@@ -593,7 +587,7 @@ mod tests {
         assert!(matches!(intake.accept(&suruga, Source::Feed).await.unwrap(), Accepted::New { decisions: 1, .. }));
         assert_eq!(statuses(&store, &scope).await, ["held"]);
         assert!(store.incidents(&anpi_store::IncidentAccess::everything(&scope)).await.unwrap().is_empty(), "nothing sent during the hold");
-        clock.0.fetch_add(121_000, Ordering::SeqCst);
+        clock.advance(121_000);
         assert_eq!(intake.tick().await.unwrap(), 1);
         assert_eq!(statuses(&store, &scope).await, ["sent"]);
         let incidents = store.incidents(&anpi_store::IncidentAccess::everything(&scope)).await.unwrap();
@@ -602,21 +596,21 @@ mod tests {
         assert!(matches!(intake.accept(&suruga, Source::Push).await.unwrap(), Accepted::Duplicate { .. }));
 
         // A cancellation during the hold withdraws it and tells the administrators.
-        clock.0.store(reported(&iwate) + 60_000, Ordering::SeqCst);
+        clock.set(reported(&iwate) + 60_000);
         intake.accept(&iwate, Source::Push).await.unwrap();
         assert_eq!(statuses(&store, &scope).await, ["sent", "held"]);
         intake.accept(&cancel, Source::Push).await.unwrap();
         assert_eq!(statuses(&store, &scope).await, ["sent", "cancelled", "notice"]);
-        clock.0.fetch_add(600_000, Ordering::SeqCst);
+        clock.advance(600_000);
         assert_eq!(intake.tick().await.unwrap(), 0, "a withdrawn dispatch is never sent");
         let mail = store.claim_outbox(&now(), 100, 60_000).await.unwrap();
         assert!(mail.iter().any(|m| m.subject.contains("取消") && m.to == ["admin@t1.example"]), "admin notice");
 
         // Two hours late (a long feed read on first start): recorded, never sent.
-        clock.0.store(reported(&tohoku) + 2 * 3_600_000, Ordering::SeqCst);
+        clock.set(reported(&tohoku) + 2 * 3_600_000);
         intake.accept(&tohoku, Source::Feed).await.unwrap();
         assert_eq!(statuses(&store, &scope).await.last().map(String::as_str), Some("stale"));
-        clock.0.fetch_add(600_000, Ordering::SeqCst);
+        clock.advance(600_000);
         assert_eq!(intake.tick().await.unwrap(), 0);
         assert_eq!(store.incidents(&anpi_store::IncidentAccess::everything(&scope)).await.unwrap().len(), 1);
     }

@@ -378,30 +378,18 @@ fn log_success(url: &str, r: &PollReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anpi_core::Clock;
+    use anpi_core::{Clock, ManualClock};
     use anpi_store::Store;
     use axum::extract::{Path, State};
     use axum::http::{header as h, HeaderMap, StatusCode};
     use axum::response::{IntoResponse, Response};
     use std::collections::HashMap;
-    use std::sync::atomic::{AtomicI64, Ordering};
     use std::sync::{Arc, Mutex};
 
     const T0: Millis = 1_700_000_000_000;
     const MINUTE: Millis = 60_000;
     const LAST_MODIFIED_V: &str = "Mon, 01 Jan 2024 07:10:25 GMT";
 
-    struct TestClock(AtomicI64);
-    impl Clock for TestClock {
-        fn now(&self) -> Millis {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
-    impl TestClock {
-        fn advance(&self, ms: Millis) {
-            self.0.fetch_add(ms, Ordering::SeqCst);
-        }
-    }
 
     /// What the test server answers for the feed.
     #[derive(Clone)]
@@ -488,7 +476,7 @@ mod tests {
     struct Harness {
         poller: Poller,
         server: Arc<Server>,
-        clock: Arc<TestClock>,
+        clock: Arc<ManualClock>,
         feed: FeedConfig,
         _dir: tempfile::TempDir,
     }
@@ -521,7 +509,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("t.sqlite").display())).await.unwrap();
         store.migrate().await.unwrap();
-        let clock = Arc::new(TestClock(AtomicI64::new(T0)));
+        let clock = Arc::new(ManualClock::new(T0));
         let intake = Intake::new(store, clock.clone(), Arc::default());
         let feed = FeedConfig { url: format!("http://{addr}/feed.xml"), interval: Duration::from_secs(60) };
         let client = client_builder().no_proxy().build().unwrap();

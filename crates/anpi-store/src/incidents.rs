@@ -253,7 +253,7 @@ impl Store {
 
 /// The first chunk of an incident's recipients: small, so the first message leaves at once.
 pub(crate) const FIRST_FILL: usize = 1_000;
-/// Each later chunk: one transaction.
+/// The largest later chunk: one transaction each.
 const FILL_CHUNK: usize = 20_000;
 /// How long the writer owns an unfinished fill; after that the outbox worker finishes it.
 const FILL_LEASE_MS: i64 = 60_000;
@@ -371,7 +371,9 @@ impl Store {
     async fn fill_rest(&self, scope: &TenantScope, incident: i64, chosen: &[i64], mut filled: usize, now: Millis) -> Result<()> {
         let t = scope.tenant_id();
         while filled < chosen.len() {
-            let end = (filled + FILL_CHUNK).min(chosen.len());
+            // Growing chunks (4,000, then 20,000): on SQLite the worker's first claim waits for
+            // the one connection, so the chunk right after the first stays short.
+            let end = (filled + (filled * 4).clamp(4_000, FILL_CHUNK)).min(chosen.len());
             let mut tx = self.scoped_tx(scope).await?;
             self.fill_chunk(&mut tx, t, incident, &chosen[filled..end], now).await?;
             sqlx::query(
