@@ -516,9 +516,8 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use anpi_core::directory::PersonFields;
-    use anpi_core::Role;
     use anpi_core::ManualClock;
-
+    use anpi_core::Role;
 
     /// A JMA sample telegram, or `None` with a note when ../shared is absent.
     fn sample(name: &str) -> Option<Vec<u8>> {

@@ -390,7 +390,6 @@ mod tests {
     const MINUTE: Millis = 60_000;
     const LAST_MODIFIED_V: &str = "Mon, 01 Jan 2024 07:10:25 GMT";
 
-
     /// What the test server answers for the feed.
     #[derive(Clone)]
     enum FeedReply {
