@@ -58,7 +58,7 @@ impl SmtpSink {
             match faults {
                 None => cmd.args(["-c", "aiosmtpd.handlers.Mailbox"]).arg(&maildir),
                 Some(spec) => cmd
-                    .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/python"))
+                    .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/support/python"))
                     .args(["-c", "faulty_smtp.Faulty"])
                     .arg(&maildir)
                     .arg(spec),
