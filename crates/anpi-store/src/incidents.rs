@@ -370,6 +370,9 @@ impl Store {
     /// how far it got; the last one drops the list.
     async fn fill_rest(&self, scope: &TenantScope, incident: i64, chosen: &[i64], mut filled: usize, now: Millis) -> Result<()> {
         let t = scope.tenant_id();
+        // The lease moves with the work: `now` plus the time spent so far (a monotonic clock),
+        // so a fill of millions that takes longer than one lease is not taken over while alive.
+        let started = std::time::Instant::now();
         while filled < chosen.len() {
             // Growing chunks (4,000, then 20,000): on SQLite the worker's first claim waits for
             // the one connection, so the chunk right after the first stays short.
@@ -383,7 +386,7 @@ impl Store {
             .bind(t)
             .bind(incident)
             .bind(end as i64)
-            .bind(now + FILL_LEASE_MS)
+            .bind(now + i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX / 2) + FILL_LEASE_MS)
             .bind(chosen.len() as i64)
             .execute(&mut *tx)
             .await?;
