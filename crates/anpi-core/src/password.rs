@@ -59,7 +59,7 @@ pub fn common_count() -> usize {
     common_set().len()
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordProblem {
     TooShort(usize),
     TooLong,

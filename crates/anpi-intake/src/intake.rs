@@ -11,7 +11,7 @@ use anpi_core::target::Target;
 use anpi_core::{Clock, Lang, Millis};
 use anpi_jma::{InfoType, Severity, Status, Telegram};
 use anpi_store::audit::AuditEvent;
-use anpi_store::{DispatchRow, NewDispatch, NewIncident, NewTelegram, Store, StoreError, TenantScope};
+use anpi_store::{DispatchRow, NewDispatch, NewIncident, NewTelegram, Problem, Store, StoreError, TenantScope};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -334,7 +334,7 @@ impl Intake {
                     tracing::info!(tenant = scope.tenant_id(), dispatch = d.id, recipients = n, "rule dispatched");
                     self.wake.notify_one();
                 }
-                Err(StoreError::Conflict(_)) => {} // another node took it, or it was withdrawn
+                Err(StoreError::NoLongerHeld) => {} // another node took it, or it was withdrawn
                 Err(StoreError::Invalid(_)) => {
                     let reason = Reason::new("該当する人がいません（無効化・削除済み）", "nobody to send to (people disabled or removed)");
                     self.store.settle_dispatch(&scope, d.id, "no_people", &reason.encode()).await?;
@@ -349,7 +349,7 @@ impl Intake {
     }
 
     async fn start(&self, scope: &TenantScope, d: &DispatchRow, now: Millis) -> Result<usize, StoreError> {
-        let rule = Rule::from_row(&self.store.rule(scope, d.rule_id).await?).map_err(StoreError::Invalid)?;
+        let rule = Rule::from_row(&self.store.rule(scope, d.rule_id).await?).map_err(|e| StoreError::Invalid(Problem::Other(e)))?;
         let telegram = self.store.telegram(d.telegram_id).await?;
         let areas = d.areas.split_whitespace().filter_map(|a| anpi_core::AreaCode::parse(a).ok()).collect();
         let severity: Severity = d.severity.parse().unwrap_or(Severity::Info);

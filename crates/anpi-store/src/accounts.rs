@@ -2,7 +2,7 @@
 
 use crate::audit::AuditEvent;
 use crate::crypto::{hash_password, random_token, token_hash, verify_password, Lane};
-use crate::{Result, Store, StoreError, TenantScope};
+use crate::{Problem, Result, Store, StoreError, TenantScope};
 use anpi_core::{password, Millis, Role};
 
 #[derive(Debug, Clone)]
@@ -187,9 +187,9 @@ impl Store {
     pub async fn create_operator(&self, email: &str, pw: &str, now: Millis) -> Result<i64> {
         let email = email.trim().to_lowercase();
         if !anpi_core::directory::valid_email(&email) {
-            return Err(StoreError::Invalid("invalid email".into()));
+            return Err(StoreError::Invalid(Problem::InvalidEmail));
         }
-        password::check(pw, false, &[&email]).map_err(|p| StoreError::Invalid(p.message(anpi_core::Lang::En)))?;
+        password::check(pw, false, &[&email]).map_err(|p| StoreError::Invalid(Problem::Password(p)))?;
         let hash = hash_password(pw).await?;
         let id = sqlx::query_scalar(
             "INSERT INTO operators (email, password_hash, created_at) VALUES ($1, $2, $3) \
@@ -225,15 +225,15 @@ impl Store {
     ) -> Result<i64> {
         let email = email.trim().to_lowercase();
         if !anpi_core::directory::valid_email(&email) {
-            return Err(StoreError::Invalid("メールアドレスが正しくありません (invalid email)".into()));
+            return Err(StoreError::Invalid(Problem::InvalidEmail));
         }
         if name.trim().is_empty() {
-            return Err(StoreError::Invalid("氏名がありません (name is required)".into()));
+            return Err(StoreError::Invalid(Problem::NameMissing));
         }
         let hash = match pw {
             Some(p) => {
                 let (code, tenant_name) = self.tenant_words(scope.tenant_id()).await?;
-                password::check(p, false, &[&code, &tenant_name, &email]).map_err(|e| StoreError::Invalid(e.both()))?;
+                password::check(p, false, &[&code, &tenant_name, &email]).map_err(|e| StoreError::Invalid(Problem::Password(e)))?;
                 hash_password(p).await?
             }
             None => String::new(),
@@ -244,7 +244,7 @@ impl Store {
             .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         if taken.is_some() {
-            return Err(StoreError::Conflict("このメールアドレスは登録済みです (email already registered)".into()));
+            return Err(StoreError::Conflict(Problem::EmailRegistered));
         }
         let mut tx = self.scoped_tx(scope).await?;
         let id: i64 =
@@ -595,7 +595,7 @@ impl Store {
 
     pub async fn change_password(&self, scope: &TenantScope, account_id: i64, old: &str, new: &str, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         if !self.reenter_password(scope, account_id, old, now).await? {
-            return Err(StoreError::Invalid("現在のパスワードが違います (current password is wrong)".into()));
+            return Err(StoreError::Invalid(Problem::WrongCurrentPassword));
         }
         self.set_password(scope.tenant_id(), account_id, new, None, audit, now).await
     }
@@ -620,7 +620,7 @@ impl Store {
             .fetch_optional(&mut *self.scoped(&scope).await?)
             .await?
             .ok_or(StoreError::NotFound)?;
-        password::check(new, with_mfa, &[&code, &tenant_name, &email]).map_err(|p| StoreError::Invalid(p.both()))?;
+        password::check(new, with_mfa, &[&code, &tenant_name, &email]).map_err(|p| StoreError::Invalid(Problem::Password(p)))?;
         let hash = hash_password(new).await?;
         let mut tx = self.scoped_tx(&scope).await?;
         // A reset link is spent first, once: of two uses at the same time one finds it spent.
@@ -631,7 +631,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if spent.rows_affected() != 1 {
-                return Err(StoreError::Invalid("このリンクは無効か期限切れです (this link is invalid or expired)".into()));
+                return Err(StoreError::Invalid(Problem::LinkInvalid));
             }
         }
         sqlx::query("UPDATE accounts SET password_hash = $1 WHERE tenant_id = $2 AND id = $3")
@@ -717,7 +717,7 @@ impl Store {
     /// Sets a new password through a reset link; `audit` is recorded with the account as actor.
     pub async fn reset_password(&self, token: &str, new: &str, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let Some((tenant, account)) = self.reset_target(token, now).await? else {
-            return Err(StoreError::Invalid("このリンクは無効か期限切れです (this link is invalid or expired)".into()));
+            return Err(StoreError::Invalid(Problem::LinkInvalid));
         };
         let audit = AuditEvent { actor: crate::audit::Actor::Account(account), ..audit.clone() };
         self.set_password(tenant, account, new, Some(&token_hash(token)), &audit, now).await

@@ -3,7 +3,7 @@
 //! (see `anpi_core::netlist`); empty means anywhere. No row means all three are empty.
 
 use crate::audit::AuditEvent;
-use crate::{Result, Store, StoreError, TenantScope};
+use crate::{Problem, Result, Store, StoreError, TenantScope};
 use anpi_core::netlist::NetList;
 use anpi_core::Millis;
 
@@ -41,7 +41,7 @@ impl Store {
     /// Validates, normalises and saves the allowlists, leaving the tenant's other security
     /// settings as they are. Returns what was stored.
     pub async fn set_allowlists(&self, scope: &TenantScope, lists: &Allowlists, audit: &AuditEvent<'_>, now: Millis) -> Result<Allowlists> {
-        let lists = lists.normalised().map_err(StoreError::Invalid)?;
+        let lists = lists.normalised().map_err(|e| StoreError::Invalid(Problem::Other(e)))?;
         let mut tx = self.scoped_tx(scope).await?;
         sqlx::query(
             "INSERT INTO tenant_security (tenant_id, console_allowlist, admin_allowlist, answer_allowlist) VALUES ($1, $2, $3, $4) \
@@ -79,7 +79,9 @@ mod tests {
         assert_eq!(s.allowlists(&a).await.unwrap(), stored);
         assert_eq!(s.allowlists(&b).await.unwrap(), Allowlists::default());
         let bad = Allowlists { answer: "10.0.0.300/8".into(), ..stored.clone() };
-        assert!(matches!(s.set_allowlists(&a, &bad, &AuditEvent::system("test"), 0).await, Err(StoreError::Invalid(m)) if m.contains("10.0.0.300/8")));
+        assert!(
+            matches!(s.set_allowlists(&a, &bad, &AuditEvent::system("test"), 0).await, Err(StoreError::Invalid(Problem::Other(m))) if m.contains("10.0.0.300/8"))
+        );
         let cleared = s.set_allowlists(&a, &Allowlists::default(), &AuditEvent::system("test"), 0).await.unwrap();
         assert_eq!(s.allowlists(&a).await.unwrap(), cleared);
     }

@@ -57,7 +57,7 @@ async fn write(pool: &AnyPool, engine: Engine, batch: &[Pending]) -> Result<Hash
     }
     let rows: Vec<serde_json::Value> =
         last.values().map(|p| serde_json::json!({ "rid": p.recipient, "tid": p.tenant, "ans": p.answers, "at": p.at })).collect();
-    let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Internal(e.to_string()))?;
     let values = match engine {
         Engine::Postgres => "SELECT * FROM json_to_recordset($1::json) AS x(rid BIGINT, tid BIGINT, ans TEXT, at BIGINT)",
         Engine::Sqlite => {

@@ -387,7 +387,7 @@ impl Store {
     /// The tenant's retention of one log kind, in days.
     pub async fn set_audit_retention(&self, scope: &TenantScope, kind: LogKind, days: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         if !(30..=3650).contains(&days) {
-            return Err(StoreError::Invalid("保存期間は30〜3650日です (retention: 30–3650 days)".into()));
+            return Err(StoreError::Invalid(crate::Problem::RetentionDays));
         }
         let column = kind.retention_column();
         let mut tx = self.scoped_tx(scope).await?;

@@ -1,7 +1,7 @@
 //! A tenant's client-certificate settings (columns of `tenant_security`): the CA whose
 //! certificates admins may present, and whether admins must present one. No row: neither.
 
-use crate::{Result, Store, StoreError, TenantScope};
+use crate::{Problem, Result, Store, StoreError, TenantScope};
 use anpi_core::clientcert::ClientCa;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -11,9 +11,6 @@ pub struct ClientCertSettings {
     /// Admins must present a certificate issued by `ca` (on sign-in and every request).
     pub admin_required: bool,
 }
-
-const NEED_CA: &str = "先にCA証明書を登録してください (upload a CA certificate first)";
-const STILL_REQUIRED: &str = "管理者のクライアント証明書の必須設定を先に解除してください (turn off the admin certificate requirement first)";
 
 impl Store {
     /// The tenant's settings. One primary-key lookup.
@@ -36,7 +33,7 @@ impl Store {
     /// Validates and stores the tenant's CA certificate (PEM), replacing any earlier one.
     /// Returns what was stored.
     pub async fn set_client_ca(&self, scope: &TenantScope, pem: &str) -> Result<ClientCa> {
-        let ca = ClientCa::from_pem(pem).map_err(StoreError::Invalid)?;
+        let ca = ClientCa::from_pem(pem).map_err(|e| StoreError::Invalid(Problem::Other(e)))?;
         sqlx::query(
             "INSERT INTO tenant_security (tenant_id, client_ca_pem) VALUES ($1, $2) \
              ON CONFLICT (tenant_id) DO UPDATE SET client_ca_pem = excluded.client_ca_pem",
@@ -55,7 +52,7 @@ impl Store {
             .execute(&mut *self.scoped(scope).await?)
             .await?;
         if done.rows_affected() == 0 && self.client_cert_settings(scope).await?.admin_required {
-            return Err(StoreError::Invalid(STILL_REQUIRED.into()));
+            return Err(StoreError::Invalid(Problem::ClientCertStillRequired));
         }
         Ok(())
     }
@@ -70,7 +67,7 @@ impl Store {
         };
         let done = sqlx::query(sql).bind(scope.tenant_id()).execute(&mut *self.scoped(scope).await?).await?;
         if required && done.rows_affected() == 0 {
-            return Err(StoreError::Invalid(NEED_CA.into()));
+            return Err(StoreError::Invalid(Problem::NeedClientCa));
         }
         Ok(())
     }

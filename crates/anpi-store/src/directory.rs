@@ -2,7 +2,7 @@
 
 use crate::audit::AuditEvent;
 use crate::keys::{write_email_hashes, KeyRing, PREFIX};
-use crate::{Result, Store, StoreError, TenantScope};
+use crate::{Problem, Result, Store, StoreError, TenantScope};
 use anpi_core::directory::PersonInput;
 use anpi_core::{AreaCode, Lang, Millis};
 use sqlx::any::Any;
@@ -120,11 +120,11 @@ impl Store {
     pub async fn create_site(&self, scope: &TenantScope, name: &str, area: &AreaCode) -> Result<i64> {
         let name = name.trim();
         if name.is_empty() {
-            return Err(StoreError::Invalid("事業所名がありません (site name is required)".into()));
+            return Err(StoreError::Invalid(Problem::SiteNameMissing));
         }
         let mut tx = self.scoped_tx(scope).await?;
         if lookup(&mut tx, "sites", scope, name).await?.is_some() {
-            return Err(StoreError::Conflict("同じ名前の事業所があります (site exists)".into()));
+            return Err(StoreError::Conflict(Problem::SiteExists));
         }
         let id = sqlx::query_scalar("INSERT INTO sites (tenant_id, name, area_code) VALUES ($1, $2, $3) RETURNING id")
             .bind(scope.tenant_id())
@@ -138,16 +138,14 @@ impl Store {
 
     pub async fn create_department(&self, scope: &TenantScope, path: &str) -> Result<i64> {
         let mut tx = self.scoped_tx(scope).await?;
-        let id = ensure_department(&mut tx, scope, path).await?.ok_or_else(|| StoreError::Invalid("部署名がありません (name is required)".into()))?;
+        let id = ensure_department(&mut tx, scope, path).await?.ok_or_else(|| StoreError::Invalid(Problem::DepartmentNameMissing))?;
         tx.commit().await?;
         Ok(id)
     }
 
     pub async fn create_group(&self, scope: &TenantScope, name: &str) -> Result<i64> {
         let mut tx = self.scoped_tx(scope).await?;
-        let id = ensure_named(&mut tx, "contact_groups", scope, name)
-            .await?
-            .ok_or_else(|| StoreError::Invalid("グループ名がありません (name is required)".into()))?;
+        let id = ensure_named(&mut tx, "contact_groups", scope, name).await?.ok_or_else(|| StoreError::Invalid(Problem::GroupNameMissing))?;
         tx.commit().await?;
         Ok(id)
     }
@@ -279,7 +277,7 @@ impl Store {
     pub async fn import_people(&self, scope: &TenantScope, rows: &[PersonInput], audit: &AuditEvent<'_>, now: Millis) -> Result<usize> {
         let sites: HashSet<String> = self.sites(scope).await?.into_iter().map(|s| s.name).collect();
         if let Some(p) = rows.iter().find(|p| !p.site.trim().is_empty() && !sites.contains(p.site.trim())) {
-            return Err(StoreError::Invalid(format!("事業所が登録されていません (unknown site): {}", p.site.trim())));
+            return Err(StoreError::Invalid(Problem::UnknownSite(p.site.trim().to_string())));
         }
         let ring = self.ring_for(scope, rows).await?;
         let mut done = 0;
@@ -410,17 +408,15 @@ async fn save_person_tx(
     let position = ensure_named(tx, "positions", scope, &p.position).await?;
     let site = match p.site.trim() {
         "" => None,
-        name => Some(lookup(tx, "sites", scope, name).await?.ok_or_else(|| StoreError::Invalid(format!("事業所が登録されていません (unknown site): {name}")))?),
+        name => Some(lookup(tx, "sites", scope, name).await?.ok_or_else(|| StoreError::Invalid(Problem::UnknownSite(name.to_string())))?),
     };
     let same_no: Option<i64> =
         sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1 AND employee_no = $2").bind(t).bind(&p.employee_no).fetch_optional(&mut **tx).await?;
     let existing = match (id, same_no) {
-        (Some(id), Some(other)) if other != id => {
-            return Err(StoreError::Conflict(format!("社員番号 {} は使用中です (employee number in use)", p.employee_no)))
-        }
+        (Some(id), Some(other)) if other != id => return Err(StoreError::Conflict(Problem::EmployeeNoInUse(p.employee_no.clone()))),
         (Some(id), _) => Some(id),
         (None, Some(other)) if upsert => Some(other),
-        (None, Some(_)) => return Err(StoreError::Conflict(format!("社員番号 {} は使用中です (employee number in use)", p.employee_no))),
+        (None, Some(_)) => return Err(StoreError::Conflict(Problem::EmployeeNoInUse(p.employee_no.clone()))),
         (None, None) => None,
     };
     // Encrypted under the tenant's active key and bound to the person's row (keys.rs); `ring`

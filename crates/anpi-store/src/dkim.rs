@@ -5,7 +5,7 @@
 
 use crate::crypto::{b64, unb64};
 use crate::keys::{open_raw, seal_raw, MasterKey};
-use crate::{Result, Store, StoreError};
+use crate::{Problem, Result, Store, StoreError};
 use anpi_core::Millis;
 
 /// A DKIM key: `algorithm` is `rsa` (PKCS#1 PEM private key) or `ed25519` (base64 of the
@@ -63,10 +63,10 @@ impl Store {
         let valid =
             |s: &str| !s.is_empty() && s.len() <= 253 && s.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
         if !valid(&domain) || !valid(&selector) {
-            return Err(StoreError::Invalid("a DKIM domain and selector are DNS names (letters, digits, hyphens, dots)".into()));
+            return Err(StoreError::Invalid(Problem::DkimName));
         }
         if key.algorithm != "rsa" && key.algorithm != "ed25519" {
-            return Err(StoreError::Invalid("a DKIM algorithm is rsa or ed25519".into()));
+            return Err(StoreError::Invalid(Problem::DkimAlgorithm));
         }
         let sealed = seal(self.master_keys()?.current(), &domain, &selector, &key.private_key)?;
         sqlx::query(

@@ -4,7 +4,7 @@
 use crate::audit::AuditEvent;
 use crate::outbox::OutboxKind;
 use crate::reach::{IncidentAccess, Reach};
-use crate::{Result, Store, StoreError, TenantScope};
+use crate::{Problem, Result, Store, StoreError, TenantScope};
 use anpi_core::survey::{Answers, Survey};
 use anpi_core::target::{PersonFacts, Target};
 use anpi_core::{AreaCode, Label, Millis};
@@ -23,7 +23,7 @@ pub struct NewIncident {
     /// Limits the recipients to these people too (a distributor's reach).
     pub within: Option<Target>,
     /// The held rule decision this incident carries out; it becomes `sent` in the same
-    /// transaction, and the start fails with `Conflict` if it is no longer held.
+    /// transaction, and the start fails with `StoreError::NoLongerHeld` if it is no longer held.
     pub dispatch_id: Option<i64>,
     /// The classification label (one of the tenant's).
     pub label_id: Option<i64>,
@@ -192,7 +192,7 @@ impl Targetable {
 const BATCH: usize = 500;
 
 fn json_ids(ids: &[i64]) -> Result<String> {
-    serde_json::to_string(ids).map_err(|e| StoreError::Invalid(e.to_string()))
+    serde_json::to_string(ids).map_err(|e| StoreError::Internal(e.to_string()))
 }
 
 /// The state of recipient `r`'s latest message; a bounce shows as `undeliverable`.
@@ -267,10 +267,10 @@ impl Store {
     /// [`Store::finish_fills`] completes, each person once.
     pub async fn start_incident(&self, scope: &TenantScope, new: &NewIncident, audit: &AuditEvent<'_>, now: Millis) -> Result<(i64, usize)> {
         if new.title.trim().is_empty() {
-            return Err(StoreError::Invalid("件名がありません (title is required)".into()));
+            return Err(StoreError::Invalid(Problem::TitleMissing));
         }
         if new.target.is_empty() {
-            return Err(StoreError::Invalid("配信対象を選んでください (choose a target)".into()));
+            return Err(StoreError::Invalid(Problem::NoTarget));
         }
         let t = scope.tenant_id();
         let chosen: Vec<i64> = if new.target.all && new.within.is_none() {
@@ -284,11 +284,11 @@ impl Store {
             people.iter().filter(|p| new.within.as_ref().is_none_or(|w| w.matches(&p.facts()))).map(|p| p.row.id).collect()
         };
         if chosen.is_empty() {
-            return Err(StoreError::Invalid("配信対象に該当する人がいません (nobody matches the target)".into()));
+            return Err(StoreError::Invalid(Problem::NobodyMatches));
         }
         self.check_label(scope, new.label_id).await?;
-        let survey = serde_json::to_string(&new.survey).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let target = serde_json::to_string(&new.target).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let survey = serde_json::to_string(&new.survey).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let target = serde_json::to_string(&new.target).map_err(|e| StoreError::Internal(e.to_string()))?;
         let first = chosen.len().min(FIRST_FILL);
         let rest = if first < chosen.len() { Some(json_ids(&chosen)?) } else { None };
         let mut tx = self.scoped_tx(scope).await?;
@@ -324,7 +324,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             if done.rows_affected() != 1 {
-                return Err(StoreError::Conflict("dispatch is no longer held".into()));
+                return Err(StoreError::NoLongerHeld);
             }
         }
         let label: Option<String> = match new.label_id {
@@ -409,7 +409,7 @@ impl Store {
         .await?;
         let mut finished = 0;
         for (tenant, incident, ids, filled) in stale {
-            let chosen: Vec<i64> = serde_json::from_str(&ids).map_err(|e| StoreError::Invalid(format!("incident {incident}: fill list: {e}")))?;
+            let chosen: Vec<i64> = serde_json::from_str(&ids).map_err(|e| StoreError::Internal(format!("incident {incident}: fill list: {e}")))?;
             self.fill_rest(&TenantScope::new(tenant), incident, &chosen, usize::try_from(filled).unwrap_or(0), now).await?;
             tracing::info!(incident, people = chosen.len(), "finished writing an incident's recipients after its writer stopped");
             finished += 1;
@@ -645,7 +645,7 @@ impl Store {
             .await?;
         match closed {
             None => return Err(StoreError::NotFound),
-            Some(Some(_)) => return Err(StoreError::Invalid("終了した配信です (incident is closed)".into())),
+            Some(Some(_)) => return Err(StoreError::Invalid(Problem::IncidentClosed)),
             Some(None) => {}
         }
         let n: i64 = sqlx::query_scalar("UPDATE incidents SET resends = resends + 1 WHERE tenant_id = $1 AND id = $2 RETURNING resends")

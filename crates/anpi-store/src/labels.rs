@@ -2,7 +2,7 @@
 //! default label for exports that belong to no incident.
 
 use crate::audit::AuditEvent;
-use crate::{Result, Store, StoreError, TenantScope};
+use crate::{Problem, Result, Store, StoreError, TenantScope};
 use anpi_core::label::{self, Label};
 use anpi_core::{Millis, Role};
 
@@ -50,9 +50,9 @@ impl LabelDb {
 const COLUMNS: &str = "id, name, name_en, rank, export_min";
 
 fn checked(input: &LabelInput) -> Result<(String, String, i64)> {
-    let (name, name_en) = label::check_names(&input.name, &input.name_en).map_err(StoreError::Invalid)?;
+    let (name, name_en) = label::check_names(&input.name, &input.name_en).map_err(|e| StoreError::Invalid(Problem::Other(e)))?;
     if !(0..=1000).contains(&input.rank) {
-        return Err(StoreError::Invalid("順位は0〜1000です (rank: 0–1000)".into()));
+        return Err(StoreError::Invalid(Problem::LabelRank));
     }
     Ok((name, name_en, input.rank))
 }
@@ -92,7 +92,7 @@ impl Store {
         match id {
             None => Ok(()),
             Some(id) => match self.label(scope, id).await {
-                Err(StoreError::NotFound) => Err(StoreError::Invalid("区分が見つかりません (unknown label)".into())),
+                Err(StoreError::NotFound) => Err(StoreError::Invalid(Problem::UnknownLabel)),
                 other => other.map(|_| ()),
             },
         }
@@ -137,7 +137,7 @@ impl Store {
             .fetch_optional(&mut *self.scoped(scope).await?)
             .await?;
         match taken {
-            Some(_) => Err(StoreError::Conflict(format!("区分「{name}」は既にあります (a label of that name exists)"))),
+            Some(_) => Err(StoreError::Conflict(Problem::LabelExists(name.to_string()))),
             None => Ok(()),
         }
     }
@@ -147,16 +147,12 @@ impl Store {
     pub async fn delete_label(&self, scope: &TenantScope, id: i64, audit: &AuditEvent<'_>, now: Millis) -> Result<()> {
         let used = self.labels(scope).await?.into_iter().find(|l| l.label.id == id).ok_or(StoreError::NotFound)?;
         if used.in_use() {
-            return Err(StoreError::Conflict(format!(
-                "区分「{}」は使用中のため削除できません（配信 {} 件、ルール {} 件{}）(the label is in use: {} incidents, {} rules{})",
-                used.label.name,
-                used.incidents,
-                used.rules,
-                if used.default { "、出力の既定" } else { "" },
-                used.incidents,
-                used.rules,
-                if used.default { ", default for exports" } else { "" },
-            )));
+            return Err(StoreError::Conflict(Problem::LabelInUse {
+                name: used.label.name,
+                incidents: used.incidents,
+                rules: used.rules,
+                default: used.default,
+            }));
         }
         let mut tx = self.scoped_tx(scope).await?;
         let done = sqlx::query("DELETE FROM labels WHERE tenant_id = $1 AND id = $2").bind(scope.tenant_id()).bind(id).execute(&mut *tx).await;
@@ -167,7 +163,7 @@ impl Store {
                 Ok(())
             }
             // Put to use between the check and the delete.
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(StoreError::Conflict("区分は使用中です (the label is in use)".into())),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(StoreError::Conflict(Problem::LabelTaken)),
             Err(e) => Err(e.into()),
         }
     }
@@ -248,15 +244,26 @@ mod tests {
 
             // Add, rename, refuse duplicates and bad names; other tenants see nothing of it.
             let id = s.create_label(&a, &input("部外秘", "", 5, Role::Admin), &AuditEvent::system("test"), now).await.unwrap();
-            assert!(matches!(s.create_label(&a, &input("部外秘", "x", 1, Role::Admin), &AuditEvent::system("test"), now).await, Err(StoreError::Conflict(_))));
-            assert!(matches!(s.create_label(&a, &input("a/b", "", 1, Role::Admin), &AuditEvent::system("test"), now).await, Err(StoreError::Invalid(_))));
-            assert!(matches!(s.create_label(&a, &input("ok", "", 5000, Role::Admin), &AuditEvent::system("test"), now).await, Err(StoreError::Invalid(_))));
+            assert!(
+                matches!(s.create_label(&a, &input("部外秘", "x", 1, Role::Admin), &AuditEvent::system("test"), now).await, Err(StoreError::Conflict(Problem::LabelExists(n))) if n == "部外秘")
+            );
+            assert!(matches!(
+                s.create_label(&a, &input("a/b", "", 1, Role::Admin), &AuditEvent::system("test"), now).await,
+                Err(StoreError::Invalid(Problem::Other(_)))
+            ));
+            assert!(matches!(
+                s.create_label(&a, &input("ok", "", 5000, Role::Admin), &AuditEvent::system("test"), now).await,
+                Err(StoreError::Invalid(Problem::LabelRank))
+            ));
             s.create_label(&b, &input("部外秘", "", 1, Role::Member), &AuditEvent::system("test"), now).await.expect("names are per tenant");
             s.update_label(&a, id, &input("関係者外秘", "Need to know", 3, Role::Distributor), &AuditEvent::system("test"), now).await.unwrap();
             let l = s.label(&a, id).await.unwrap();
             assert_eq!((l.name.as_str(), l.name_en.as_str(), l.rank, l.export_min), ("関係者外秘", "Need to know", 3, Role::Distributor));
             assert!(
-                matches!(s.update_label(&a, id, &input("機密", "", 3, Role::Admin), &AuditEvent::system("test"), now).await, Err(StoreError::Conflict(_))),
+                matches!(
+                    s.update_label(&a, id, &input("機密", "", 3, Role::Admin), &AuditEvent::system("test"), now).await,
+                    Err(StoreError::Conflict(Problem::LabelExists(_)))
+                ),
                 "rename onto another"
             );
             assert!(matches!(s.label(&b, id).await, Err(StoreError::NotFound)));
@@ -285,7 +292,7 @@ mod tests {
             let foreign = s.labels(&b).await.unwrap()[0].label.id;
             assert!(matches!(
                 s.start_incident(&a, &NewIncident { label_id: Some(foreign), ..new.clone() }, &AuditEvent::system("test"), now).await,
-                Err(StoreError::Invalid(_))
+                Err(StoreError::Invalid(Problem::UnknownLabel))
             ));
             let (inc, _) = s.start_incident(&a, &new, &AuditEvent::system("test"), now).await.unwrap();
             assert_eq!(s.incident(&a, inc).await.unwrap().label.map(|l| l.name), Some("関係者外秘".into()));
@@ -298,7 +305,10 @@ mod tests {
             assert!(s.claim_outbox(&now, 10, 60_000).await.unwrap().remove(0).survey.unwrap().label.is_none());
 
             // In use (incident, rule, default): not deleted; unused: deleted.
-            assert!(matches!(s.delete_label(&a, id, &AuditEvent::system("test"), 0).await, Err(StoreError::Conflict(m)) if m.contains("1")));
+            assert!(matches!(
+                s.delete_label(&a, id, &AuditEvent::system("test"), 0).await,
+                Err(StoreError::Conflict(Problem::LabelInUse { incidents: 1, .. }))
+            ));
             assert!(s.label(&a, id).await.is_ok());
             let rule = RuleRow { name: "r".into(), kind: "earthquake".into(), label_id: Some(kimitsu), ..Default::default() };
             assert!(
@@ -307,9 +317,18 @@ mod tests {
             );
             let rid = s.save_rule(&a, &rule, &AuditEvent::system("test"), now).await.unwrap();
             assert_eq!(s.rule(&a, rid).await.unwrap().label_id, Some(kimitsu));
-            assert!(matches!(s.delete_label(&a, kimitsu, &AuditEvent::system("test"), 0).await, Err(StoreError::Conflict(_))), "used by a rule");
+            assert!(
+                matches!(s.delete_label(&a, kimitsu, &AuditEvent::system("test"), 0).await, Err(StoreError::Conflict(Problem::LabelInUse { rules: 1, .. }))),
+                "used by a rule"
+            );
             s.save_rule(&a, &RuleRow { id: rid, label_id: None, ..rule }, &AuditEvent::system("test"), now).await.unwrap();
-            assert!(matches!(s.delete_label(&a, default.id, &AuditEvent::system("test"), 0).await, Err(StoreError::Conflict(_))), "the default");
+            assert!(
+                matches!(
+                    s.delete_label(&a, default.id, &AuditEvent::system("test"), 0).await,
+                    Err(StoreError::Conflict(Problem::LabelInUse { default: true, .. }))
+                ),
+                "the default"
+            );
             s.set_default_label(&a, None, &AuditEvent::system("test"), 0).await.unwrap();
             assert!(s.default_label(&a).await.unwrap().is_none());
             s.delete_label(&a, default.id, &AuditEvent::system("test"), 0).await.unwrap();

@@ -30,6 +30,7 @@ mod live;
 pub mod mfa;
 mod outbox;
 pub mod passkeys;
+mod problem;
 mod reach;
 mod responses;
 mod scope;
@@ -52,6 +53,7 @@ pub use keys::{normalise_email, MasterKey, MasterKeys};
 pub use labels::{LabelInput, LabelUse};
 pub use live::LiveListener;
 pub use outbox::{Claimed, Delivery, OutboxKind, SurveyMail};
+pub use problem::Problem;
 pub use reach::IncidentAccess;
 pub use responses::AnswerContext;
 pub use scope::TenantScope;
@@ -94,10 +96,20 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("not found")]
     NotFound,
+    /// The request clashes with what is stored (a name or number in use): a person can fix it.
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Problem),
+    /// The input is refused: a person can fix it. anpi-web shows the problem in the page's language.
     #[error("{0}")]
-    Invalid(String),
+    Invalid(Problem),
+    /// A fault no user can fix (a task that stopped, JSON that does not encode, a setting that
+    /// does not apply): for the log only.
+    #[error("{0}")]
+    Internal(String),
+    /// The held dispatch being started was started or withdrawn meanwhile (by another node):
+    /// nothing was done.
+    #[error("dispatch is no longer held")]
+    NoLongerHeld,
     /// Encryption at rest: no or wrong master key, or a value that does not decrypt.
     #[error("encryption: {0}")]
     Crypto(String),
@@ -176,7 +188,7 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Engine::Postgres
         } else {
-            return Err(StoreError::Invalid("database URL must start with sqlite: or postgres:".into()));
+            return Err(StoreError::Internal("database URL must start with sqlite: or postgres:".into()));
         };
         let opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         let pool = match engine {

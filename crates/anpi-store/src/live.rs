@@ -43,8 +43,11 @@ impl Store {
 
     /// Starts listening for the other nodes' events (PostgreSQL only).
     pub async fn listen_live(&self, node: &str) -> Result<LiveListener> {
-        let url =
-            self.url.as_deref().filter(|_| self.shares_live_events()).ok_or_else(|| StoreError::Invalid("live events are shared on PostgreSQL only".into()))?;
+        let url = self
+            .url
+            .as_deref()
+            .filter(|_| self.shares_live_events())
+            .ok_or_else(|| StoreError::Internal("live events are shared on PostgreSQL only".into()))?;
         let mut inner = PgListener::connect(url).await?;
         inner.listen(CHANNEL).await?;
         Ok(LiveListener { inner, node: node.to_string() })

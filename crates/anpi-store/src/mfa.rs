@@ -142,7 +142,7 @@ impl Store {
     /// Turns TOTP on once the user proves the app works (`code` for `secret`); returns the
     /// recovery codes to show once. Replaces earlier codes.
     pub async fn enable_totp(&self, scope: &TenantScope, account: i64, secret: &str, code: &str, audit: &AuditEvent<'_>, now: Millis) -> Result<Vec<String>> {
-        let step = totp_match(secret, code, now).ok_or_else(|| StoreError::Invalid("確認コードが違います (the code does not match)".into()))?;
+        let step = totp_match(secret, code, now).ok_or_else(|| StoreError::Invalid(crate::Problem::CodeMismatch))?;
         let mut tx = self.scoped_tx(scope).await?;
         let done = sqlx::query("UPDATE accounts SET totp_secret = $3, totp_last_step = $4 WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id())

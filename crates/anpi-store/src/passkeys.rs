@@ -9,7 +9,7 @@
 
 use crate::audit::AuditEvent;
 use crate::crypto::{b64, random_bytes};
-use crate::{Account, Result, Store, StoreError, TenantScope};
+use crate::{Account, Problem, Result, Store, StoreError, TenantScope};
 use anpi_core::Millis;
 use anpi_webauthn::{client_data_challenge, credential_id, field, verify_assertion, verify_registration, Refused, CHALLENGE_TTL_MS, COSE_ES256};
 pub use anpi_webauthn::{AuthenticationResponse, RegistrationResponse, RelyingParty};
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 /// At most this many passkeys per account.
-pub const MAX_PASSKEYS: i64 = 10;
+pub const MAX_PASSKEYS: usize = 10;
 
 // ---- storage ----
 
@@ -33,7 +33,7 @@ pub struct PasskeyRow {
 /// What a refused ceremony tells the caller: nothing specific.
 fn refused(scope: &TenantScope, account: i64, what: &str, r: Refused) -> StoreError {
     tracing::info!(tenant = scope.tenant_id(), account, reason = r.0, "passkey {what} refused");
-    StoreError::Invalid("パスキーを確認できませんでした (the passkey could not be verified)".into())
+    StoreError::Invalid(Problem::PasskeyNotVerified)
 }
 
 impl Store {
@@ -56,7 +56,7 @@ impl Store {
     async fn user_handle(&self, scope: &TenantScope, account: i64) -> Result<Vec<u8>> {
         use hmac::{Hmac, Mac};
         let key = self.secret("webauthn-user-handle").await?;
-        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&key) else { return Err(StoreError::Invalid("bad key".into())) };
+        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&key) else { return Err(StoreError::Internal("webauthn-user-handle: bad key".into())) };
         m.update(&scope.tenant_id().to_be_bytes());
         m.update(&account.to_be_bytes());
         Ok(m.finalize().into_bytes()[..16].to_vec())
@@ -117,8 +117,8 @@ impl Store {
     /// new passkey of `account`. The caller has re-authenticated the user.
     pub async fn begin_passkey_registration(&self, scope: &TenantScope, account: &Account, rp: &RelyingParty, now: Millis) -> Result<Value> {
         let existing = self.credential_ids(scope, account.id).await?;
-        if existing.len() as i64 >= MAX_PASSKEYS {
-            return Err(StoreError::Invalid(format!("パスキーは{MAX_PASSKEYS}個までです (at most {MAX_PASSKEYS} passkeys)")));
+        if existing.len() >= MAX_PASSKEYS {
+            return Err(StoreError::Invalid(Problem::TooManyPasskeys(MAX_PASSKEYS)));
         }
         let challenge = self.new_challenge(scope, account.id, "register", now).await?;
         let handle = self.user_handle(scope, account.id).await?;
@@ -168,8 +168,8 @@ impl Store {
             .bind(account)
             .fetch_one(&mut *tx)
             .await?;
-        if count >= MAX_PASSKEYS {
-            return Err(StoreError::Invalid(format!("パスキーは{MAX_PASSKEYS}個までです (at most {MAX_PASSKEYS} passkeys)")));
+        if count >= MAX_PASSKEYS as i64 {
+            return Err(StoreError::Invalid(Problem::TooManyPasskeys(MAX_PASSKEYS)));
         }
         let inserted = sqlx::query(
             "INSERT INTO passkeys (tenant_id, account_id, credential_id, public_key, sign_count, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -135,7 +135,7 @@ impl Store {
     /// Records (or replaces) a recipient's answer; returns the incident id once it is
     /// committed. Answers arriving together share a transaction (`answer_writer`).
     pub async fn save_answer(&self, scope: &TenantScope, recipient_id: i64, answers: &Answers, now: Millis) -> Result<i64> {
-        let json = serde_json::to_string(answers).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let json = serde_json::to_string(answers).map_err(|e| StoreError::Internal(e.to_string()))?;
         let writer = self.answers.get_or_init(|| crate::answer_writer::spawn(self.pool.clone(), self.engine));
         let (done, saved) = tokio::sync::oneshot::channel();
         let pending = crate::answer_writer::Pending { tenant: scope.tenant_id(), recipient: recipient_id, answers: json, at: now, done };

@@ -2,7 +2,7 @@
 //! throttling of failed sign-ins by client address and by account name.
 
 use crate::audit::AuditEvent;
-use crate::{Result, Store, StoreError, TenantScope};
+use crate::{Problem, Result, Store, StoreError, TenantScope};
 use anpi_core::{Millis, Role};
 
 /// Who must use a second factor.
@@ -55,16 +55,16 @@ impl Default for SecurityPolicy {
 }
 
 impl SecurityPolicy {
-    /// Checks the ranges; the error says which, in both languages.
-    pub fn check(&self) -> std::result::Result<(), String> {
+    /// Checks the ranges; the error says which.
+    pub fn check(&self) -> std::result::Result<(), Problem> {
         if !(1..=100).contains(&self.lockout_threshold) {
-            return Err("ロックまでの失敗回数は1〜100です (lockout threshold: 1–100)".into());
+            return Err(Problem::LockoutThreshold);
         }
         if !(5..=1440).contains(&self.idle_min) {
-            return Err("無操作タイムアウトは5〜1440分です (idle timeout: 5–1440 minutes)".into());
+            return Err(Problem::IdleTimeout);
         }
         if !(60..=10_080).contains(&self.absolute_min) || self.absolute_min < self.idle_min {
-            return Err("最長ログイン時間は60〜10080分で、無操作タイムアウト以上です (absolute timeout: 60–10080 minutes, not below the idle timeout)".into());
+            return Err(Problem::AbsoluteTimeout);
         }
         Ok(())
     }

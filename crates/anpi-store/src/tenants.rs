@@ -1,6 +1,6 @@
 //! Tenants (organisations). Created by operators.
 
-use crate::{Result, Store, StoreError, TenantScope};
+use crate::{Problem, Result, Store, StoreError, TenantScope};
 use anpi_core::Millis;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -30,14 +30,14 @@ pub fn valid_code(code: &str) -> bool {
 impl Store {
     pub async fn create_tenant(&self, code: &str, name: &str, now: Millis) -> Result<TenantScope> {
         if !valid_code(code) {
-            return Err(StoreError::Invalid("tenant code: 2–32 of a-z, 0-9, -".into()));
+            return Err(StoreError::Invalid(Problem::TenantCode));
         }
         if name.trim().is_empty() {
-            return Err(StoreError::Invalid("tenant name is required".into()));
+            return Err(StoreError::Invalid(Problem::TenantNameMissing));
         }
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1").bind(code).fetch_optional(&mut *self.system().await?).await?;
         if exists.is_some() {
-            return Err(StoreError::Conflict(format!("tenant code {code} is taken")));
+            return Err(StoreError::Conflict(Problem::TenantCodeTaken(code.to_string())));
         }
         // Born sealed (keys.rs): it has no contact data in an older format.
         let id: i64 = sqlx::query_scalar("INSERT INTO tenants (code, name, created_at, sealed) VALUES ($1, $2, $3, 1) RETURNING id")
@@ -77,7 +77,7 @@ impl Store {
     pub async fn set_time_zone(&self, scope: &TenantScope, zone: &str, audit: &crate::audit::AuditEvent<'_>, now: Millis) -> Result<()> {
         let zone = zone.trim();
         if !anpi_core::clock::valid_zone(zone) {
-            return Err(StoreError::Invalid(format!("タイムゾーンが不明です: {zone} (unknown time zone; use an IANA name such as Asia/Tokyo)")));
+            return Err(StoreError::Invalid(Problem::UnknownTimeZone(zone.to_string())));
         }
         let mut tx = self.scoped_tx(scope).await?;
         sqlx::query("UPDATE tenants SET time_zone = $1 WHERE id = $2").bind(zone).bind(scope.tenant_id()).execute(&mut *tx).await?;

@@ -1,7 +1,7 @@
 //! Store tests on both engines: SQLite always, PostgreSQL when ANPI_TEST_DATABASE_URL is set.
 
 use crate::audit::AuditEvent;
-use crate::{Engine, NewIncident, Store};
+use crate::{Engine, NewIncident, Problem, Store, StoreError};
 use anpi_core::directory::PersonFields;
 use anpi_core::survey::{Answers, Survey};
 use anpi_core::target::Target;
@@ -133,13 +133,19 @@ async fn whole_loop_on_every_engine() {
         let now = 1_700_000_000_000;
         let a = s.create_tenant("acme", "ACME", now).await.unwrap();
         let b = s.create_tenant("beta", "Beta", now).await.unwrap();
-        assert!(s.create_tenant("acme", "again", now).await.is_err());
+        assert!(matches!(s.create_tenant("acme", "again", now).await, Err(StoreError::Conflict(Problem::TenantCodeTaken(c))) if c == "acme"));
         s.create_site(&a, "東京本社", &AreaCode::parse("13101").unwrap()).await.unwrap();
         s.save_person(&a, None, &person("1", "本社/総務部", "東京本社", "one@example.jp"), &AuditEvent::system("test"), now).await.unwrap();
         s.save_person(&a, None, &person("2", "本社/営業部", "", "two@example.jp;two@b.example.jp"), &AuditEvent::system("test"), now).await.unwrap();
         s.save_person(&b, None, &person("1", "営業", "", "b1@example.jp"), &AuditEvent::system("test"), now).await.unwrap();
-        assert!(s.save_person(&a, None, &person("1", "", "", ""), &AuditEvent::system("test"), now).await.is_err(), "duplicate employee number");
-        assert!(s.save_person(&a, None, &person("9", "", "大阪", ""), &AuditEvent::system("test"), now).await.is_err(), "unknown site");
+        assert!(
+            matches!(s.save_person(&a, None, &person("1", "", "", ""), &AuditEvent::system("test"), now).await, Err(StoreError::Conflict(Problem::EmployeeNoInUse(n))) if n == "1"),
+            "duplicate employee number"
+        );
+        assert!(
+            matches!(s.save_person(&a, None, &person("9", "", "大阪", ""), &AuditEvent::system("test"), now).await, Err(StoreError::Invalid(Problem::UnknownSite(n))) if n == "大阪"),
+            "unknown site"
+        );
         let people = s.people(&a).await.unwrap();
         assert_eq!(people.len(), 2);
         assert_eq!(people[1].input.emails.len(), 2);
@@ -149,7 +155,9 @@ async fn whole_loop_on_every_engine() {
 
         // Import is all-or-nothing.
         let bad = vec![person("3", "", "", ""), person("4", "", "存在しない", "")];
-        assert!(s.import_people(&a, &bad, &AuditEvent::system("test"), now).await.is_err());
+        assert!(
+            matches!(s.import_people(&a, &bad, &AuditEvent::system("test"), now).await, Err(StoreError::Invalid(Problem::UnknownSite(n))) if n == "存在しない")
+        );
         assert_eq!(s.people(&a).await.unwrap().len(), 2);
 
         let acc = s.create_account(&a, "Admin@Example.jp", "管理者", Role::Admin, Some("long enough pass"), &AuditEvent::system("test"), now).await.unwrap();
@@ -182,7 +190,7 @@ async fn whole_loop_on_every_engine() {
         // TOTP: each code once; recovery codes once; other tenants cannot use them.
         let secret = crate::mfa::new_totp_secret();
         let code = |t: i64| crate::mfa::totp_code(&crate::mfa::unbase32(&secret).unwrap(), t / 30_000);
-        assert!(s.enable_totp(&a, acc, &secret, "000000x", &AuditEvent::system("test"), now).await.is_err());
+        assert!(matches!(s.enable_totp(&a, acc, &secret, "000000x", &AuditEvent::system("test"), now).await, Err(StoreError::Invalid(Problem::CodeMismatch))));
         let codes = s.enable_totp(&a, acc, &secret, &code(now), &AuditEvent::system("test"), now).await.unwrap();
         assert_eq!(codes.len(), 10);
         assert!(!s.verify_second_factor(&a, acc, &code(now), now).await.unwrap(), "the enrolment code is spent");
@@ -451,10 +459,10 @@ async fn a_change_and_its_audit_entry_commit_together_on_every_engine() {
 
 #[tokio::test]
 async fn passwords_refuse_common_and_context_words_on_every_engine() {
-    use crate::StoreError;
-    fn refused(r: crate::Result<impl std::fmt::Debug>, what: &str) -> String {
+    use anpi_core::password::PasswordProblem;
+    fn refused(r: crate::Result<impl std::fmt::Debug>, what: &str) -> Problem {
         match r {
-            Err(StoreError::Invalid(m)) => m,
+            Err(StoreError::Invalid(p)) => p,
             other => panic!("{what}: expected Invalid, got {other:?}"),
         }
     }
@@ -466,7 +474,7 @@ async fn passwords_refuse_common_and_context_words_on_every_engine() {
             s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("p@ssw0rd1234567"), &AuditEvent::system("test"), now).await,
             "common",
         );
-        assert!(m.contains("よく使われる") && m.contains("too common"), "{m}");
+        assert_eq!(m, Problem::Password(PasswordProblem::Common));
         for pw in [
             "my anpi password is long",
             "welcome to sakura!!",
@@ -476,7 +484,7 @@ async fn passwords_refuse_common_and_context_words_on_every_engine() {
             "yamada-yamada-yamada",
         ] {
             let m = refused(s.create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some(pw), &AuditEvent::system("test"), now).await, pw);
-            assert!(m.contains("組織名") && m.contains("email address"), "{pw}: {m}");
+            assert_eq!(m, Problem::Password(PasswordProblem::ContainsContext), "{pw}");
         }
         let id = s
             .create_account(&t, "taro.yamada@hq.example", "山田 太郎", Role::Admin, Some("correct horse battery staple"), &AuditEvent::system("test"), now)
@@ -484,13 +492,13 @@ async fn passwords_refuse_common_and_context_words_on_every_engine() {
             .unwrap();
         // Change and reset check the same words (looked up from the tenant and the account).
         let m = refused(s.change_password(&t, id, "correct horse battery staple", "SAKURA shelter check 2026", &AuditEvent::system("test"), 0).await, "change");
-        assert!(m.contains("組織名"), "{m}");
+        assert_eq!(m, Problem::Password(PasswordProblem::ContainsContext));
         refused(s.change_password(&t, id, "correct horse battery staple", "qwertyuiop123456", &AuditEvent::system("test"), 0).await, "change common");
         let m = refused(
             s.change_password(&t, id, "not the current password", "blue shelter check 2026", &AuditEvent::system("test"), 0).await,
             "wrong current password",
         );
-        assert!(m.contains("current password is wrong"), "{m}");
+        assert_eq!(m, Problem::WrongCurrentPassword);
         s.change_password(&t, id, "correct horse battery staple", "blue shelter check 2026", &AuditEvent::system("test"), 0).await.unwrap();
         let mut token = String::new();
         assert!(s
@@ -504,8 +512,11 @@ async fn passwords_refuse_common_and_context_words_on_every_engine() {
         s.reset_password(&token, "green shelter check 2027", &AuditEvent::system("test"), now).await.unwrap();
         assert!(s.account_login("sakura", "taro.yamada@hq.example", "green shelter check 2027", now).await.unwrap().is_some());
         // Operators: the service name and their email.
-        assert!(matches!(s.create_operator("ops@opsteam.example", "opsteam night shift key", now).await, Err(StoreError::Invalid(_))));
-        assert!(matches!(s.create_operator("ops@opsteam.example", "password1234567890", now).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            s.create_operator("ops@opsteam.example", "opsteam night shift key", now).await,
+            Err(StoreError::Invalid(Problem::Password(PasswordProblem::ContainsContext)))
+        ));
+        assert!(matches!(s.create_operator("ops@opsteam.example", "password1234567890", now).await, Err(StoreError::Invalid(Problem::Password(_)))));
         s.create_operator("ops@opsteam.example", "night shift rotation key", now).await.unwrap();
     }
 }
@@ -785,11 +796,11 @@ async fn client_cert_settings_on_every_engine() {
         let b = s.create_tenant("beta", "Beta", 0).await.unwrap();
         assert_eq!(s.client_cert_settings(&a).await.unwrap(), crate::ClientCertSettings::default());
         // Nothing to require without a CA; nothing to remove either.
-        assert!(matches!(s.set_admin_cert_required(&a, true).await, Err(crate::StoreError::Invalid(m)) if m.contains("upload a CA certificate first")));
+        assert!(matches!(s.set_admin_cert_required(&a, true).await, Err(StoreError::Invalid(Problem::NeedClientCa))));
         s.remove_client_ca(&a).await.unwrap();
         // Only a CA is accepted; what is stored is the canonical PEM.
-        assert!(matches!(s.set_client_ca(&a, LEAF).await, Err(crate::StoreError::Invalid(m)) if m.contains("not a CA certificate")));
-        assert!(matches!(s.set_client_ca(&a, "junk").await, Err(crate::StoreError::Invalid(_))));
+        assert!(matches!(s.set_client_ca(&a, LEAF).await, Err(StoreError::Invalid(Problem::Other(m))) if m.contains("not a CA certificate")));
+        assert!(matches!(s.set_client_ca(&a, "junk").await, Err(StoreError::Invalid(Problem::Other(_)))));
         let ca = s.set_client_ca(&a, &format!("\n  {CA}\n")).await.unwrap();
         assert_eq!(ca.subject, "CN=anpi test client CA,O=anpi test");
         let got = s.client_cert_settings(&a).await.unwrap();
@@ -799,7 +810,7 @@ async fn client_cert_settings_on_every_engine() {
         // Per tenant.
         assert_eq!(s.client_cert_settings(&b).await.unwrap(), crate::ClientCertSettings::default());
         // The CA stays while it is required; it can be replaced.
-        assert!(matches!(s.remove_client_ca(&a).await, Err(crate::StoreError::Invalid(m)) if m.contains("turn off the admin certificate requirement first")));
+        assert!(matches!(s.remove_client_ca(&a).await, Err(StoreError::Invalid(Problem::ClientCertStillRequired))));
         let other = s.set_client_ca(&a, OTHER_CA).await.unwrap();
         assert_eq!(s.client_cert_settings(&a).await.unwrap(), crate::ClientCertSettings { ca: Some(other), admin_required: true });
         // Other security settings leave these alone, and these leave the others alone.

@@ -139,7 +139,7 @@ impl Store {
                 (rows, checked)
             })
             .await
-            .map_err(|e| StoreError::Invalid(format!("verification task: {e}")))?;
+            .map_err(|e| StoreError::Internal(format!("verification task: {e}")))?;
             if end_seq != head.seq || end_hash != head.hash {
                 problems.push(format!("the chain ends at entry {end_seq} but the head records entry {}: entries were removed or added at the end", head.seq));
             }
@@ -191,7 +191,7 @@ impl Store {
         let tenant = head.tenant_id;
         let (end_seq, end_hash, stretch) = tokio::task::spawn_blocking(move || check_rows(tenant, start_seq, start_hash, &rows))
             .await
-            .map_err(|e| StoreError::Invalid(format!("verification task: {e}")))?;
+            .map_err(|e| StoreError::Internal(format!("verification task: {e}")))?;
         problems.extend(stretch);
         if end_seq != head.seq || end_hash != head.hash {
             problems.push(format!("the chain ends at entry {end_seq} but the head records entry {}: entries were removed or added at the end", head.seq));

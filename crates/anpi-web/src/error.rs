@@ -22,7 +22,8 @@ impl From<anpi_store::StoreError> for WebError {
         match e {
             NotFound => WebError::NotFound,
             OutsideReach => WebError::Forbidden,
-            Invalid(m) | Conflict(m) => WebError::BadRequest(m),
+            // No page language here: the generic error page shows both.
+            Invalid(p) | Conflict(p) => WebError::BadRequest(crate::i18n::problem_both(&p)),
             Throttled(ms) => WebError::Throttled(ms),
             Busy => WebError::Busy,
             other => WebError::Internal(other.to_string()),

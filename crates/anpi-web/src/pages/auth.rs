@@ -3,7 +3,7 @@
 use super::{render, CsrfForm, Flash, Layout};
 use crate::client_ip::throttle_scope;
 use crate::error::{WebError, WebResult};
-use crate::i18n::Tr;
+use crate::i18n::{problem, Tr};
 use crate::session::{clear_cookie, login_csrf, login_csrf_ok, session_cookie, Console, TENANT_COOKIE};
 use crate::AppState;
 use crate::PeerCertificates;
@@ -192,11 +192,11 @@ pub async fn change_password(State(st): State<AppState>, c: Console, Form(f): Fo
             let token = st.store.create_session("account", c.account.id, Some(&c.scope), &e, st.clock.now()).await?;
             Ok(([(header::SET_COOKIE, session_cookie(TENANT_COOKIE, &token))], Redirect::to("/password?done=password")).into_response())
         }
-        Err(anpi_store::StoreError::Invalid(m)) => {
+        Err(anpi_store::StoreError::Invalid(p)) => {
             let page = PasswordPage {
                 l: Layout::console(&c, c.t.p("パスワード変更", "Change password")),
                 csrf: c.csrf.clone(),
-                error: Some(m),
+                error: Some(problem(c.t, &p)),
                 min: anpi_core::password::min_len(c.account.mfa),
             };
             Ok((StatusCode::BAD_REQUEST, render(&page)?).into_response())
@@ -304,10 +304,14 @@ pub async fn reset(
     let e = anpi_store::audit::AuditEvent { ip: &client.ip, ..anpi_store::audit::AuditEvent::system("password_reset") };
     match st.store.reset_password(&token, &f.new, &e, st.clock.now()).await {
         Ok(()) => Ok(Redirect::to("/login").into_response()),
-        Err(anpi_store::StoreError::Invalid(m)) => {
+        Err(anpi_store::StoreError::Invalid(p)) => {
             let valid = st.store.reset_token_valid(&token, st.clock.now()).await?;
-            let page =
-                ResetPage { l: Layout::public(t, t.p("パスワードの設定", "Set password")), valid, error: Some(m), min: anpi_core::password::MIN_LEN };
+            let page = ResetPage {
+                l: Layout::public(t, t.p("パスワードの設定", "Set password")),
+                valid,
+                error: Some(problem(t, &p)),
+                min: anpi_core::password::MIN_LEN,
+            };
             Ok((StatusCode::BAD_REQUEST, render(&page)?).into_response())
         }
         Err(e) => Err(WebError::from(e)),

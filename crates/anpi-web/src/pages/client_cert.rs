@@ -9,12 +9,13 @@ use super::{render, Flash, Layout};
 use crate::client_cert::PeerCertificates;
 use crate::client_ip::ClientIp;
 use crate::error::WebResult;
+use crate::i18n::problem;
 use crate::session::Console;
 use crate::AppState;
 use anpi_core::clientcert::{ClientCa, Refusal};
 use anpi_core::clock::format_local;
 use anpi_core::Permission;
-use anpi_store::StoreError;
+use anpi_store::{Problem, StoreError};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -123,7 +124,7 @@ pub async fn remove_ca(State(st): State<AppState>, c: Console, certs: PeerCertif
             c.audit(&st, "client_ca_removed", "", "").await?;
             Ok(Redirect::to("/security/client-cert?done=deleted").into_response())
         }
-        Err(StoreError::Invalid(m)) => show(&st, &c, &certs, String::new(), Some(m), None).await,
+        Err(StoreError::Invalid(p)) => show(&st, &c, &certs, String::new(), Some(problem(c.t, &p)), None).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -144,7 +145,7 @@ pub async fn save_required(State(st): State<AppState>, c: Console, certs: PeerCe
     if required {
         let settings = st.store.client_cert_settings(&c.scope).await?;
         let Some(ca) = settings.ca else {
-            return show(&st, &c, &certs, String::new(), Some("先にCA証明書を登録してください (upload a CA certificate first)".into()), None).await;
+            return show(&st, &c, &certs, String::new(), Some(problem(c.t, &Problem::NeedClientCa)), None).await;
         };
         if let Err(why) = ca.verify(certs.chain(), st.clock.now()) {
             tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, reason = %why, "client certificate requirement refused: would lock the admin out");
@@ -154,7 +155,7 @@ pub async fn save_required(State(st): State<AppState>, c: Console, certs: PeerCe
     }
     match st.store.set_admin_cert_required(&c.scope, required).await {
         Ok(()) => {}
-        Err(StoreError::Invalid(m)) => return show(&st, &c, &certs, String::new(), Some(m), None).await,
+        Err(StoreError::Invalid(p)) => return show(&st, &c, &certs, String::new(), Some(problem(c.t, &p)), None).await,
         Err(e) => return Err(e.into()),
     }
     tracing::info!(tenant = c.scope.tenant_id(), by = c.account.id, ip = %ip.shown(), required, "admin client certificate requirement changed");

@@ -3,7 +3,7 @@
 
 use super::{render, CsrfForm, Flash, Layout};
 use crate::error::{WebError, WebResult};
-use crate::i18n::Tr;
+use crate::i18n::{problem, Tr};
 use crate::session::Console;
 use crate::AppState;
 use anpi_core::clock::format_local;
@@ -448,7 +448,7 @@ async fn save(st: &AppState, c: &Console, id: i64, form: RuleForm) -> WebResult<
             let e = AuditEvent { detail, ..c.event(if id == 0 { "rule_created" } else { "rule_updated" }, "") };
             match st.store.save_rule(&c.scope, &rule.to_row(), &e, st.clock.now()).await {
                 Ok(_) => {}
-                Err(anpi_store::StoreError::Invalid(e)) => return rule_page(st, c, id, form, Some(e)).await,
+                Err(anpi_store::StoreError::Invalid(p)) => return rule_page(st, c, id, form, Some(problem(c.t, &p))).await,
                 Err(e) => return Err(e.into()),
             }
             Ok(Redirect::to("/rules?done=saved").into_response())

@@ -2,7 +2,7 @@
 
 use super::{render, CsrfForm, Flash, Layout};
 use crate::error::WebResult;
-use crate::i18n::Tr;
+use crate::i18n::{problem, Tr};
 use crate::session::Console;
 use crate::AppState;
 use anpi_core::clock::format_local;
@@ -140,7 +140,7 @@ pub async fn start(State(st): State<AppState>, c: Console, Form(fields): Form<Ve
             st.wake.notify_one();
             Ok(Redirect::to(&format!("/incidents/{id}?done=started")).into_response())
         }
-        Err(anpi_store::StoreError::Invalid(e)) => new_page_with(&st, &c, survey_text, Some(e)).await,
+        Err(anpi_store::StoreError::Invalid(p)) => new_page_with(&st, &c, survey_text, Some(problem(c.t, &p))).await,
         Err(e) => Err(e.into()),
     }
 }

@@ -3,6 +3,7 @@
 
 use super::{render, CsrfForm, Flash, Layout};
 use crate::error::{WebError, WebResult};
+use crate::i18n::problem;
 use crate::session::Console;
 use crate::AppState;
 use anpi_core::{Permission, Role};
@@ -73,8 +74,8 @@ fn describe(i: &LabelInput) -> String {
 /// A refused change shows the page again with the reason; other errors go up.
 async fn refused(st: &AppState, c: &Console, e: StoreError) -> WebResult<Response> {
     match e {
-        StoreError::Invalid(m) => page_with(st, c, StatusCode::BAD_REQUEST, None, Some(m)).await,
-        StoreError::Conflict(m) => page_with(st, c, StatusCode::CONFLICT, None, Some(m)).await,
+        StoreError::Invalid(p) => page_with(st, c, StatusCode::BAD_REQUEST, None, Some(problem(c.t, &p))).await,
+        StoreError::Conflict(p) => page_with(st, c, StatusCode::CONFLICT, None, Some(problem(c.t, &p))).await,
         e => Err(e.into()),
     }
 }

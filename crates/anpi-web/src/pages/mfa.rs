@@ -4,6 +4,7 @@
 use super::auth::{client_info, throttled};
 use super::{render, Flash, Layout};
 use crate::error::{WebError, WebResult};
+use crate::i18n::problem;
 use crate::session::{session_cookie, Console, SignIn, TENANT_COOKIE};
 use crate::AppState;
 use anpi_core::Permission;
@@ -233,7 +234,7 @@ pub async fn enrol(
     let e = sign_in_event(&s, "mfa_enabled", "ok", "totp");
     let codes = match st.store.enable_totp(&s.scope, s.account.id, f.secret.trim(), &f.code, &e, st.clock.now()).await {
         Ok(codes) => codes,
-        Err(anpi_store::StoreError::Invalid(m)) => return enrol_page(&st, &s, f.secret, Some(m)).await,
+        Err(anpi_store::StoreError::Invalid(p)) => return enrol_page(&st, &s, f.secret, Some(problem(s.t, &p))).await,
         Err(e) => return Err(e.into()),
     };
     tracing::info!(tenant = s.scope.tenant_id(), account = s.account.id, "two-step sign-in enabled");
@@ -336,7 +337,7 @@ pub async fn save_policy(State(st): State<AppState>, c: Console, Form(f): Form<P
             tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, mfa = p.mfa_required.code(), "security policy changed");
             Ok(Redirect::to("/security?done=saved").into_response())
         }
-        Err(anpi_store::StoreError::Invalid(m)) => policy_page(&c, p, Some(m), None),
+        Err(anpi_store::StoreError::Invalid(why)) => policy_page(&c, p, Some(problem(c.t, &why)), None),
         Err(e) => Err(e.into()),
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{render, CsrfForm, Layout};
 use crate::error::WebResult;
-use crate::i18n::Tr;
+use crate::i18n::{problem, Tr};
 use crate::session::{clear_cookie, cookie, session_cookie, Operator, OPERATOR_COOKIE};
 use crate::AppState;
 use anpi_core::clock::format_local;
@@ -179,7 +179,7 @@ async fn create_tenant(State(st): State<AppState>, op: Operator, headers: Header
     }
     let scope = match st.store.create_tenant(f.code.trim(), &f.name, now).await {
         Ok(s) => s,
-        Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => return home_page(&st, &op, t, Some(e), None).await,
+        Err(anpi_store::StoreError::Invalid(p) | anpi_store::StoreError::Conflict(p)) => return home_page(&st, &op, t, Some(problem(t, &p)), None).await,
         Err(e) => return Err(e.into()),
     };
     let e = anpi_store::audit::AuditEvent {

@@ -9,7 +9,7 @@
 
 use super::mfa::FactorAttempt;
 use crate::error::{WebError, WebResult};
-use crate::i18n::Tr;
+use crate::i18n::{problem, Tr};
 use crate::session::{Console, SignIn};
 use crate::AppState;
 use anpi_store::audit::AuditEvent;
@@ -50,7 +50,7 @@ fn internal(t: Tr, detail: impl std::fmt::Display) -> Response {
 /// A store error as JSON: validation messages (already generic) are shown, the rest logged.
 fn store_error(t: Tr, e: StoreError) -> Response {
     match e {
-        StoreError::Invalid(m) | StoreError::Conflict(m) => json_error(StatusCode::BAD_REQUEST, &m),
+        StoreError::Invalid(p) | StoreError::Conflict(p) => json_error(StatusCode::BAD_REQUEST, &problem(t, &p)),
         StoreError::NotFound => bad_request(t),
         StoreError::Throttled(wait) => throttled(t, wait),
         StoreError::Busy => busy(t),

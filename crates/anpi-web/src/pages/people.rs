@@ -3,6 +3,7 @@
 
 use super::{render, CsrfForm, Flash, Layout};
 use crate::error::{WebError, WebResult};
+use crate::i18n::problem;
 use crate::session::Console;
 use crate::AppState;
 use anpi_core::csv_import::{self, Encoding, RowResult};
@@ -143,8 +144,8 @@ async fn save(st: &AppState, c: &Console, id: Option<i64>, form: PersonForm) -> 
     let e = c.event(if id.is_some() { "person_updated" } else { "person_created" }, "");
     match st.store.save_person(&c.scope, id, &input, &e, st.clock.now()).await {
         Ok(_) => Ok(Redirect::to("/people?done=saved").into_response()),
-        Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => {
-            person_page(st, c, id, PersonState::default(), form.fields, vec![e]).await
+        Err(anpi_store::StoreError::Invalid(p) | anpi_store::StoreError::Conflict(p)) => {
+            person_page(st, c, id, PersonState::default(), form.fields, vec![problem(c.t, &p)]).await
         }
         Err(e) => Err(e.into()),
     }
@@ -297,7 +298,7 @@ pub async fn import_confirm(State(st): State<AppState>, c: Console, Path(id): Pa
             tracing::info!(tenant = c.scope.tenant_id(), account = c.account.id, rows = n, "directory import");
             Ok(Redirect::to("/people?done=imported").into_response())
         }
-        Err(anpi_store::StoreError::Invalid(e) | anpi_store::StoreError::Conflict(e)) => import_page_for(&c, Some(e), vec![], None),
+        Err(anpi_store::StoreError::Invalid(p) | anpi_store::StoreError::Conflict(p)) => import_page_for(&c, Some(problem(c.t, &p)), vec![], None),
         Err(anpi_store::StoreError::Partial { done, total }) => {
             let e = format!("{total} 行のうち {done} 行を取り込んだところで中断しました。同じファイルをもう一度取り込んでください (取り込み済みの行は更新されるだけです)。 (stopped after {done} of {total} rows; import the same file again)");
             import_page_for(&c, Some(e), vec![], None)

@@ -144,7 +144,11 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
         // Incident form: no target, bad area code, broken survey.
         a.get("/incidents/new").await;
         let r = a.post_form("/incidents", &[("title", "x"), ("survey", "Q: a / b")]).await.expect_status(400);
-        assert!(r.text.contains("choose a target"));
+        assert!(r.text.contains("配信対象を選んでください") && !r.text.contains("choose a target"), "Japanese only: {}", r.text);
+        // The store's refusal is a code; the page says it in its own language, and only in that.
+        a.get("/incidents/new?lang=en").await;
+        let r = a.post_form("/incidents?lang=en", &[("title", "x"), ("survey", "Q: a / b")]).await.expect_status(400);
+        assert!(r.text.contains("choose a target") && !r.text.contains("配信対象を選んでください"), "English only: {}", r.text);
         a.get("/incidents/new").await;
         let r = a.post_form("/incidents", &[("title", "x"), ("all", "1"), ("areas", "99999"), ("survey", "Q: a / b")]).await.expect_status(400);
         assert!(r.text.contains("prefecture"));

@@ -220,7 +220,7 @@ async fn admin_access_with_client_certificates() {
     assert!(admin.get("/security").await.text.contains("href=\"/security/client-cert\""), "linked from the security page");
     dist.get("/security/client-cert").await.expect_status(403);
     let r = set_required(&mut admin, true).await.expect_status(400);
-    assert!(r.text.contains("upload a CA certificate first"), "{}", r.text);
+    assert!(r.text.contains("先にCA証明書を登録してください") && !r.text.contains("upload a CA certificate first"), "in the page's language: {}", r.text);
     let r = upload_ca(&mut admin, &String::from_utf8_lossy(&good)).await.expect_status(400);
     assert!(r.text.contains("not a CA certificate"), "a client certificate (and key) is not a CA: {}", r.text);
     let r = upload_ca(&mut admin, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n").await.expect_status(400);
@@ -296,7 +296,7 @@ async fn admin_access_with_client_certificates() {
     assert!(r.text.contains(LOCKOUT), "{}", r.text);
     certified.get("/security/client-cert").await.expect_status(200);
     let r = certified.post_form("/security/client-cert/ca/remove", &[]).await.expect_status(400);
-    assert!(r.text.contains("turn off the admin certificate requirement first"), "{}", r.text);
+    assert!(r.text.contains("管理者のクライアント証明書の必須設定を先に解除してください"), "{}", r.text);
     assert!(certified.get("/security/client-cert").await.text.contains("CN=mtls tenant CA"), "the CA stayed");
 
     // Plain HTTP (what anpi sees behind a TLS-terminating proxy) carries no certificate: no
