@@ -159,6 +159,22 @@ struct DashboardDb {
     delivery: Option<String>,
 }
 
+impl DashboardDb {
+    fn row(self, group_ids: Vec<i64>) -> DashboardRow {
+        DashboardRow {
+            recipient_id: self.id,
+            person_id: self.person_id,
+            name: self.name,
+            department_id: self.department_id,
+            site_id: self.site_id,
+            group_ids,
+            answers: self.answers.and_then(|a| serde_json::from_str(&a).ok()),
+            answered_at: self.answered_at,
+            delivery: self.delivery.unwrap_or_else(|| "none".into()),
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct TargetDb {
     id: i64,
@@ -533,16 +549,9 @@ impl Store {
         }
         Ok(rows
             .into_iter()
-            .map(|r| DashboardRow {
-                recipient_id: r.id,
-                person_id: r.person_id,
-                name: r.name,
-                department_id: r.department_id,
-                site_id: r.site_id,
-                group_ids: groups.get(&r.person_id).cloned().unwrap_or_default(),
-                answers: r.answers.and_then(|a| serde_json::from_str(&a).ok()),
-                answered_at: r.answered_at,
-                delivery: r.delivery.unwrap_or_else(|| "none".into()),
+            .map(|r| {
+                let groups = groups.get(&r.person_id).cloned().unwrap_or_default();
+                r.row(groups)
             })
             .collect())
     }
@@ -592,20 +601,7 @@ impl Store {
         Ok(DashboardCounts {
             by_place: by_place.into_iter().map(CountDb::count).collect(),
             by_group: by_group.into_iter().filter_map(|g| Some((g.group_id?, g.count()))).collect(),
-            unanswered: unanswered
-                .into_iter()
-                .map(|r| DashboardRow {
-                    recipient_id: r.id,
-                    person_id: r.person_id,
-                    name: r.name,
-                    department_id: r.department_id,
-                    site_id: r.site_id,
-                    group_ids: Vec::new(),
-                    answers: None,
-                    answered_at: None,
-                    delivery: "none".into(),
-                })
-                .collect(),
+            unanswered: unanswered.into_iter().map(|r| r.row(Vec::new())).collect(),
         })
     }
 

@@ -147,6 +147,18 @@ async fn begin(pool: &AnyPool, engine: Engine, rows: Rows) -> Result<Transaction
     Ok(tx)
 }
 
+/// A pool that opens its connections on first use, each running `setup` once.
+fn lazy_pool(url: &str, max: u32, setup: &'static str) -> Result<AnyPool> {
+    let opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30)).max_connections(max);
+    let opts = opts.after_connect(move |conn, _| {
+        Box::pin(async move {
+            conn.execute(setup).await?;
+            Ok(())
+        })
+    });
+    Ok(opts.connect_lazy(url)?)
+}
+
 /// A handle on the database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -235,29 +247,11 @@ impl Store {
         };
         let readers = match engine {
             // An in-memory database exists once per connection: it has no other readers.
-            Engine::Sqlite if !url.contains(":memory:") => AnyPoolOptions::new()
-                .acquire_timeout(Duration::from_secs(30))
-                .max_connections(4)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute("PRAGMA query_only=ON; PRAGMA busy_timeout=10000;").await?;
-                        Ok(())
-                    })
-                })
-                .connect_lazy(url)?,
+            Engine::Sqlite if !url.contains(":memory:") => lazy_pool(url, 4, "PRAGMA query_only=ON; PRAGMA busy_timeout=10000;")?,
             Engine::Sqlite => pool.clone(),
             // Connections that see every tenant's rows for their whole life, so a lookup costs
             // one round trip instead of three (set, query, reset); only `system_read` uses them.
-            Engine::Postgres => AnyPoolOptions::new()
-                .acquire_timeout(Duration::from_secs(30))
-                .max_connections(8)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute("SET anpi.tenant = '*'").await?;
-                        Ok(())
-                    })
-                })
-                .connect_lazy(url)?,
+            Engine::Postgres => lazy_pool(url, 8, "SET anpi.tenant = '*'")?,
         };
         let url = (engine == Engine::Postgres).then(|| std::sync::Arc::from(url));
         Ok(Store {

@@ -250,7 +250,13 @@ impl Store {
         for id in &ids {
             q = q.bind(*id);
         }
-        let (rows, unknown): (Vec<ClaimDb>, Vec<ClaimDb>) = q.fetch_all(&mut *tx).await?.into_iter().partition(|r| OutboxKind::parse(&r.kind).is_some());
+        let (mut rows, mut unknown) = (Vec::new(), Vec::new());
+        for r in q.fetch_all(&mut *tx).await? {
+            match OutboxKind::parse(&r.kind) {
+                Some(kind) => rows.push((kind, r)),
+                None => unknown.push(r),
+            }
+        }
         for r in &unknown {
             tracing::error!(outbox = r.id, kind = %r.kind, "unknown outbox kind: failed, not sent");
             sqlx::query("UPDATE outbox SET status = 'failed', lease_until = 0, last_error = $1 WHERE id = $2")
@@ -264,7 +270,7 @@ impl Store {
         // Contact data and system mail are encrypted with the tenant's keys (keys.rs).
         let mut rings: HashMap<i64, KeyRing> = HashMap::new();
         if self.master_keys().is_ok() {
-            for r in &rows {
+            for (_, r) in &rows {
                 if let std::collections::hash_map::Entry::Vacant(e) = rings.entry(r.tenant_id) {
                     e.insert(self.keyring(r.tenant_id).await?);
                 }
@@ -283,8 +289,7 @@ impl Store {
         };
         Ok(rows
             .into_iter()
-            .filter_map(|r| {
-                let kind = OutboxKind::parse(&r.kind)?;
+            .map(|(kind, r)| {
                 let survey = match (kind, r.recipient_id) {
                     (OutboxKind::System, _) | (_, None) => None,
                     (_, Some(rid)) => Some(SurveyMail {
@@ -315,7 +320,7 @@ impl Store {
                 if !bounced.is_empty() {
                     to.retain(|a| !a.eq_ignore_ascii_case(&bounced));
                 }
-                Some(Claimed {
+                Claimed {
                     id: r.id,
                     tenant_id: r.tenant_id,
                     kind,
@@ -326,7 +331,7 @@ impl Store {
                     subject: r.subject,
                     body,
                     survey,
-                })
+                }
             })
             .collect())
     }

@@ -415,55 +415,44 @@ async fn listen(mut stream: reqwest::Response, heard: Arc<Mutex<Vec<Instant>>>) 
 /// `n` GET /healthz from `concurrency` clients: what the HTTP stack and these clients carry on
 /// this machine without any work behind it. Returns requests/s and the p99 latency.
 async fn http_ceiling(base: &str, n: usize, concurrency: usize) -> (f64, Duration) {
-    let next = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let http = support::http::reqwest_client();
     let url = format!("{base}/healthz");
     let t = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let (next, latencies, http, url) = (next.clone(), latencies.clone(), http.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                let start = Instant::now();
-                let r = http.get(&url).send().await.expect("GET /healthz");
-                assert_eq!(r.status().as_u16(), 200, "GET /healthz");
-                let _ = r.bytes().await;
-                mine.push(start.elapsed());
-            }
-            latencies.lock().unwrap().extend(mine);
-        }));
-    }
-    for task in tasks {
-        task.await.expect("ceiling task");
-    }
-    let rate = n as f64 / t.elapsed().as_secs_f64();
-    let mut lat = latencies.lock().unwrap().clone();
-    lat.sort();
-    (rate, percentile(&lat, 0.99))
+    let (lat, errors) = drive(n, concurrency, 200, "GET /healthz", move |http, _| http.get(&url)).await;
+    assert!(errors.is_empty(), "the ceiling's requests failed: {:?}", &errors[..errors.len().min(5)]);
+    (n as f64 / t.elapsed().as_secs_f64(), percentile(&lat, 0.99))
 }
 
 /// Posts one answer per token (`choice` to question 1) from `concurrency` clients; returns the
 /// sorted latencies and the failures.
 async fn post_answers(base: &str, tokens: Arc<Vec<String>>, concurrency: usize, choice: &'static str) -> (Vec<Duration>, Vec<String>) {
+    let base = base.to_string();
+    drive(tokens.len(), concurrency, 303, "POST /a/…", move |http, i| http.post(format!("{base}/a/{}", tokens[i])).form(&[("q1", choice)])).await
+}
+
+/// Sends `n` requests from `concurrency` clients, request `i` made by `request`; returns the
+/// sorted latencies and the failures (transport errors, and statuses other than `expect`),
+/// each named by `what` and its number.
+async fn drive<F>(n: usize, concurrency: usize, expect: u16, what: &'static str, request: F) -> (Vec<Duration>, Vec<String>)
+where
+    F: Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
     let next = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(tokens.len())));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let http = support::http::reqwest_client();
+    let request = Arc::new(request);
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (tokens, next, latencies, errors, http, base) = (tokens.clone(), next.clone(), latencies.clone(), errors.clone(), http.clone(), base.to_string());
+        let (next, latencies, errors, http, request) = (next.clone(), latencies.clone(), errors.clone(), http.clone(), request.clone());
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= tokens.len() {
+                if i >= n {
                     break;
                 }
-                let url = format!("{base}/a/{}", tokens[i]);
                 let start = Instant::now();
-                let status = match http.post(&url).form(&[("q1", choice)]).send().await {
+                let status = match request(&http, i).send().await {
                     Ok(r) => {
                         let s = r.status().as_u16();
                         let _ = r.bytes().await;
@@ -473,16 +462,16 @@ async fn post_answers(base: &str, tokens: Arc<Vec<String>>, concurrency: usize, 
                 };
                 mine.push(start.elapsed());
                 match status {
-                    Ok(303) => {}
-                    Ok(s) => errors.lock().unwrap().push(format!("POST /a/… #{i}: HTTP {s}")),
-                    Err(e) => errors.lock().unwrap().push(format!("POST /a/… #{i}: {e}")),
+                    Ok(s) if s == expect => {}
+                    Ok(s) => errors.lock().unwrap().push(format!("{what} #{i}: HTTP {s}")),
+                    Err(e) => errors.lock().unwrap().push(format!("{what} #{i}: {e}")),
                 }
             }
             latencies.lock().unwrap().extend(mine);
         }));
     }
     for t in tasks {
-        t.await.expect("answer task");
+        t.await.expect("request task");
     }
     let mut lat = latencies.lock().unwrap().clone();
     lat.sort();
